@@ -1,0 +1,6 @@
+"""``python -m edgetestbed``: see cli.py."""
+import sys
+
+from edgetestbed.cli import main
+
+sys.exit(main())

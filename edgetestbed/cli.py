@@ -1,0 +1,169 @@
+"""The command line: ``python -m edgetestbed SUBCOMMAND``.
+
+Each subcommand is a small function taking the parsed arguments and returning
+an exit status. User errors (bad YAML, bad arguments, a machine that cannot
+emulate what the spec asks) print one clear message and exit with status 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from edgetestbed.errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_EXAMPLE = REPO / "examples" / "default.yaml"
+DEFAULT_RUNS = Path("runs")
+
+
+def _load(path: Path):
+    from edgetestbed.topo.spec import load_spec
+    return load_spec(path)
+
+
+# --- subcommands ------------------------------------------------------------------------
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check a topology file and print its resolved tree."""
+    spec = _load(args.topo)
+    if args.json:
+        print(json.dumps(spec.to_dict(), indent=2))
+        return 0
+    print(f"{args.topo}: valid — {len(spec.nodes)} nodes ({len(spec.workers)} workers, "
+          f"{len(spec.parameter_servers)} parameter servers), {len(spec.sensor_ids)} sensors"
+          + (", cloud baseline" if spec.cloud else ""))
+    for node in spec.nodes:
+        link = node.link
+        edge = "" if link is None else f"  link to {node.parent}: {_describe_link(link)}"
+        print(f"  {'  ' * node.level}{node.id} [{node.role}] cpu {node.cpu:g} mem "
+              f"{node.memory // 2**20}M{edge}")
+    return 0
+
+
+def _describe_link(link) -> str:
+    parts = [f"{link.bw_mbit:g} Mbit/s" if link.bw_mbit is not None else "unlimited"]
+    parts += [f"{value:g}{unit} {name}" for name, value, unit in
+              (("delay", link.delay_ms, "ms"), ("jitter", link.jitter_ms, "ms"),
+               ("loss", link.loss_pct, "%")) if value]
+    return ", ".join(parts)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Report what this machine can emulate and which backends 'auto' picks."""
+    from edgetestbed.topo.probe import choose_backends, probe
+    caps = probe()
+    try:
+        chosen = choose_backends("auto", "auto", caps)
+        verdict, status = f"auto chooses switch={chosen.switch}, shaping={chosen.shaping}, " \
+                          f"cgroups={chosen.cgroups}", 0
+    except UserError as error:
+        verdict, status = f"no run possible: {error}", 1
+    if args.json:
+        print(json.dumps({**caps.as_dict(), "userspace_shaping": vars(caps.userspace_shaping),
+                          "run_possible": status == 0, "verdict": verdict}, indent=2))
+        return status
+    rows = [(name, feature) for name, feature in caps.as_dict().items() if isinstance(feature, dict)]
+    rows.append(("userspace_shaping", vars(caps.userspace_shaping)))
+    width = max(len(name) for name, _ in rows)
+    for name, feature in rows:
+        print(f"{name:<{width}}  {'yes' if feature['ok'] else 'NO ':<3}  {feature['detail']}")
+    print(f"{'cores':<{width}}  {caps.cores}")
+    print(verdict)
+    return status
+
+
+def cmd_linkcheck(args: argparse.Namespace) -> int:
+    """Build the network and measure every link against the spec."""
+    from edgetestbed.linkcheck import run_linkcheck
+    results = run_linkcheck(_load(args.topo), args.runs_dir, quiet=args.json,
+                            cpu=not args.no_cpu)
+    if args.json:
+        print(json.dumps(results["links"], indent=2))
+    return 0 if results["ok"] else 1
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove the leftovers of a crashed run, from its records."""
+    from edgetestbed.rundir import clean
+    run, removed, leftovers = clean(args.run_dir)
+    if run is None:
+        print("nothing to clean: no active run is recorded")
+        return 0
+    print(f"{run.path}: removed {len(removed)} leftover resources")
+    for entry in removed:
+        print("  removed", _describe_entry(entry))
+    for entry in leftovers:
+        print("  COULD NOT REMOVE", _describe_entry(entry), file=sys.stderr)
+    return 1 if leftovers else 0
+
+
+def _describe_entry(entry: dict) -> str:
+    fields = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "kind")
+    return f"{entry['kind']}: {fields}"
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+def _topo_argument(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    if optional:
+        parser.add_argument("topo", type=Path, nargs="?", default=DEFAULT_EXAMPLE,
+                            help=f"topology YAML (default: {DEFAULT_EXAMPLE.relative_to(REPO)})")
+    else:
+        parser.add_argument("topo", type=Path, help="topology YAML")
+
+
+def _runs_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS,
+                        help="where run directories are created (default: ./runs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m edgetestbed",
+        description="Emulate a hierarchy of edge nodes on a real network, train across it, "
+                    "and measure what it costs and buys.")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    commands: dict[str, tuple[Callable, str]] = {
+        "validate": (cmd_validate, "check a topology YAML and print the resolved tree"),
+        "check": (cmd_check, "report what this machine can emulate and the backends 'auto' picks"),
+        "linkcheck": (cmd_linkcheck, "build the network and measure every link against the spec"),
+        "clean": (cmd_clean, "remove the leftovers of a crashed run, from its records"),
+    }
+    parsers = {}
+    for name, (function, summary) in commands.items():
+        parsers[name] = sub.add_parser(name, help=summary, description=summary)
+        parsers[name].set_defaults(function=function)
+    _topo_argument(parsers["validate"])
+    parsers["validate"].add_argument("--json", action="store_true", help="print the resolved spec as JSON")
+    parsers["check"].add_argument("--json", action="store_true", help="machine-readable output")
+    _topo_argument(parsers["linkcheck"], optional=True)
+    _runs_argument(parsers["linkcheck"])
+    parsers["linkcheck"].add_argument("--json", action="store_true",
+                                      help="print one JSON object per link")
+    parsers["linkcheck"].add_argument("--no-cpu", action="store_true",
+                                      help="skip measuring the hosts' CPU limits")
+    parsers["clean"].add_argument("run_dir", type=Path, nargs="?",
+                                  help="run directory to clean (default: the active run)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.function(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt as interrupt:
+        print(f"interrupted ({interrupt or 'Ctrl-C'}); the network was torn down", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

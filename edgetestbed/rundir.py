@@ -1,0 +1,162 @@
+"""The run directory: everything one run produces, and the record of what it created.
+
+``runs/<name>-<UTC timestamp>/`` holds ``spec.yaml`` (the resolved spec),
+``manifest.json`` (versions, kernel, capabilities, backends, names and
+addresses), ``resources.jsonl`` (the ledger of created resources), and what
+the run measured. One run at a time may hold emulated-network resources on a
+machine: the active run is named in ``/run/edgetestbed/active.json``, and a new
+run refuses to start while an earlier run's recorded resources still exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+from edgetestbed import __version__
+from edgetestbed.errors import LeftoverError, UserError
+from edgetestbed.topo import resources
+from edgetestbed.topo.resources import Ledger
+
+ACTIVE_FILE = Path("/run/edgetestbed/active.json")
+LEDGER_NAME = "resources.jsonl"
+MANIFEST_NAME = "manifest.json"
+
+
+class RunDir:
+    """One run's directory, its ledger and its manifest."""
+
+    def __init__(self, path: Path, tag: str) -> None:
+        self.path = Path(path)
+        self.tag = tag
+        self.ledger = Ledger(self.path / LEDGER_NAME)
+
+    @classmethod
+    def create(cls, base: Path, name: str) -> "RunDir":
+        """A new directory ``base/<name>-<UTC timestamp>``, never an existing one."""
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = Path(base) / f"{name}-{stamp}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = Path(base) / f"{name}-{stamp}-{suffix}"
+        path.mkdir(parents=True)
+        run = cls(path, secrets.token_hex(4))
+        run.write_manifest({"tag": run.tag, **environment()})
+        return run
+
+    @classmethod
+    def open(cls, path: Path) -> "RunDir":
+        """An existing run directory (for ``clean`` and ``report``)."""
+        manifest_path = Path(path) / MANIFEST_NAME
+        if not manifest_path.exists():
+            raise UserError(f"{path}: not a run directory (no {MANIFEST_NAME})")
+        return cls(Path(path), json.loads(manifest_path.read_text())["tag"])
+
+    @property
+    def manifest(self) -> dict:
+        path = self.path / MANIFEST_NAME
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def write_manifest(self, updates: dict) -> None:
+        """Merge ``updates`` into manifest.json (written atomically)."""
+        _write_json_atomic(self.path / MANIFEST_NAME, {**self.manifest, **updates})
+
+    def write_spec(self, resolved: dict) -> None:
+        (self.path / "spec.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+    def write_json(self, name: str, data: object) -> Path:
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(path, data)
+        return path
+
+
+def _write_json_atomic(path: Path, data: object) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(temporary, path)
+
+
+def environment() -> dict:
+    """What a reader needs to repeat or judge a run: versions, kernel, revision, command."""
+    return {
+        "edgetestbed_version": __version__,
+        "git_revision": _git_revision(),
+        "python": sys.version.split()[0],
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "argv": sys.argv,
+        "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+
+
+def _git_revision() -> str | None:
+    here = Path(__file__).resolve().parent
+    result = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"],
+                            capture_output=True, text=True, check=False)
+    return result.stdout.strip() or None
+
+
+# --- one run at a time ------------------------------------------------------------------
+
+def _present(run: RunDir) -> list[dict]:
+    return [entry for entry in run.ledger.entries() if resources.exists(entry)]
+
+
+def active_run() -> RunDir | None:
+    """The run named in the active file, if its directory still exists."""
+    if not ACTIVE_FILE.exists():
+        return None
+    path = Path(json.loads(ACTIVE_FILE.read_text())["run_dir"])
+    return RunDir.open(path) if (path / MANIFEST_NAME).exists() else None
+
+
+@contextlib.contextmanager
+def exclusive(run: RunDir) -> Iterator[RunDir]:
+    """Hold the machine for ``run``; refuse while another run's resources exist."""
+    previous = active_run()
+    if previous is not None and previous.path != run.path:
+        leftovers = _present(previous)
+        if leftovers:
+            raise LeftoverError(
+                f"another run holds emulated-network resources ({len(leftovers)} of them, "
+                f"recorded in {previous.path}): wait for it, or if it crashed run "
+                f"`python -m edgetestbed clean`")
+    ACTIVE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(ACTIVE_FILE, {"run_dir": str(run.path.resolve()), "pid": os.getpid()})
+    try:
+        yield run
+    finally:
+        if not _present(run):
+            ACTIVE_FILE.unlink(missing_ok=True)
+
+
+def clean(path: Path | None = None) -> tuple[RunDir | None, list[dict], list[dict]]:
+    """Remove a crashed run's leftovers (the active run's unless ``path`` is given).
+
+    Returns the run, what was removed and what could not be removed.
+    """
+    run = RunDir.open(path) if path else active_run()
+    if run is None:
+        return None, [], []
+    owner = json.loads(ACTIVE_FILE.read_text())["pid"] if ACTIVE_FILE.exists() else None
+    if owner not in (None, os.getpid()) and Path(f"/proc/{owner}").exists():
+        raise UserError(f"the run in {run.path} is still in progress (PID {owner}); "
+                        "stop it with Ctrl-C or SIGTERM, it cleans up after itself")
+    present = _present(run)
+    leftovers = resources.remove_all(present)
+    if not _present(run) and active_run() is not None and active_run().path == run.path:
+        ACTIVE_FILE.unlink(missing_ok=True)
+    removed = [entry for entry in present if entry not in leftovers]
+    return run, removed, leftovers

@@ -1,0 +1,250 @@
+"""Build the emulated network a spec describes, and tear down exactly what was built.
+
+`EmulatedNetwork` turns a `NetworkPlan` into Mininet hosts, switches and links
+with the chosen backends (see probe.py), limits every host's CPU and memory,
+sets its TCP congestion control, shapes every link, and records each resource
+in the run's ledger as it is created, so that teardown (and ``edgetestbed
+clean`` after a crash) removes exactly those resources and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+from mininet.link import Intf, Link, TCIntf, TCLink
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+from mininet.node import Host, OVSSwitch
+from mininet.nodelib import LinuxBridge
+
+from edgetestbed.errors import CapabilityError, LeftoverError
+from edgetestbed.topo import resources
+from edgetestbed.topo.cgroups import HostCgroup, RunCgroups
+from edgetestbed.topo.plan import HostPlan, LinkPlan, NetworkPlan, plan_network
+from edgetestbed.topo.probe import OVS_CTL, Backends
+from edgetestbed.topo.resources import Ledger
+from edgetestbed.topo.shaper import ShapedPort, UserspaceShaper
+from edgetestbed.topo.spec import LinkSpec, Spec
+
+
+class LimitedHost(Host):
+    """A Mininet host whose every process runs in the host's own cgroup.
+
+    The shell is moved into the cgroup at start; processes started with
+    `popen` move themselves in (a tiny ``sh`` prologue) before they exec, so
+    no child escapes the limit even for an instant.
+    """
+
+    def __init__(self, name: str, cgroup: HostCgroup, cpu: float, memory: int, **params) -> None:
+        self.cgroup = cgroup
+        super().__init__(name, **params)
+        cgroup.set_limits(cpu, memory)
+        cgroup.add_process(self.pid)
+
+    def popen(self, *args, **kwargs):
+        join = "; ".join(f"echo $$ > {procs}" for procs in self.cgroup.procs_files)
+        prologue = ["sh", "-c", f'{join}; exec "$@"', "edgetestbed-cgexec"]
+        kwargs.setdefault("mncmd", ["mnexec", "-da", str(self.pid)] + prologue)
+        return super().popen(*args, **kwargs)
+
+
+def _mbit(spec: LinkSpec) -> dict:
+    return {} if spec.bw_mbit is None else {"bw": spec.bw_mbit}
+
+
+def _netem_params(spec: LinkSpec) -> dict:
+    params = _mbit(spec)
+    if spec.delay_ms:
+        params["delay"] = f"{spec.delay_ms}ms"
+    if spec.jitter_ms:
+        params["jitter"] = f"{spec.jitter_ms}ms"
+    if spec.loss_pct:
+        params["loss"] = spec.loss_pct
+    if spec.queue:
+        params["max_queue_size"] = spec.queue
+    return params
+
+
+class EmulatedNetwork:
+    """The Mininet network of one run: build it, reach its hosts, tear it down.
+
+    Use as a context manager, or call `build` and then `stop` in a ``finally``.
+    """
+
+    def __init__(self, spec: Spec, backends: Backends, run_dir: Path, ledger: Ledger, tag: str) -> None:
+        self.spec = spec
+        self.backends = backends
+        self.run_dir = Path(run_dir)
+        self.ledger = ledger
+        self.tag = tag
+        self.plan: NetworkPlan = plan_network(spec)
+        self.net: Mininet | None = None
+        self.shaper: UserspaceShaper | None = None
+        self.shaped_ports: list[ShapedPort] = []
+        self.inline_bridges: dict[str, str] = {}   # link label -> in-line bridge name
+        self._ports: dict[str, int] = {}
+        self._cgroups = RunCgroups(backends.cgroups, tag, ledger)
+        self.shaper_counters: dict = {}
+
+    # --- public surface -------------------------------------------------------------
+
+    def __enter__(self) -> "EmulatedNetwork":
+        self.build()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def host(self, ident: str) -> Host:
+        """The Mininet host of a spec node id, ``sensorK`` or ``cloud``."""
+        return self.net[self.plan.host(ident).name]
+
+    def build(self) -> None:
+        """Create everything; on any failure, remove what was created and re-raise."""
+        setLogLevel("error")
+        self.preflight()
+        try:
+            self._build()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> list[dict]:
+        """Remove everything this network created; return what could not be removed."""
+        if self.shaper is not None:
+            self.shaper_counters = self.shaper.stop()
+            self.shaper = None
+        if self.net is not None:
+            self.net.stop()
+            self.net = None
+        return resources.remove_all(self.ledger.entries())
+
+    # --- building -------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Refuse to start if any name this network would create is already taken."""
+        names = list(self.plan.switches) + [f"x{i}" for i in range(1, len(self.plan.shaped_links) + 1)]
+        taken = [name for name in names if Path("/sys/class/net", name).exists()]
+        taken += [str(p) for p in self._cgroups.parents if p.exists()]
+        if taken:
+            raise LeftoverError(
+                "these names are in use, probably by a crashed run or another Mininet: "
+                + ", ".join(taken) + ". Run `edgetestbed clean` (it removes only what a run recorded).")
+
+    def _build(self) -> None:
+        if self.backends.switch in ("ovs", "ovs-user"):
+            self._ensure_ovs()
+        self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=True,
+                           autoStaticArp=False, waitConnected=False)
+        self._cgroups.create()
+        for switch in self.plan.switches:
+            self._add_switch(switch)
+        for host in self.plan.hosts:
+            self._add_host(host)
+        for host in self.plan.hosts:
+            if host.role == "node":
+                self._add_link(host.name, host.switch)
+        for link in self.plan.shaped_links:
+            self._add_shaped_link(link)
+        self.net.build()
+        self.net.start()
+        self.net.staticArp()  # no ARP broadcasts in the measurements, no first-packet ARP delay
+        for host in self.net.hosts:
+            self._configure_host(host)
+        if self.shaped_ports:
+            self.shaper = UserspaceShaper(f"ETB-{self.tag}", self.shaped_ports, self.run_dir / "net",
+                                          self.spec.seed, self.ledger)
+            self.shaper.start()
+
+    def _ensure_ovs(self) -> None:
+        if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode == 0:
+            return
+        # ovs-vswitchd is a shared system daemon: started if needed, never stopped by a run.
+        subprocess.run([OVS_CTL, "start", "--system-id=random"], capture_output=True, check=False)
+        if subprocess.run(["ovs-vsctl", "--timeout=5", "show"], capture_output=True).returncode != 0:
+            raise CapabilityError("could not start Open vSwitch (ovs-ctl start failed)")
+
+    def _switch_class(self):
+        if self.backends.switch == "lxbr":
+            return LinuxBridge, {}
+        datapath = "kernel" if self.backends.switch == "ovs" else "user"
+        return OVSSwitch, {"datapath": datapath, "failMode": "standalone", "protocols": "OpenFlow13"}
+
+    def _add_switch(self, name: str) -> None:
+        cls, params = self._switch_class()
+        kind = "link" if cls is LinuxBridge else "ovs-bridge"
+        self.ledger.record(kind, name=name)
+        switch = self.net.addSwitch(name, cls=cls, **params)
+        self.ledger.record_process(switch.pid, f"mininet switch shell {name}")
+
+    def _add_inline_bridge(self, name: str) -> None:
+        self.ledger.record("link", name=name)
+        bridge = self.net.addSwitch(name, cls=LinuxBridge)
+        self.ledger.record_process(bridge.pid, f"mininet in-line bridge shell {name}")
+
+    def _add_host(self, host: HostPlan) -> None:
+        cgroup = self._cgroups.host(host.name)
+        node = self.net.addHost(host.name, cls=LimitedHost, ip=host.ip, cgroup=cgroup,
+                                cpu=host.cpu, memory=host.memory)
+        self.ledger.record_process(node.pid, f"mininet host shell {host.name} ({host.ident})")
+
+    def _intf(self, node: str) -> str:
+        port = self._ports.get(node, -1) + 1
+        self._ports[node] = port
+        return f"{node}-eth{port}"
+
+    def _add_link(self, a: str, b: str, link_cls=Link, **params) -> None:
+        """A veth pair; its root-namespace ends are recorded before it exists."""
+        names = (self._intf(a), self._intf(b))
+        for name, node in zip(names, (a, b)):
+            if node not in self.plan.host_names:  # host ends vanish with the host's namespace
+                self.ledger.record("link", name=name)
+        self.net.addLink(a, b, intfName1=names[0], intfName2=names[1], cls=link_cls, **params)
+
+    def _add_shaped_link(self, link: LinkPlan) -> None:
+        if self.backends.shaping == "netem":
+            self._add_link(link.a, link.b, TCLink, **_netem_params(link.spec))
+            return
+        if link.spec.bw_mbit is None and not link.spec.impaired:
+            self._add_link(link.a, link.b)
+            return
+        # a -- [xK-eth0 | bridge xK | xK-eth1] -- b: shape packets entering xK on either port,
+        # and rate-limit on xK's egress ports, so everything happens on a plain Linux bridge.
+        bridge = f"x{len(self.inline_bridges) + 1}"
+        self.inline_bridges[link.label] = bridge
+        self._add_inline_bridge(bridge)
+        bw = _mbit(link.spec)
+        self._add_link(link.a, bridge, cls2=TCIntf, cls1=Intf, params2=bw)
+        self._add_link(bridge, link.b, cls1=TCIntf, cls2=Intf, params1=bw)
+        if link.spec.impaired:
+            for port in (f"{bridge}-eth0", f"{bridge}-eth1"):
+                self.shaped_ports.append(ShapedPort(port, link.spec.delay_ms, link.spec.jitter_ms,
+                                                    link.spec.loss_pct, link.spec.queue))
+
+    def _configure_host(self, host: Host) -> None:
+        algorithm = self.spec.network.congestion_control
+        host.cmd(f"sysctl -qw net.ipv4.tcp_congestion_control={algorithm}")
+        actual = host.cmd("sysctl -n net.ipv4.tcp_congestion_control").strip()
+        if actual != algorithm:
+            raise CapabilityError(f"{host.name}: TCP congestion control {algorithm!r} is not "
+                                  f"available (got {actual!r}; see tcp_available_congestion_control)")
+        if self.backends.switch == "ovs-user":
+            # OVS's userspace datapath does not complete offloaded checksums: TCP would stall.
+            for intf in host.intfNames():
+                if intf != "lo":
+                    host.cmd(f"ethtool -K {intf} tx off")
+
+    # --- reporting ---------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        """Names, addresses and links, for the run's manifest."""
+        return {
+            "hosts": [{"name": h.name, "id": h.ident, "role": h.role, "ip": h.ip, "switch": h.switch,
+                       "cpu": h.cpu, "memory": h.memory} for h in self.plan.hosts],
+            "switches": list(self.plan.switches),
+            "links": [{"kind": l.kind, "ends": list(l.ends), "between": [l.a, l.b],
+                       "inline_bridge": self.inline_bridges.get(l.label)} for l in self.plan.shaped_links],
+            "shaped_ports": [dataclasses.asdict(p) for p in self.shaped_ports],
+        }
