@@ -1,0 +1,348 @@
+"""Deterministic sample streams: what each sensor publishes, reproducible in any process.
+
+A :class:`StreamDefinition` is the spec's ``data:`` section: a dataset, a partition that
+says how samples are spread over the sensors, and the partition's parameters. Its
+:meth:`~StreamDefinition.stream` gives sensor ``k`` of ``n`` an endless iterator of
+``(x, y)`` samples. The same definition, sensor index, sensor count and seed give the
+same samples in every process, so the cloud baseline regenerates every sensor's stream
+locally instead of receiving it over the network.
+
+Streams draw from training data only; :meth:`~StreamDefinition.evaluation_data` is the
+held-out set in the same representation.
+
+MNIST (``x``: float32 784-vector ``pixel / 256``, ``y``: int digit). Every partition is a
+distribution over digits per sensor; a sample draws a digit from it, then the next image
+of that digit from a reshuffled-every-pass order of the 60k training images (so a sensor
+repeats an image only after it has streamed all others of that digit).
+
+==============  =====================================================================
+partition       sensor ``k`` of ``n`` streams
+==============  =====================================================================
+``iid``         the natural digit frequencies, independently seeded per sensor
+``biased``      digit ``k mod 10`` with probability ``bias`` (default 0.64), each other
+                digit with ``(1 - bias) / 9`` (the TreeNN simulator paper's setup)
+``by_label``    only the digits ``labels[k mod len(labels)]`` if ``labels`` (a list of
+                digit lists) is given, else the ``labels_per_sensor`` (default 2) digits
+                ``{m·k, …, m·k + m − 1} mod 10``: sensor 0 sees 0 and 1, sensor 1 sees 2
+                and 3, … — uniform over them
+``replicated``  the same sequence for every sensor (``iid``, seeded without ``k``)
+``mixed``       a population of both: the first ``round(n · (1 − iid_fraction))``
+                sensors are ``biased`` (with ``bias``), the rest ``iid``;
+                ``iid_fraction`` defaults to 0.5
+==============  =====================================================================
+
+AQI (Beijing PM2.5; ``x``: float32 features, ``y``: float PM2.5 in µg/m³ of that hour).
+Training hours are 2010–2013, the held-out set is 2014. Features: dew point,
+temperature, pressure, wind direction one-hot, wind speed, snow hours, rain hours
+(the last three ``log1p``-compressed, all continuous ones standardized with 2010–2013
+statistics) and the PM2.5 of the previous ``lags`` hours (default 3, standardized; a
+missing reading is replaced by the last observed one, as a sensor would report).
+Hours whose own PM2.5 is missing are never targets. A sensor streams its slice's hours
+in time order and starts over at the end.
+
+==============  =====================================================================
+``by_year``     sensor ``k`` streams year ``2010 + (k mod 4)``
+``by_season``   sensor ``k`` streams season ``k mod 4`` (winter Dec–Feb, spring, summer,
+                autumn) of all training years, in time order
+``replicated``  every sensor streams all training hours
+==============  =====================================================================
+
+AQI streams involve no randomness; the seed is ignored.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from edgetestbed.errors import UserError
+from edgetestbed.sensors.datasets import load_aqi, load_mnist
+
+Sample = Tuple[np.ndarray, Union[int, float]]
+
+N_DIGITS = 10
+AQI_TRAIN_YEARS = (2010, 2011, 2012, 2013)
+AQI_TEST_YEAR = 2014
+AQI_SKEWED = ("wind_speed", "snow_hours", "rain_hours")
+AQI_ONE_HOT = ("wind_NE", "wind_NW", "wind_SE", "wind_calm")
+
+
+# ---------------------------------------------------------------- parameter checks
+
+def _fraction(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise UserError(f"data: {key} must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _count(low: int, high: int) -> Callable[[str, Any], int]:
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise UserError(f"data: {key} must be an integer from {low} to {high}, got {value!r}")
+        return value
+    return check
+
+
+def _label_sets(key: str, value: Any) -> Optional[Tuple[Tuple[int, ...], ...]]:
+    def is_digit(label: Any) -> bool:
+        return isinstance(label, int) and not isinstance(label, bool) and 0 <= label < N_DIGITS
+    if value is None:
+        return None
+    if (not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(s, (list, tuple)) and s and all(map(is_digit, s)) for s in value)):
+        raise UserError(f"data: {key} must be a list of non-empty lists of digits 0-9 "
+                        f"(one list per sensor, reused cyclically), got {value!r}")
+    return tuple(tuple(sorted(set(s))) for s in value)
+
+
+_CHECKS: Dict[str, Callable[[str, Any], Any]] = {
+    "bias": _fraction,
+    "iid_fraction": _fraction,
+    "labels_per_sensor": _count(1, N_DIGITS),
+    "labels": _label_sets,
+    "lags": _count(0, 168),
+}
+
+
+def _resolve(partition: str, defaults: Mapping[str, Any], params: Mapping[str, Any]) -> Dict[str, Any]:
+    """Defaults overridden by ``params``, each checked; unknown names are an error."""
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        allowed = ", ".join(sorted(defaults)) or "none"
+        raise UserError(f"data: partition {partition!r} takes no parameter {unknown[0]!r} "
+                        f"(its parameters: {allowed})")
+    merged = {**defaults, **params}
+    return {key: _CHECKS[key](key, value) for key, value in merged.items()}
+
+
+# ---------------------------------------------------------------- MNIST partitions
+
+def _natural(options: Mapping[str, Any], k: int, n: int) -> Optional[np.ndarray]:
+    """None: the training set's own digit frequencies."""
+    return None
+
+
+def _biased(options: Mapping[str, Any], k: int, n: int) -> np.ndarray:
+    bias = options["bias"]
+    probabilities = np.full(N_DIGITS, (1 - bias) / (N_DIGITS - 1))
+    probabilities[k % N_DIGITS] = bias
+    return probabilities
+
+
+def _by_label(options: Mapping[str, Any], k: int, n: int) -> np.ndarray:
+    if options["labels"]:
+        labels = list(options["labels"][k % len(options["labels"])])
+    else:
+        m = options["labels_per_sensor"]
+        labels = [(m * k + j) % N_DIGITS for j in range(m)]
+    probabilities = np.zeros(N_DIGITS)
+    probabilities[labels] = 1 / len(labels)
+    return probabilities
+
+
+def _mixed(options: Mapping[str, Any], k: int, n: int) -> Optional[np.ndarray]:
+    n_biased = round(n * (1 - options["iid_fraction"]))
+    return _biased(options, k, n) if k < n_biased else None
+
+
+_MNIST_PARTITIONS = {
+    "iid": (_natural, {}),
+    "replicated": (_natural, {}),
+    "biased": (_biased, {"bias": 0.64}),
+    "by_label": (_by_label, {"labels_per_sensor": 2, "labels": None}),
+    "mixed": (_mixed, {"bias": 0.64, "iid_fraction": 0.5}),
+}
+
+
+def _shuffled_passes(pool: np.ndarray, rng: np.random.Generator) -> Iterator[int]:
+    """The indices of ``pool`` in a fresh random order on every pass, forever."""
+    while True:
+        yield from rng.permutation(pool).tolist()
+
+
+def _indices(labels: np.ndarray, probabilities: Optional[np.ndarray],
+             seed: np.random.SeedSequence) -> Iterator[int]:
+    """Endless training-set indices whose digits follow ``probabilities`` (None: natural)."""
+    if probabilities is None:
+        yield from _shuffled_passes(np.arange(len(labels)), np.random.default_rng(seed))
+        return
+    label_seed, *digit_seeds = seed.spawn(N_DIGITS + 1)
+    label_rng = np.random.default_rng(label_seed)
+    orders = [_shuffled_passes(np.flatnonzero(labels == digit), np.random.default_rng(digit_seed))
+              for digit, digit_seed in enumerate(digit_seeds)]
+    while True:
+        for digit in label_rng.choice(N_DIGITS, size=1024, p=probabilities).tolist():
+            yield next(orders[digit])
+
+
+def _mnist_stream(probabilities: Optional[np.ndarray], seed: np.random.SeedSequence) -> Iterator[Sample]:
+    """Endless MNIST training samples (float32 ``pixel / 256``, digit)."""
+    mnist = load_mnist(pixels=True)
+    scale = np.float32(256)
+    for index in _indices(mnist.y_train, probabilities, seed):
+        yield mnist.x_train[index] / scale, int(mnist.y_train[index])
+
+
+# ---------------------------------------------------------------- AQI
+
+def _years(timestamps: np.ndarray) -> np.ndarray:
+    return timestamps.astype("datetime64[Y]").astype(int) + 1970
+
+
+def _months(timestamps: np.ndarray) -> np.ndarray:
+    return timestamps.astype("datetime64[M]").astype(int) % 12 + 1
+
+
+def _forward_filled(values: np.ndarray) -> np.ndarray:
+    """Each NaN replaced by the last non-NaN value before it (NaN until the first one)."""
+    last_seen = np.where(np.isnan(values), 0, np.arange(len(values)))
+    return values[np.maximum.accumulate(last_seen)]
+
+
+def _previous_hours(values: np.ndarray, lags: int) -> np.ndarray:
+    """Column ``j`` holds the value ``j + 1`` hours earlier (NaN before the first hour)."""
+    recent = np.full((len(values), lags), np.nan)
+    for lag in range(1, lags + 1):
+        recent[lag:, lag - 1] = values[:-lag]
+    return recent
+
+
+@dataclass(frozen=True)
+class _AqiTable:
+    """All hours as model-ready features and targets; ``usable`` marks complete samples."""
+
+    x: np.ndarray
+    y: np.ndarray
+    years: np.ndarray
+    months: np.ndarray
+    usable: np.ndarray
+
+
+@functools.lru_cache(maxsize=4)
+def _aqi_table(lags: int) -> _AqiTable:
+    """Build the AQI features (see the module docstring) for every hour 2010–2014."""
+    aqi = load_aqi()
+    weather = aqi.features.astype(np.float64)
+    for name in AQI_SKEWED:
+        column = aqi.feature_names.index(name)
+        weather[:, column] = np.log1p(weather[:, column])
+    recent = _previous_hours(_forward_filled(aqi.pm25.astype(np.float64)), lags)
+    years = _years(aqi.timestamps)
+    train = np.isin(years, AQI_TRAIN_YEARS)
+    continuous = [i for i, name in enumerate(aqi.feature_names) if name not in AQI_ONE_HOT]
+    mean, std = weather[train].mean(axis=0), weather[train].std(axis=0)
+    weather[:, continuous] = (weather[:, continuous] - mean[continuous]) / std[continuous]
+    pm_mean, pm_std = np.nanmean(aqi.pm25[train]), np.nanstd(aqi.pm25[train])
+    x = np.hstack([weather, (recent - pm_mean) / pm_std]).astype(np.float32)
+    usable = ~np.isnan(aqi.pm25) & ~np.isnan(x).any(axis=1)
+    return _AqiTable(x, aqi.pm25, years, _months(aqi.timestamps), usable)
+
+
+def _by_year(table: _AqiTable, k: int) -> np.ndarray:
+    return table.years == AQI_TRAIN_YEARS[k % len(AQI_TRAIN_YEARS)]
+
+
+def _by_season(table: _AqiTable, k: int) -> np.ndarray:
+    season = table.months % 12 // 3  # 0: Dec-Feb, 1: Mar-May, 2: Jun-Aug, 3: Sep-Nov
+    return np.isin(table.years, AQI_TRAIN_YEARS) & (season == k % 4)
+
+
+def _all_training(table: _AqiTable, k: int) -> np.ndarray:
+    return np.isin(table.years, AQI_TRAIN_YEARS)
+
+
+_AQI_PARTITIONS = {"by_year": _by_year, "by_season": _by_season, "replicated": _all_training}
+_AQI_DEFAULTS = {"lags": 3}
+
+
+def _aqi_stream(rows: np.ndarray, table: _AqiTable) -> Iterator[Sample]:
+    """The given rows in time order, forever."""
+    x, y = table.x[rows], table.y[rows].tolist()
+    while True:
+        for i in range(len(rows)):
+            yield x[i].copy(), y[i]
+
+
+# ---------------------------------------------------------------- the public surface
+
+# Seed words that keep the replicated and per-sensor seed sequences apart (SeedSequence
+# pads short entropy with zeros, so [seed, 0] alone would equal [seed]).
+_PER_SENSOR, _REPLICATED = 1, 2
+_PARTITIONS = {"mnist": tuple(_MNIST_PARTITIONS), "aqi": tuple(_AQI_PARTITIONS)}
+
+
+@dataclass(frozen=True)
+class StreamDefinition:
+    """Dataset + partition + parameters: the spec's ``data:`` section, validated on creation.
+
+    Raises :class:`UserError` for an unknown dataset or partition, an unknown parameter,
+    or a parameter out of range. ``params`` after creation holds every parameter with
+    defaults applied.
+    """
+
+    dataset: str
+    partition: str = "iid"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.dataset not in _PARTITIONS:
+            raise UserError(f"data: unknown dataset {self.dataset!r} (known: {', '.join(_PARTITIONS)})")
+        if self.partition not in _PARTITIONS[self.dataset]:
+            raise UserError(f"data: dataset {self.dataset!r} has no partition {self.partition!r} "
+                            f"(it has: {', '.join(_PARTITIONS[self.dataset])})")
+        defaults = _MNIST_PARTITIONS[self.partition][1] if self.dataset == "mnist" else _AQI_DEFAULTS
+        object.__setattr__(self, "params", _resolve(self.partition, defaults, dict(self.params)))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "StreamDefinition":
+        """From ``{dataset: ..., partition: ..., <params>...}`` as written in the spec."""
+        params = {key: value for key, value in data.items() if key not in ("dataset", "partition")}
+        if "dataset" not in data:
+            raise UserError("data: 'dataset' is required")
+        return cls(data["dataset"], data.get("partition", "iid"), params)
+
+    def stream(self, sensor_index: int, n_sensors: int, seed: int) -> Iterator[Sample]:
+        """Sensor ``sensor_index`` (0-based) of ``n_sensors``: endless ``(x, y)`` samples."""
+        if not 0 <= sensor_index < n_sensors:
+            raise ValueError(f"sensor index {sensor_index} not in 0..{n_sensors - 1}")
+        if self.dataset == "aqi":
+            table = _aqi_table(self.params["lags"])
+            rows = np.flatnonzero(_AQI_PARTITIONS[self.partition](table, sensor_index) & table.usable)
+            return _aqi_stream(rows, table)
+        entropy = [seed, _REPLICATED] if self.partition == "replicated" else [seed, _PER_SENSOR, sensor_index]
+        return _mnist_stream(self.label_distribution(sensor_index, n_sensors),
+                             np.random.SeedSequence(entropy))
+
+    def label_distribution(self, sensor_index: int, n_sensors: int) -> Optional[np.ndarray]:
+        """MNIST: the probability of each digit in this sensor's stream; None means the
+        training set's natural frequencies (and always None for a regression dataset).
+        Digits above 1/10 are the sensor's "own" digits for per-class analysis."""
+        if self.dataset != "mnist":
+            return None
+        function = _MNIST_PARTITIONS[self.partition][0]
+        return function(self.params, sensor_index, n_sensors)
+
+    def evaluation_data(self) -> Tuple[np.ndarray, np.ndarray]:
+        """The held-out test set as ``(x, y)`` arrays in the streams' representation."""
+        if self.dataset == "aqi":
+            table = _aqi_table(self.params["lags"])
+            rows = (table.years == AQI_TEST_YEAR) & table.usable
+            return table.x[rows], table.y[rows]
+        mnist = load_mnist()
+        return mnist.x_test, mnist.y_test
+
+
+def stream_for(dataset: str, partition: str, params: Optional[Mapping[str, Any]],
+               sensor_index: int, n_sensors: int, seed: int) -> Iterator[Sample]:
+    """Shorthand for ``StreamDefinition(dataset, partition, params).stream(...)``."""
+    return StreamDefinition(dataset, partition, params or {}).stream(sensor_index, n_sensors, seed)
+
+
+def take(stream: Iterator[Sample], n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The next ``n`` samples of ``stream`` stacked into ``(x, y)`` arrays."""
+    samples = [next(stream) for _ in range(n)]
+    return (np.array([x for x, _ in samples], dtype=np.float32),
+            np.array([y for _, y in samples]))
