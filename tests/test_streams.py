@@ -39,6 +39,23 @@ def test_sensors_and_seeds_get_different_streams_except_replicated():
     assert _digest("mnist", "replicated", 0, 4, 1) != _digest("mnist", "iid", 0, 4, 1)
 
 
+def test_iid_sensors_stream_disjoint_shares_of_the_training_set():
+    shares = [streams._share(60000, k, 7, 5) for k in range(7)]
+    assert sorted(np.concatenate(shares).tolist()) == list(range(60000))
+    assert {len(share) for share in shares} == {8571, 8572}
+    first, second = (take(stream_for("mnist", "iid", None, k, 7, 5), 300)[0] for k in (0, 1))
+    assert not {row.tobytes() for row in first} & {row.tobytes() for row in second}
+
+
+def test_aqi_iid_share_is_in_time_order():
+    _, y = take(stream_for("aqi", "iid", None, 2, 3, 0), 100)
+    table = streams._aqi_table(3)
+    training = np.flatnonzero(streams._all_training(table, 0) & table.usable)
+    rows = training[streams._share(len(training), 2, 3, 0)]
+    np.testing.assert_array_equal(y, table.y[rows[:100]])
+    assert np.all(np.diff(rows) > 0)
+
+
 def test_mnist_samples_come_from_the_training_set():
     mnist = datasets.load_mnist()
     train_rows = {row.tobytes() for row in mnist.x_train}
@@ -63,6 +80,8 @@ def test_by_label_default_and_explicit_labels():
     assert set(y.tolist()) == {2, 3}
     _, y = take(stream_for("mnist", "by_label", {"labels": [[0], [4, 9]]}, 3, 4, 0), 500)
     assert set(y.tolist()) == {4, 9}
+    _, y = take(stream_for("mnist", "by_label", {"labels": 3}, 1, 4, 0), 500)
+    assert set(y.tolist()) == {3, 4, 5}
 
 
 def test_a_digit_repeats_only_after_all_its_images_were_streamed():
@@ -73,7 +92,7 @@ def test_a_digit_repeats_only_after_all_its_images_were_streamed():
 
 
 def test_mixed_makes_the_first_sensors_biased_and_the_rest_iid():
-    definition = StreamDefinition("mnist", "mixed", {"iid_fraction": 0.25})
+    definition = StreamDefinition("mnist", "mixed", {"biased_fraction": 0.75})
     biased = [definition.label_distribution(k, 8) is not None for k in range(8)]
     assert biased == [True] * 6 + [False] * 2
     assert definition.label_distribution(4, 8)[4] == pytest.approx(0.64)
@@ -130,8 +149,9 @@ def test_forward_fill_and_previous_hours():
     ("mnist", "iid", {"bias": 0.5}, "no parameter 'bias'"),
     ("mnist", "biased", {"bias": 1.5}, "bias must be a number between 0 and 1"),
     ("mnist", "biased", {"bias": True}, "bias must be"),
-    ("mnist", "by_label", {"labels": [[1, 12]]}, "labels must be a list"),
-    ("mnist", "by_label", {"labels_per_sensor": 0}, "labels_per_sensor must be an integer"),
+    ("mnist", "by_label", {"labels": [[1, 12]]}, "labels must be a number of labels per sensor"),
+    ("mnist", "by_label", {"labels": 0}, "labels must be an integer"),
+    ("mnist", "by_label", {"labels": []}, "labels must be a number of labels per sensor"),
     ("aqi", "by_season", {"lags": -1}, "lags must be an integer"),
 ])
 def test_bad_definitions_are_user_errors(dataset, partition, params, message):

@@ -10,25 +10,27 @@ locally instead of receiving it over the network.
 Streams draw from training data only; :meth:`~StreamDefinition.evaluation_data` is the
 held-out set in the same representation.
 
-MNIST (``x``: float32 784-vector ``pixel / 256``, ``y``: int digit). Every partition is a
-distribution over digits per sensor; a sample draws a digit from it, then the next image
-of that digit from a reshuffled-every-pass order of the 60k training images (so a sensor
-repeats an image only after it has streamed all others of that digit).
+MNIST (``x``: float32 784-vector ``pixel / 256``, ``y``: int digit). A sensor streams its
+pool of training images in a fresh random order on every pass (so it repeats an image
+only after streaming all others), or, for the label partitions, draws a digit from its
+distribution over digits and then takes the next image of that digit the same way.
 
 ==============  =====================================================================
 partition       sensor ``k`` of ``n`` streams
 ==============  =====================================================================
-``iid``         the natural digit frequencies, independently seeded per sensor
+``iid``         its own share of the training set: the 60k images are split evenly
+                at random (seeded) into ``n`` disjoint shares
 ``biased``      digit ``k mod 10`` with probability ``bias`` (default 0.64), each other
                 digit with ``(1 - bias) / 9`` (the TreeNN simulator paper's setup)
-``by_label``    only the digits ``labels[k mod len(labels)]`` if ``labels`` (a list of
-                digit lists) is given, else the ``labels_per_sensor`` (default 2) digits
-                ``{m·k, …, m·k + m − 1} mod 10``: sensor 0 sees 0 and 1, sensor 1 sees 2
-                and 3, … — uniform over them
-``replicated``  the same sequence for every sensor (``iid``, seeded without ``k``)
-``mixed``       a population of both: the first ``round(n · (1 − iid_fraction))``
-                sensors are ``biased`` (with ``bias``), the rest ``iid``;
-                ``iid_fraction`` defaults to 0.5
+``by_label``    only some digits, uniformly: ``labels`` is either a count ``m``
+                (default 2; sensor ``k`` sees ``{m·k, …, m·k + m − 1} mod 10``, so sensor
+                0 sees 0 and 1, sensor 1 sees 2 and 3, …) or a list of digit lists,
+                sensor ``k`` seeing ``labels[k mod len(labels)]``
+``replicated``  the whole training set, the same sequence for every sensor
+``mixed``       a population of both: the first ``round(n · biased_fraction)`` sensors
+                (default 0.5) are ``biased`` (with ``bias``); the others stream the
+                whole training set with its natural digit frequencies, each in its own
+                order
 ==============  =====================================================================
 
 AQI (Beijing PM2.5; ``x``: float32 features, ``y``: float PM2.5 in µg/m³ of that hour).
@@ -41,13 +43,15 @@ Hours whose own PM2.5 is missing are never targets. A sensor streams its slice's
 in time order and starts over at the end.
 
 ==============  =====================================================================
+``iid``         the training hours split evenly at random (seeded) into ``n`` disjoint
+                shares; sensor ``k`` streams its share in time order
 ``by_year``     sensor ``k`` streams year ``2010 + (k mod 4)``
 ``by_season``   sensor ``k`` streams season ``k mod 4`` (winter Dec–Feb, spring, summer,
                 autumn) of all training years, in time order
 ``replicated``  every sensor streams all training hours
 ==============  =====================================================================
 
-AQI streams involve no randomness; the seed is ignored.
+Only ``iid`` AQI streams depend on the seed.
 """
 
 from __future__ import annotations
@@ -86,23 +90,25 @@ def _count(low: int, high: int) -> Callable[[str, Any], int]:
     return check
 
 
-def _label_sets(key: str, value: Any) -> Optional[Tuple[Tuple[int, ...], ...]]:
-    def is_digit(label: Any) -> bool:
-        return isinstance(label, int) and not isinstance(label, bool) and 0 <= label < N_DIGITS
-    if value is None:
-        return None
-    if (not isinstance(value, (list, tuple)) or not value
-            or not all(isinstance(s, (list, tuple)) and s and all(map(is_digit, s)) for s in value)):
-        raise UserError(f"data: {key} must be a list of non-empty lists of digits 0-9 "
-                        f"(one list per sensor, reused cyclically), got {value!r}")
-    return tuple(tuple(sorted(set(s))) for s in value)
+def _is_digit(label: Any) -> bool:
+    return isinstance(label, int) and not isinstance(label, bool) and 0 <= label < N_DIGITS
+
+
+def _labels(key: str, value: Any) -> Union[int, Tuple[Tuple[int, ...], ...]]:
+    """A count of labels per sensor, or one list of digits per sensor (reused cyclically)."""
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(s, (list, tuple)) and s and all(map(_is_digit, s)) for s in value):
+        return tuple(tuple(sorted(set(s))) for s in value)
+    if isinstance(value, (list, tuple)):
+        raise UserError(f"data: {key} must be a number of labels per sensor from 1 to {N_DIGITS}, or a "
+                        f"list of non-empty lists of digits 0-9 (one per sensor), got {value!r}")
+    return _count(1, N_DIGITS)(key, value)
 
 
 _CHECKS: Dict[str, Callable[[str, Any], Any]] = {
     "bias": _fraction,
-    "iid_fraction": _fraction,
-    "labels_per_sensor": _count(1, N_DIGITS),
-    "labels": _label_sets,
+    "biased_fraction": _fraction,
+    "labels": _labels,
     "lags": _count(0, 168),
 }
 
@@ -133,10 +139,10 @@ def _biased(options: Mapping[str, Any], k: int, n: int) -> np.ndarray:
 
 
 def _by_label(options: Mapping[str, Any], k: int, n: int) -> np.ndarray:
-    if options["labels"]:
+    if isinstance(options["labels"], tuple):
         labels = list(options["labels"][k % len(options["labels"])])
     else:
-        m = options["labels_per_sensor"]
+        m = options["labels"]
         labels = [(m * k + j) % N_DIGITS for j in range(m)]
     probabilities = np.zeros(N_DIGITS)
     probabilities[labels] = 1 / len(labels)
@@ -144,7 +150,7 @@ def _by_label(options: Mapping[str, Any], k: int, n: int) -> np.ndarray:
 
 
 def _mixed(options: Mapping[str, Any], k: int, n: int) -> Optional[np.ndarray]:
-    n_biased = round(n * (1 - options["iid_fraction"]))
+    n_biased = round(n * options["biased_fraction"])
     return _biased(options, k, n) if k < n_biased else None
 
 
@@ -152,8 +158,8 @@ _MNIST_PARTITIONS = {
     "iid": (_natural, {}),
     "replicated": (_natural, {}),
     "biased": (_biased, {"bias": 0.64}),
-    "by_label": (_by_label, {"labels_per_sensor": 2, "labels": None}),
-    "mixed": (_mixed, {"bias": 0.64, "iid_fraction": 0.5}),
+    "by_label": (_by_label, {"labels": 2}),
+    "mixed": (_mixed, {"bias": 0.64, "biased_fraction": 0.5}),
 }
 
 
@@ -163,26 +169,34 @@ def _shuffled_passes(pool: np.ndarray, rng: np.random.Generator) -> Iterator[int
         yield from rng.permutation(pool).tolist()
 
 
-def _indices(labels: np.ndarray, probabilities: Optional[np.ndarray],
+def _share(n_items: int, sensor_index: int, n_sensors: int, seed: int) -> np.ndarray:
+    """Sensor ``sensor_index``'s part, in increasing order, of ``range(n_items)`` split evenly
+    at random into ``n_sensors`` disjoint parts (the same split for every sensor)."""
+    split = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT])).permutation(n_items)
+    return np.sort(np.array_split(split, n_sensors)[sensor_index])
+
+
+def _indices(labels: np.ndarray, pool: np.ndarray, probabilities: Optional[np.ndarray],
              seed: np.random.SeedSequence) -> Iterator[int]:
-    """Endless training-set indices whose digits follow ``probabilities`` (None: natural)."""
+    """Endless indices from ``pool`` whose digits follow ``probabilities`` (None: as in the pool)."""
     if probabilities is None:
-        yield from _shuffled_passes(np.arange(len(labels)), np.random.default_rng(seed))
+        yield from _shuffled_passes(pool, np.random.default_rng(seed))
         return
     label_seed, *digit_seeds = seed.spawn(N_DIGITS + 1)
     label_rng = np.random.default_rng(label_seed)
-    orders = [_shuffled_passes(np.flatnonzero(labels == digit), np.random.default_rng(digit_seed))
+    orders = [_shuffled_passes(pool[labels[pool] == digit], np.random.default_rng(digit_seed))
               for digit, digit_seed in enumerate(digit_seeds)]
     while True:
         for digit in label_rng.choice(N_DIGITS, size=1024, p=probabilities).tolist():
             yield next(orders[digit])
 
 
-def _mnist_stream(probabilities: Optional[np.ndarray], seed: np.random.SeedSequence) -> Iterator[Sample]:
-    """Endless MNIST training samples (float32 ``pixel / 256``, digit)."""
+def _mnist_stream(pool: np.ndarray, probabilities: Optional[np.ndarray],
+                  seed: np.random.SeedSequence) -> Iterator[Sample]:
+    """Endless MNIST training samples (float32 ``pixel / 256``, digit) from ``pool``."""
     mnist = load_mnist(pixels=True)
     scale = np.float32(256)
-    for index in _indices(mnist.y_train, probabilities, seed):
+    for index in _indices(mnist.y_train, pool, probabilities, seed):
         yield mnist.x_train[index] / scale, int(mnist.y_train[index])
 
 
@@ -254,7 +268,8 @@ def _all_training(table: _AqiTable, k: int) -> np.ndarray:
     return np.isin(table.years, AQI_TRAIN_YEARS)
 
 
-_AQI_PARTITIONS = {"by_year": _by_year, "by_season": _by_season, "replicated": _all_training}
+_AQI_PARTITIONS = {"iid": _all_training, "by_year": _by_year, "by_season": _by_season,
+                   "replicated": _all_training}
 _AQI_DEFAULTS = {"lags": 3}
 
 
@@ -268,9 +283,9 @@ def _aqi_stream(rows: np.ndarray, table: _AqiTable) -> Iterator[Sample]:
 
 # ---------------------------------------------------------------- the public surface
 
-# Seed words that keep the replicated and per-sensor seed sequences apart (SeedSequence
-# pads short entropy with zeros, so [seed, 0] alone would equal [seed]).
-_PER_SENSOR, _REPLICATED = 1, 2
+# Seed words that keep the split, replicated and per-sensor seed sequences apart
+# (SeedSequence pads short entropy with zeros, so [seed, 0] alone would equal [seed]).
+_SPLIT, _PER_SENSOR, _REPLICATED = 1, 2, 3
 _PARTITIONS = {"mnist": tuple(_MNIST_PARTITIONS), "aqi": tuple(_AQI_PARTITIONS)}
 
 
@@ -310,10 +325,17 @@ class StreamDefinition:
             raise ValueError(f"sensor index {sensor_index} not in 0..{n_sensors - 1}")
         if self.dataset == "aqi":
             table = _aqi_table(self.params["lags"])
-            rows = np.flatnonzero(_AQI_PARTITIONS[self.partition](table, sensor_index) & table.usable)
-            return _aqi_stream(rows, table)
+            pool = np.flatnonzero(_AQI_PARTITIONS[self.partition](table, sensor_index) & table.usable)
+        else:
+            pool = np.arange(len(load_mnist(pixels=True).y_train))
+        if self.partition == "iid":
+            pool = pool[_share(len(pool), sensor_index, n_sensors, seed)]
+        if not len(pool):
+            raise UserError(f"data: with {n_sensors} sensors, sensor {sensor_index} gets no samples")
+        if self.dataset == "aqi":
+            return _aqi_stream(pool, table)
         entropy = [seed, _REPLICATED] if self.partition == "replicated" else [seed, _PER_SENSOR, sensor_index]
-        return _mnist_stream(self.label_distribution(sensor_index, n_sensors),
+        return _mnist_stream(pool, self.label_distribution(sensor_index, n_sensors),
                              np.random.SeedSequence(entropy))
 
     def label_distribution(self, sensor_index: int, n_sensors: int) -> Optional[np.ndarray]:
