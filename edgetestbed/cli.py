@@ -102,6 +102,15 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 1 if leftovers else 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    """Fetch, verify and cache the datasets (offline afterwards)."""
+    from edgetestbed.sensors.datasets import cache_dir, fetch_all
+    fetch_all(quiet=args.quiet)
+    if not args.quiet:
+        print(f"datasets cached in {cache_dir()}")
+    return 0
+
+
 def _describe_entry(entry: dict) -> str:
     fields = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "kind")
     return f"{entry['kind']}: {fields}"
@@ -133,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check": (cmd_check, "report what this machine can emulate and the backends 'auto' picks"),
         "linkcheck": (cmd_linkcheck, "build the network and measure every link against the spec"),
         "clean": (cmd_clean, "remove the leftovers of a crashed run, from its records"),
+        "data": (cmd_data, "fetch, verify (sha256) and cache the datasets: MNIST, Beijing PM2.5"),
     }
     parsers = {}
     for name, (function, summary) in commands.items():
@@ -149,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       help="skip measuring the hosts' CPU limits")
     parsers["clean"].add_argument("run_dir", type=Path, nargs="?",
                                   help="run directory to clean (default: the active run)")
+    parsers["data"].add_argument("--quiet", action="store_true", help="print nothing when cached")
     return parser
 
 
