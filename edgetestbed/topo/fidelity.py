@@ -1,0 +1,501 @@
+"""Proof of fidelity: measure an emulated link (and a CPU limit) and judge it against the spec.
+
+``edgetestbed linkcheck`` builds the network, calls :func:`measure_link` for every link
+and prints :func:`format_table` (or ``LinkResult.to_json``). A testbed whose links do not
+do what the spec says produces numbers about a network nobody asked for, so every
+figure here is measured with real traffic between the two hosts at the ends of a link:
+
+- RTT: ``ping`` from ``a`` to ``b`` (median, p95, stdev; warm-up pings discarded).
+- Throughput, each direction: iperf3 TCP goodput when the link is loss-free (what
+  applications see); UDP offered above the link rate when it is lossy, because TCP
+  cannot fill a lossy link (its window shrinks on every random loss, so it measures
+  the congestion controller, not the link).
+- Loss, each direction: UDP datagram loss over at least ``LOSS_DATAGRAMS`` datagrams
+  when loss is configured; the ping round trips when it is not.
+
+Targets (issue 2): median RTT within max(1 ms, 5 %) of twice the configured one-way
+delay; throughput within 10 % of the configured rate in both directions; loss within
+a 99 % binomial interval of the configured rate in each direction; a busy loop in a
+CPU-limited host gets its configured share within 5 %.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from mininet.node import Host
+
+RTT_TOLERANCE_MS = 1.0
+RTT_TOLERANCE = 0.05
+BW_TOLERANCE = 0.10
+LOSS_CONFIDENCE = 0.99
+# Loose on purpose: 100 RTT samples estimate a stdev to about +-7 % (1 sigma), and the
+# shaper's own timer noise adds to it; this catches jitter that is missing or far off.
+JITTER_TOLERANCE_MS = 0.5
+JITTER_TOLERANCE = 0.30
+
+PINGS = 100
+WARMUP_PINGS = 2
+PING_INTERVAL_S = 0.005       # 200/s: 100 samples in about half a second
+PING_FRAME_BITS = 98 * 8      # 56-byte ICMP payload + ICMP, IP and Ethernet headers
+PING_LOAD = 0.05              # pings use at most this share of the link, so they never queue
+UDP_HEADERS_BYTES = 42        # Ethernet 14 + IP 20 + UDP 8: what htb counts beyond the payload
+LOSS_DATAGRAMS = 2500         # per direction; >= 2000 keeps the 99 % interval useful
+LOSS_PROBE_LOAD = 0.8         # of the link rate: no queue overflow, so every drop is the link's
+LOSS_PROBE_MBIT = 10.0        # probe rate on a lossy link with no rate configured
+SATURATION = 1.2              # UDP offered load for throughput on a lossy link
+TCP_OMIT_S = 1                # TCP slow start is not the link's rate
+IPERF_PORTS = range(20000, 60000)
+IPERF_ATTEMPTS = 3
+BUSY_WARMUP_S = 0.3           # the busy loop settles into CFS throttling first
+
+
+class MeasurementError(RuntimeError):
+    """A measurement tool failed (iperf3 error, no ping reply, timeout)."""
+
+
+class MeasurementTimeout(MeasurementError):
+    """A measurement tool hung and was killed."""
+
+
+@dataclass(frozen=True)
+class Configured:
+    """What the spec asks of a link: one-way delay and jitter, rate, loss per direction."""
+
+    delay_ms: float = 0
+    jitter_ms: float = 0
+    bw_mbit: float | None = None
+    loss_pct: float = 0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the link did. Rates are goodput (payload) in Mbit/s; ``fwd`` is a → b.
+
+    ``packets_*`` are the trials behind ``loss_pct_*`` (UDP datagrams, or ping round
+    trips on loss-free links); ``bw_method`` is ``tcp`` or ``udp``; ``seconds`` is how
+    long the measurement took.
+    """
+
+    rtt_ms_median: float
+    rtt_ms_p95: float
+    rtt_ms_stdev: float
+    bw_mbit_fwd: float
+    bw_mbit_rev: float
+    loss_pct_fwd: float
+    loss_pct_rev: float
+    packets_fwd: int
+    packets_rev: int
+    rtt_samples: int = 0
+    bw_method: str = "tcp"
+    seconds: float = 0.0
+
+    @property
+    def bw_mbit(self) -> float:
+        """The rate the link sustains in both directions (the slower one)."""
+        return min(self.bw_mbit_fwd, self.bw_mbit_rev)
+
+    @property
+    def loss_pct(self) -> float:
+        """The lossier direction."""
+        return max(self.loss_pct_fwd, self.loss_pct_rev)
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """One link: configured vs measured, each check's verdict, and the overall one."""
+
+    link: tuple[str, str]
+    configured: Configured
+    measured: Measured
+    checks: dict[str, bool]
+    ok: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``linkcheck --json`` object for this link."""
+        measured = {"rtt_ms_median": self.measured.rtt_ms_median,
+                    "rtt_ms_p95": self.measured.rtt_ms_p95,
+                    "bw_mbit": self.measured.bw_mbit,
+                    "loss_pct": self.measured.loss_pct,
+                    **asdict(self.measured)}
+        return {"link": list(self.link), "configured": asdict(self.configured),
+                "measured": measured, "checks": dict(self.checks), "ok": self.ok}
+
+
+# ---------------------------------------------------------------- verdicts (pure)
+
+def verdict(configured: Configured, measured: Measured) -> dict[str, bool]:
+    """Judge a measurement against the issue's targets.
+
+    Keys: ``rtt``, ``bw`` (both directions; passes when no rate is configured),
+    ``loss`` (both directions; fails when no packet was counted) and, only when
+    jitter is configured, ``jitter``.
+    """
+    checks = {
+        "rtt": _rtt_ok(configured.delay_ms, measured.rtt_ms_median),
+        "bw": all(_bw_ok(configured.bw_mbit, bw)
+                  for bw in (measured.bw_mbit_fwd, measured.bw_mbit_rev)),
+        "loss": all(_loss_ok(configured.loss_pct, pct, n) for pct, n in (
+            (measured.loss_pct_fwd, measured.packets_fwd),
+            (measured.loss_pct_rev, measured.packets_rev))),
+    }
+    if configured.jitter_ms > 0:
+        checks["jitter"] = _jitter_ok(configured.jitter_ms, measured.rtt_ms_stdev)
+    return checks
+
+
+def _rtt_ok(delay_ms: float, rtt_ms: float) -> bool:
+    expected = 2 * delay_ms
+    return abs(rtt_ms - expected) <= max(RTT_TOLERANCE_MS, RTT_TOLERANCE * expected)
+
+
+def _bw_ok(configured_mbit: float | None, measured_mbit: float) -> bool:
+    if configured_mbit is None:
+        return True
+    return abs(measured_mbit - configured_mbit) <= BW_TOLERANCE * configured_mbit
+
+
+def _loss_ok(configured_pct: float, measured_pct: float, packets: int) -> bool:
+    if packets <= 0:
+        return False
+    low, high = binomial_interval(packets, configured_pct / 100, LOSS_CONFIDENCE)
+    fraction = measured_pct / 100
+    return low - 1e-9 <= fraction <= high + 1e-9
+
+
+def _jitter_ok(jitter_ms: float, stdev_ms: float) -> bool:
+    """RTT stdev vs jitter: uniform +-j on each direction adds two independent
+    uniforms (variance j^2/3 each), so the RTT stdev is j * sqrt(2/3). Valid while
+    jitter <= delay (a shaper clips delays at zero)."""
+    expected = jitter_ms * math.sqrt(2 / 3)
+    return abs(stdev_ms - expected) <= max(JITTER_TOLERANCE_MS, JITTER_TOLERANCE * expected)
+
+
+def binomial_interval(n: int, p: float, confidence: float = 0.99) -> tuple[float, float]:
+    """The range of loss fractions a link dropping each packet with probability ``p``
+    shows over ``n`` packets, at the given confidence (equal tails).
+
+    Returns ``(k_lo / n, k_hi / n)`` with P(X < k_lo) <= a/2 and P(X > k_hi) <= a/2,
+    X ~ Binomial(n, p), a = 1 - confidence: the exact acceptance region of the
+    two-sided binomial test (the dual of Clopper–Pearson). Exact, not Wilson or
+    normal: ``p`` is known (configured), so we need the binomial's own quantiles, not a
+    confidence interval for an unknown ``p``; and emulated loss rates are small, where
+    n·p is a handful and normal approximations (Wilson's included) misplace the tails.
+    Exact costs O(n) log-gamma evaluations, nothing at these sizes. Discreteness makes
+    it conservative: coverage >= confidence.
+    """
+    if n <= 0:
+        raise ValueError(f"need at least one trial, got n={n}")
+    if not 0 <= p <= 1 or not 0 < confidence < 1:
+        raise ValueError(f"need 0 <= p <= 1 and 0 < confidence < 1, got p={p}, {confidence}")
+    if p in (0, 1):
+        return float(p), float(p)
+    tail = (1 - confidence) / 2
+    pmf = _binomial_pmf(n, p)
+    k_low = _first_beyond(pmf, tail)
+    k_high = n - _first_beyond(reversed(pmf), tail)
+    return k_low / n, k_high / n
+
+
+def _binomial_pmf(n: int, p: float) -> list[float]:
+    log_p, log_q, log_n = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    return [math.exp(log_n - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                     + k * log_p + (n - k) * log_q) for k in range(n + 1)]
+
+
+def _first_beyond(probabilities: Iterable[float], tail: float) -> int:
+    """Index of the first term at which the running sum exceeds ``tail``."""
+    total = 0.0
+    for index, probability in enumerate(probabilities):
+        total += probability
+        if total > tail:
+            return index
+    raise AssertionError("probabilities sum to less than the tail")
+
+
+# ---------------------------------------------------------------- measuring a link
+
+def measure_link(a: Host, b: Host, configured: Configured, name: tuple[str, str],
+                 duration: float = 2.0) -> LinkResult:
+    """Measure the link between Mininet hosts ``a`` and ``b`` and judge it.
+
+    The path between them must be the link under test plus unshaped access links.
+    ``duration`` is the seconds of traffic per throughput test (rounded up: iperf3
+    counts whole seconds). With the default 2 s a loss-free link takes about 7 s (pings,
+    then 1 + 2 s of TCP each way) and a lossy one about 8 s (pings, a 2 s UDP loss run
+    both ways at once, 2 s of saturating UDP each way); slow lossy links (< 1.5 Mbit/s)
+    need longer loss runs to carry ``LOSS_DATAGRAMS``, and pings slow down below 3 Mbit/s.
+    """
+    started = time.monotonic()
+    path = _Path(a, b, seconds=max(1, math.ceil(duration)),
+                 slack_s=5 + 10 * 2 * (configured.delay_ms + configured.jitter_ms) / 1000)
+    rtts, pings = path.ping(configured)
+    if configured.loss_pct > 0:
+        (lost_fwd, n_fwd), (lost_rev, n_rev) = path.udp_loss(configured.bw_mbit)
+    else:  # a lost round trip counts against both directions: an upper bound for each
+        (lost_fwd, n_fwd) = (lost_rev, n_rev) = (pings - len(rtts), pings)
+    loss_fwd, loss_rev = lost_fwd / max(n_fwd, 1), lost_rev / max(n_rev, 1)
+    method, bw_fwd, bw_rev = path.throughput(configured, (loss_fwd, loss_rev))
+    measured = Measured(
+        rtt_ms_median=statistics.median(rtts),
+        rtt_ms_p95=statistics.quantiles(rtts, n=20, method="inclusive")[18],
+        rtt_ms_stdev=statistics.stdev(rtts),
+        bw_mbit_fwd=bw_fwd, bw_mbit_rev=bw_rev,
+        loss_pct_fwd=100 * loss_fwd, loss_pct_rev=100 * loss_rev,
+        packets_fwd=n_fwd, packets_rev=n_rev,
+        rtt_samples=len(rtts), bw_method=method, seconds=time.monotonic() - started)
+    checks = verdict(configured, measured)
+    return LinkResult(link=tuple(name), configured=configured, measured=measured,
+                      checks=checks, ok=all(checks.values()))
+
+
+_PING_REPLY = re.compile(r"icmp_seq=(\d+) .*time=([\d.]+) ms$")  # "$": not (DUP!) replies
+_PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
+
+
+@dataclass(frozen=True)
+class _Path:
+    """The two ends of a link under test; tools run in ``a`` (client) against ``b``.
+
+    ``seconds`` of traffic per throughput test; ``slack_s`` on top of a tool's own
+    run time before it counts as hung (setup takes a few RTTs).
+    """
+
+    a: Host
+    b: Host
+    seconds: int
+    slack_s: float
+
+    def ping(self, configured: Configured) -> tuple[list[float], int]:
+        """RTT samples in ms, and how many pings they answer (both without warm-up).
+
+        The first pings are not counted (they include ARP and, on OVS, the slow path
+        of a new flow). The interval keeps pings under ``PING_LOAD`` of the link so
+        they never queue behind each other. No ``-w``: with a deadline ping keeps
+        sending until it has ``-c`` replies and leaves the last requests unanswered.
+        """
+        interval = PING_INTERVAL_S
+        if configured.bw_mbit:
+            interval = max(interval, PING_FRAME_BITS / (PING_LOAD * configured.bw_mbit * 1e6))
+        count = PINGS + WARMUP_PINGS
+        out = _run(self.a, ["ping", "-n", "-c", str(count), "-i", f"{interval:.3f}",
+                            "-W", str(math.ceil(self.slack_s)), self.b.IP()],
+                   timeout=count * interval + 2 * self.slack_s)
+        replies = {int(m[1]): float(m[2])
+                   for m in map(_PING_REPLY.search, out.splitlines()) if m}
+        summary = _PING_SUMMARY.search(out)
+        rtts = [rtt for seq, rtt in sorted(replies.items()) if seq > WARMUP_PINGS]
+        if summary is None or len(rtts) < 2:
+            raise MeasurementError(f"ping {self.a.name} -> {self.b.name}: too few replies\n{out}")
+        return rtts, int(summary[1]) - WARMUP_PINGS
+
+    def throughput(self, configured: Configured,
+                   losses: tuple[float, float]) -> tuple[str, float, float]:
+        """How the rate was measured, and goodput a -> b and b -> a in Mbit/s.
+
+        Lossy link with a rate: UDP at the receiver with the link's measured loss
+        divided out (TCP cannot fill a lossy link). Otherwise TCP, what applications get.
+        """
+        if configured.loss_pct > 0 and configured.bw_mbit is not None:
+            fwd, rev = (self.udp_rate(configured.bw_mbit, reverse) / (1 - loss)
+                        if loss < 1 else 0.0
+                        for reverse, loss in zip((False, True), losses))
+            return "udp", fwd, rev
+        return "tcp", self.tcp_rate(reverse=False), self.tcp_rate(reverse=True)
+
+    def tcp_rate(self, reverse: bool) -> float:
+        """TCP goodput in Mbit/s at the receiver, slow start omitted."""
+        result = self.iperf3(["-O", str(TCP_OMIT_S)], self.seconds, reverse)
+        return result["end"]["sum_received"]["bits_per_second"] / 1e6
+
+    def udp_rate(self, bw_mbit: float, reverse: bool) -> float:
+        """UDP goodput in Mbit/s at the receiver, offered above the link rate.
+
+        The link is saturated (its queue never empties), so the receiver sees the
+        shaper's rate times the link's own loss; the caller divides that loss out.
+        """
+        offered = f"{SATURATION * bw_mbit * 1e6:.0f}"
+        result = self.iperf3(["-u", "-b", offered], self.seconds, reverse)
+        return result["end"]["sum_received"]["bits_per_second"] / 1e6
+
+    def udp_loss(self, bw_mbit: float | None) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(lost, datagrams) forward and reverse, from one bidirectional UDP run below
+        the link rate, so the queue never overflows and every drop is the link's loss.
+
+        Datagrams shrink (to 32 bytes) and the run lengthens until each direction
+        carries ``LOSS_DATAGRAMS``. ``packets`` is the sender's count and ``lost`` the
+        receiver's sequence gaps, so datagrams still in flight when the receiver stops
+        count as delivered: loss can read low by up to one-way delay / run time of its
+        value (5 % of it at 100 ms over 2 s), well inside the 99 % interval.
+        """
+        length, payload_bps, seconds = _loss_probe_plan(bw_mbit or LOSS_PROBE_MBIT,
+                                                        self.seconds)
+        result = self.iperf3(["-u", "--bidir", "-l", str(length), "-b", f"{payload_bps:.0f}"],
+                             seconds, reverse=False)
+        end = result["end"]
+        return tuple((end[key]["lost_packets"], end[key]["packets"])
+                     for key in ("sum_received", "sum_received_bidir_reverse"))
+
+    def iperf3(self, args: list[str], seconds: int, reverse: bool) -> dict:
+        """One iperf3 test of ``seconds`` (plus any omitted), client in ``a``, one-off
+        server in ``b``; its JSON result.
+
+        Retried when it hangs: iperf3 (3.12) sets up a UDP stream with one datagram
+        each way and waits forever if a lossy link drops either.
+        """
+        argv = ["iperf3", "-c", self.b.IP(), "--json", "--connect-timeout", "3000",
+                "-t", str(seconds), *args, *(["-R"] if reverse else [])]
+        timeout = seconds + TCP_OMIT_S + self.slack_s
+        for _ in range(IPERF_ATTEMPTS):
+            server, port = _iperf3_server(self.b)
+            try:
+                out = _run(self.a, [*argv, "-p", str(port)], timeout)
+            except MeasurementTimeout:
+                continue
+            finally:
+                _stop(server)
+            result = json.loads(out or "{}")
+            if "error" in result or "end" not in result:
+                raise MeasurementError(f"iperf3 {' '.join(args)} {self.a.name} -> "
+                                       f"{self.b.name}: {result.get('error', 'no result')}")
+            return result
+        raise MeasurementError(f"iperf3 {' '.join(args)} {self.a.name} -> {self.b.name}: "
+                               f"hung {IPERF_ATTEMPTS} times")
+
+
+def _loss_probe_plan(bw_mbit: float, seconds: int) -> tuple[int, float, int]:
+    """Datagram payload bytes, payload rate (bit/s) and whole seconds for the loss run."""
+    wire_bps = LOSS_PROBE_LOAD * bw_mbit * 1e6
+    frame = wire_bps * seconds / 8 / LOSS_DATAGRAMS
+    length = int(min(1400, max(32, frame - UDP_HEADERS_BYTES)))
+    datagrams_per_s = wire_bps / 8 / (length + UDP_HEADERS_BYTES)
+    seconds = max(seconds, math.ceil(LOSS_DATAGRAMS / datagrams_per_s))
+    return length, datagrams_per_s * length * 8, seconds
+
+
+def _iperf3_server(host: Host) -> tuple[subprocess.Popen, int]:
+    """A one-off iperf3 server listening in ``host`` on a free port (retries on clashes)."""
+    for _ in range(5):
+        port = random.choice(IPERF_PORTS)
+        server = host.popen(["iperf3", "-s", "-1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 3
+        while server.poll() is None and time.monotonic() < deadline:
+            if _listening(server.pid, port):
+                return server, port
+            time.sleep(0.02)
+        _stop(server)
+    raise MeasurementError(f"iperf3 server in {host.name} did not start")
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Whether the network namespace of ``pid`` has a TCP socket listening on ``port``."""
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def _stop(process: subprocess.Popen, grace: float = 2.0) -> None:
+    """Wait briefly for a process we started to exit, then kill it by PID."""
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _run(host: Host, argv: list[str], timeout: float) -> str:
+    """Run ``argv`` in ``host``; its stdout. Killed (by PID) and an error on timeout."""
+    process = host.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise MeasurementTimeout(f"{argv[0]} in {host.name} timed out after {timeout:.0f} s")
+
+
+# ---------------------------------------------------------------- CPU share
+
+def measure_cpu_share(host: Host, seconds: float = 2.0) -> float:
+    """The fraction of one core a busy loop in ``host`` gets (its CPU time / wall time).
+
+    One process uses at most one core, so compare with min(1, the host's cores); the
+    caller judges the result. The loop is started from the host's shell, so it is in
+    the shell's cgroup whatever the host class does for ``popen`` (inside a Mininet
+    host /sys is remounted for the new network namespace, so a process there cannot
+    move itself into a cgroup). Its CPU time is read from the root namespace
+    (``/proc/PID/schedstat``, nanoseconds) over ``seconds`` after a warm-up: with CFS
+    bandwidth control the loop then gets whole quotas per 100 ms period, so a window
+    of several periods measures its share to well under 1 %.
+    """
+    lifetime = math.ceil(BUSY_WARMUP_S + seconds) + 5  # ends by itself if we cannot kill it
+    host.cmd(f"bash -c 'while (( SECONDS < {lifetime} )); do :; done' >/dev/null 2>&1 &")
+    pid = host.lastPid
+    try:
+        time.sleep(BUSY_WARMUP_S)
+        wall, cpu = time.monotonic(), _cpu_seconds(pid)
+        time.sleep(seconds)
+        return (_cpu_seconds(pid) - cpu) / (time.monotonic() - wall)
+    finally:
+        _kill(pid)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a running process (first field of /proc/PID/schedstat, in ns)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError):
+        raise MeasurementError(f"busy loop (PID {pid}) is not running") from None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# ---------------------------------------------------------------- report
+
+def format_table(results: Sequence[LinkResult]) -> str:
+    """Configured vs measured, one line per link, for the terminal.
+
+    RTT columns: wanted (2 × delay), median, p95, stdev (ms). Rate and loss columns:
+    wanted, forward (a → b), reverse (Mbit/s, %). The verdict names failed checks.
+    """
+    header = (f"{'link':<20} {'rtt want':>8} {'median':>7} {'p95':>7} {'stdev':>6}"
+              f"  {'bw want':>7} {'fwd':>7} {'rev':>7}  {'loss want':>9} {'fwd':>6} {'rev':>6}"
+              f"  verdict")
+    return "\n".join([header, *map(_table_row, results)])
+
+
+def _table_row(result: LinkResult) -> str:
+    c, m = result.configured, result.measured
+    failed = [check for check, ok in result.checks.items() if not ok]
+    bw_want = "-" if c.bw_mbit is None else f"{c.bw_mbit:.1f}"
+    verdict_text = "ok" if result.ok else "FAIL: " + ", ".join(failed)
+    return (f"{'-'.join(result.link):<20} {2 * c.delay_ms:>8.1f} {m.rtt_ms_median:>7.2f}"
+            f" {m.rtt_ms_p95:>7.2f} {m.rtt_ms_stdev:>6.2f}"
+            f"  {bw_want:>7} {m.bw_mbit_fwd:>7.2f} {m.bw_mbit_rev:>7.2f}"
+            f"  {c.loss_pct:>9.2f} {m.loss_pct_fwd:>6.2f} {m.loss_pct_rev:>6.2f}"
+            f"  {verdict_text}")
