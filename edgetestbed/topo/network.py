@@ -50,6 +50,18 @@ class LimitedHost(Host):
         return super().popen(*args, **kwargs)
 
 
+class HtbIntf(TCIntf):
+    """Mininet's TCIntf without its spurious error for htb's "quantum is big" warning.
+
+    Above ~16 Mbit/s tc warns that the class quantum is large; with one class per
+    interface the quantum never matters, and Mininet prints it as "*** Error".
+    """
+
+    def tc(self, cmd: str, tc: str = "tc") -> str:
+        output = super().tc(cmd, tc)
+        return "".join(line for line in output.splitlines(keepends=True) if "quantum" not in line)
+
+
 def _mbit(spec: LinkSpec) -> dict:
     return {} if spec.bw_mbit is None else {"bw": spec.bw_mbit}
 
@@ -151,6 +163,7 @@ class EmulatedNetwork:
         self.net.build()
         self.net.start()
         self.net.staticArp()  # no ARP broadcasts in the measurements, no first-packet ARP delay
+        self._allow_congestion_control(self.spec.network.congestion_control)
         for host in self.net.hosts:
             self._configure_host(host)
         if self.shaped_ports:
@@ -205,7 +218,7 @@ class EmulatedNetwork:
 
     def _add_shaped_link(self, link: LinkPlan) -> None:
         if self.backends.shaping == "netem":
-            self._add_link(link.a, link.b, TCLink, **_netem_params(link.spec))
+            self._add_link(link.a, link.b, TCLink, intf=HtbIntf, **_netem_params(link.spec))
             return
         if link.spec.bw_mbit is None and not link.spec.impaired:
             self._add_link(link.a, link.b)
@@ -216,12 +229,26 @@ class EmulatedNetwork:
         self.inline_bridges[link.label] = bridge
         self._add_inline_bridge(bridge)
         bw = _mbit(link.spec)
-        self._add_link(link.a, bridge, cls2=TCIntf, cls1=Intf, params2=bw)
-        self._add_link(bridge, link.b, cls1=TCIntf, cls2=Intf, params1=bw)
+        self._add_link(link.a, bridge, cls2=HtbIntf, cls1=Intf, params2=bw)
+        self._add_link(bridge, link.b, cls1=HtbIntf, cls2=Intf, params1=bw)
         if link.spec.impaired:
             for port in (f"{bridge}-eth0", f"{bridge}-eth1"):
                 self.shaped_ports.append(ShapedPort(port, link.spec.delay_ms, link.spec.jitter_ms,
                                                     link.spec.loss_pct, link.spec.queue))
+
+    def _allow_congestion_control(self, algorithm: str) -> None:
+        """Let namespaces choose ``algorithm``: the kernel allows them only the root's allowed list."""
+        allowed = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+        available = Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
+        current = allowed.read_text().split()
+        if algorithm not in available:
+            raise CapabilityError(f"TCP congestion control {algorithm!r} is not available here "
+                                  f"(available: {' '.join(available)})")
+        if algorithm in current:
+            return
+        value = " ".join(current + [algorithm])
+        self.ledger.record("sysctl", path=str(allowed), previous=" ".join(current), value=value)
+        allowed.write_text(value)
 
     def _configure_host(self, host: Host) -> None:
         algorithm = self.spec.network.congestion_control

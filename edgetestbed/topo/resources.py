@@ -14,6 +14,7 @@ Kinds and their fields:
 ``ovs-bridge``  ``name``
 ``iptables-chain``  ``table``, ``chain``, ``hooks`` (built-in chains that jump to it)
 ``cgroup``      ``path`` (a directory under /sys/fs/cgroup)
+``sysctl``      ``path`` (under /proc/sys), ``previous`` and ``value``: restored on removal
 ==============  =====================================================
 """
 
@@ -176,12 +177,25 @@ def _evacuate(path: Path) -> None:
             pass  # the task exited meanwhile
 
 
+# --- sysctls ---------------------------------------------------------------------------
+
+def _sysctl_changed(entry: dict) -> bool:
+    """Still our value? (If someone changed it since, it is theirs now.)"""
+    path = Path(entry["path"])
+    return path.exists() and path.read_text().strip() == entry["value"]
+
+
+def _restore_sysctl(entry: dict) -> None:
+    Path(entry["path"]).write_text(entry["previous"])
+
+
 REMOVERS: dict[str, tuple[Callable[[dict], bool], Callable[[dict], None]]] = {
     "process": (_process_exists, _remove_process),
     "link": (_link_exists, _remove_link),
     "ovs-bridge": (_ovs_bridge_exists, _remove_ovs_bridge),
     "iptables-chain": (_chain_exists, _remove_chain),
     "cgroup": (_cgroup_exists, _remove_cgroup),
+    "sysctl": (_sysctl_changed, _restore_sysctl),
 }
 
 
