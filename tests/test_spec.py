@@ -90,7 +90,14 @@ def test_bad_value_is_reported_at_its_line_and_field(tmp_path, extra, field, wor
 
 
 @pytest.mark.parametrize("data, field, words", [
-    ("{dataset: aqi, partition: biased}", "data.dataset", ["no class labels", "partition iid or replicated"]),
+    ("{dataset: aqi, partition: biased}", "data.dataset",
+     ["partition 'biased' does not apply to 'aqi'", "iid, replicated, by_year, by_season"]),
+    ("{dataset: mnist, partition: by_year}", "data.dataset", ["expected dataset aqi"]),
+    ("{dataset: mnist, partition: iid, lags: 3}", "data.lags", ["for dataset aqi"]),
+    ("{dataset: aqi, partition: iid, lags: 200}", "data.lags", ["at most 168"]),
+    ("{dataset: mnist, partition: by_label, labels: [[0, 1], [10]]}", "data.labels",
+     ["not a list of lists of digits", "like [[0, 1], [2, 3]]"]),
+    ("{dataset: mnist, partition: iid, bias: 0.5}", "data.bias", ["unknown key 'bias'"]),
     ("{dataset: mnist, partition: biased, bias: 1.5}", "data.bias", ["too large", "at most 1"]),
     ("{dataset: mnist}", "data", ["'partition' is missing", "iid, biased, by_label, replicated, mixed"]),
     ("{dataset: cifar, partition: iid}", "data.dataset", ["'cifar' is not a dataset", "mnist, aqi"]),
@@ -99,6 +106,21 @@ def test_bad_value_is_reported_at_its_line_and_field(tmp_path, extra, field, wor
 def test_bad_data_is_reported(tmp_path, data, field, words):
     text = TREE.replace("data: {dataset: mnist, partition: iid}", f"data: {data}")
     assert_problem(tmp_path, text, 3, field, *words)
+
+
+@pytest.mark.parametrize("data, params", [
+    ("{dataset: mnist, partition: iid}", {}),
+    ("{dataset: mnist, partition: biased}", {"bias": 0.64}),
+    ("{dataset: mnist, partition: by_label}", {"labels": 2}),
+    ("{dataset: mnist, partition: by_label, labels: [[0, 1], [2]]}", {"labels": ((0, 1), (2,))}),
+    ("{dataset: mnist, partition: mixed, bias: 0.9}", {"bias": 0.9, "biased_fraction": 0.5}),
+    ("{dataset: aqi, partition: by_season}", {"lags": 3}),
+    ("{dataset: aqi, partition: replicated, lags: 0}", {"lags": 0}),
+])
+def test_data_parameters_get_their_defaults(data, params):
+    spec = load_spec_text(TREE.replace("{dataset: mnist, partition: iid}", data))
+    assert spec.data.params == params
+    assert load_spec_text(yaml.safe_dump(spec.to_dict())) == spec
 
 
 def test_application_name_gets_a_suggestion(tmp_path):

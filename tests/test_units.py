@@ -40,6 +40,9 @@ def test_percent_needs_the_sign():
     for bare in (1, "1"):
         with pytest.raises(ValueError, match=r"write 1%, not 1"):
             parse_percent(bare)
+    for outside in ("-1%", "101%"):
+        with pytest.raises(ValueError, match=r"is not a percentage from 0% to 100%"):
+            parse_percent(outside)
 
 
 @pytest.mark.parametrize("text, size", [

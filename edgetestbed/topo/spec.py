@@ -41,7 +41,7 @@ Built-in defaults (used where the file is silent):
 link fields           ``bw: null`` (unlimited), ``delay: 0ms``, ``jitter: 0ms``, ``loss: 0%``,
                       ``queue: null``
 ``data`` parameters   ``biased``: ``bias: 0.64``; ``by_label``: ``labels: 2``;
-                      ``mixed``: ``bias: 0.64, biased_fraction: 0.5``
+                      ``mixed``: ``bias: 0.64, biased_fraction: 0.5``; aqi: ``lags: 3``
 ====================  ===========================================================
 
 Bounds (inclusive unless stated):
@@ -60,20 +60,27 @@ sensor index          0 .. 9999
 ``timeout``           1s .. 7 days, and at least interval × limit
 policies              ``time``: push, pull 10ms .. 1h; ``window``: every 1 .. 10000;
                       ``downpour``: n_fetch, n_push 1 .. 1000000
-data                  bias, biased_fraction 0 .. 1; labels 1 .. 10
+data                  bias, biased_fraction 0 .. 1; labels 1 .. 10 or lists of digits 0 .. 9;
+                      lags 0 .. 168 (hours)
 ids                   ``[A-Za-z][A-Za-z0-9_-]{0,31}``; ``name``: ``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``
 ====================  ===========================================================
+
+The YAML is read with PyYAML's SafeLoader only (no Python tags, no pickle). Duplicate
+keys are errors, and so are recursive aliases, aliases that expand to more than
+100000 values, and nesting deeper than 32 levels.
 
 Policies: ``simple`` pulls before and pushes after every window; ``time`` pushes every
 ``push`` and pulls every ``pull`` (default: same as push) seconds; ``window`` exchanges
 every ``every`` windows; ``downpour`` (Downpour SGD) fetches every ``n_fetch`` and pushes
 every ``n_push`` training steps (mini-batches).
 
-Partitions: ``iid`` splits the training set evenly at random; ``biased`` gives each sensor
-a preferred label that makes up ``bias`` of its samples; ``by_label`` gives each sensor
-only ``labels`` distinct labels; ``replicated`` lets every sensor draw from the whole set;
-``mixed`` makes ``biased_fraction`` of the sensors biased and the rest iid. ``biased``,
-``by_label`` and ``mixed`` need class labels, so they need the ``mnist`` dataset.
+Partitions (their meaning in detail: :mod:`edgetestbed.sensors.streams`): ``iid`` splits the
+training set evenly at random; ``replicated`` lets every sensor stream the whole set;
+for ``mnist`` also ``biased`` (each sensor prefers one digit for ``bias`` of its samples),
+``by_label`` (each sensor sees only ``labels`` digits, or the digits listed for it) and
+``mixed`` (``biased_fraction`` of the sensors biased, the others natural); for ``aqi`` also
+``by_year`` and ``by_season``. ``lags`` (aqi only) is how many past hours of PM2.5 are
+features.
 """
 
 from __future__ import annotations
@@ -91,7 +98,7 @@ from typing import (Annotated, Any, Callable, ClassVar, Iterator, Literal, Mappi
 
 import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
-                      ValidationError, field_validator, model_validator)
+                      ValidationError, ValidationInfo, field_validator, model_validator)
 
 from edgetestbed.errors import SpecError
 from edgetestbed.topo.units import (format_bandwidth, format_duration, format_percent,
@@ -105,6 +112,7 @@ __all__ = [
 ]
 
 MiB = 2**20
+AQI_LAGS = 3          # default hours of past PM2.5 among the AQI features
 APPLICATIONS = ("mnist_mlp", "aqi", "svm")
 ID_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -233,8 +241,8 @@ class DataSpec:
     """Which dataset the sensors stream and how it is split among them."""
 
     dataset: str                     # mnist | aqi
-    partition: str                   # iid | biased | by_label | replicated | mixed
-    params: Mapping[str, object]
+    partition: str                   # iid | replicated; mnist: biased | by_label | mixed;
+    params: Mapping[str, object]     # aqi: by_year | by_season. Defaults applied.
 
 
 @dataclass(frozen=True)
@@ -301,8 +309,8 @@ class Spec:
 # --- scalar input types: parse, check bounds, and format back ------------------------------
 
 def _bounded(parse: Callable[[object], float], low: float, high: float, *, show: Callable = number_text,
-             low_open: bool = False, high_open: bool = False) -> BeforeValidator:
-    """A validator that parses a value and refuses it outside [low, high] (or open ends)."""
+             low_open: bool = False, high_open: bool = False) -> Callable[[object], float]:
+    """``parse``, then refuse what lies outside [low, high] (or the open ends)."""
     def check(value: object) -> float:
         number = parse(value)
         too_small = number < low or (low_open and number == low)
@@ -313,12 +321,13 @@ def _bounded(parse: Callable[[object], float], low: float, high: float, *, show:
             raise ValueError(f"{quote(value)} is too {'small' if too_small else 'large'}; "
                              f"expected {lower} and {upper}")
         return number
-    return BeforeValidator(check)
+    return check
 
 
 def _unit(kind: type, parse: Callable, fmt: Callable, low: float, high: float, **ends: bool) -> Any:
     """A quantity with a unit: parsed and bounded on input, written back with ``fmt``."""
-    return Annotated[kind, _bounded(parse, low, high, show=fmt, **ends), PlainSerializer(fmt)]
+    check = _bounded(parse, low, high, show=fmt, **ends)
+    return Annotated[kind, BeforeValidator(check), PlainSerializer(fmt)]
 
 
 def _number(expected: str) -> Callable[[object], float]:
@@ -340,11 +349,11 @@ def _integer(expected: str) -> Callable[[object], int]:
 
 
 def _count(low: int, high: int, expected: str) -> Any:
-    return Annotated[int, _bounded(_integer(expected), low, high)]
+    return Annotated[int, BeforeValidator(_bounded(_integer(expected), low, high))]
 
 
 def _share(expected: str) -> Any:
-    return Annotated[float, _bounded(_number(expected), 0, 1)]
+    return Annotated[float, BeforeValidator(_bounded(_number(expected), 0, 1))]
 
 
 # Words people write for our keys; a near miss of one of these suggests the key.
@@ -385,6 +394,22 @@ def _matching(pattern: re.Pattern, noun: str, expected: str) -> Any:
     return Annotated[str, BeforeValidator(check)]
 
 
+LABELS = "a number of digits per sensor like 2, or each sensor's digits like [[0, 1], [2, 3]]"
+
+
+def _labels(value: object) -> int | list[list[int]]:
+    """How many digits each sensor sees, or the digits of each sensor (used in turn)."""
+    if not isinstance(value, list):
+        return _bounded(_integer(LABELS), 1, 10)(value)
+    if value and all(isinstance(group, list) and group and all(map(_is_digit, group)) for group in value):
+        return value
+    raise ValueError(f"{quote(value)} is not a list of lists of digits; expected {LABELS}")
+
+
+def _is_digit(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9
+
+
 def _application_name(value: object) -> str:
     if isinstance(value, str) and (value in APPLICATIONS or CLASS_PATTERN.fullmatch(value)):
         return value
@@ -400,7 +425,7 @@ Memory = _unit(int, parse_size, format_size, 32 * MiB, 2**40)
 Rate = _unit(float, parse_rate, format_rate, 0, 10_000, low_open=True)
 Interval = _unit(float, parse_duration, format_duration, 0.01, 3600)
 Timeout = _unit(float, parse_duration, format_duration, 1, 7 * 86400)
-Cores = Annotated[float, _bounded(_number("a number of cores like 0.5"), 0.01, 256)]
+Cores = Annotated[float, BeforeValidator(_bounded(_number("a number of cores like 0.5"), 0.01, 256))]
 Queue = _count(1, 1_000_000, "a queue length in packets like 100")
 Seed = _count(0, 2**32 - 1, "a seed like 1")
 SensorIndex = _count(0, 9999, "a sensor index like 3")
@@ -408,7 +433,8 @@ Steps = _count(1, 1_000_000, "a number of training steps like 5")
 WindowCount = _count(1, 10_000, "a number of windows like 2")
 WindowLimit = _count(1, 100_000, "a number of windows like 10")
 Epochs = _count(1, 1000, "a number of epochs like 1")
-LabelCount = _count(1, 10, "a number of labels per sensor like 2")
+Lags = _count(0, 168, "a number of hours like 3")
+Labels = Annotated[Any, BeforeValidator(_labels)]
 Bias = _share("a share of samples like 0.64")
 Share = _share("a share of sensors like 0.5")
 Dataset = _choice("a dataset", "mnist", "aqi")
@@ -476,19 +502,29 @@ Policy = Annotated[Union[POLICY_MODELS], Field(discriminator="type")]
 
 
 class _Data(_Input):
+    """A partition of a dataset among the sensors; ``DATASETS``: those it can split."""
+
+    DATASETS: ClassVar[tuple[str, ...]] = ("mnist", "aqi")
     dataset: Dataset = Field(description="a dataset: mnist or aqi")
-
-
-class _LabelledData(_Data):
-    """A partition by class label, which only a classification dataset has."""
+    lags: Optional[Lags] = None      # aqi only
 
     @field_validator("dataset")
     @classmethod
-    def _has_labels(cls, dataset: str) -> str:
-        if dataset != "mnist":
-            raise ValueError(f"{quote(dataset)} has no class labels to partition by; "
-                             "expected dataset mnist, or partition iid or replicated")
+    def _can_split(cls, dataset: str) -> str:
+        if dataset not in cls.DATASETS:
+            partition = next(iter(_tags(cls)))
+            raise ValueError(f"partition {partition!r} does not apply to {dataset!r}; expected dataset "
+                             f"{' or '.join(cls.DATASETS)}, or a partition of {dataset}: "
+                             f"{', '.join(_partitions_of(dataset))}")
         return dataset
+
+    @field_validator("lags")
+    @classmethod
+    def _aqi_only(cls, lags: int | None, info: ValidationInfo) -> int | None:
+        if lags is not None and info.data.get("dataset") == "mnist":
+            raise ValueError("lags (hours of past PM2.5 among the features) is for dataset aqi; "
+                             "expected no lags with mnist")
+        return lags
 
 
 class IidData(_Data):
@@ -499,24 +535,41 @@ class ReplicatedData(_Data):
     partition: Literal["replicated"]
 
 
-class BiasedData(_LabelledData):
+class BiasedData(_Data):
+    DATASETS: ClassVar[tuple[str, ...]] = ("mnist",)
     partition: Literal["biased"]
     bias: Bias = 0.64
 
 
-class ByLabelData(_LabelledData):
+class ByLabelData(_Data):
+    DATASETS: ClassVar[tuple[str, ...]] = ("mnist",)
     partition: Literal["by_label"]
-    labels: LabelCount = 2
+    labels: Labels = 2
 
 
-class MixedData(_LabelledData):
+class MixedData(_Data):
+    DATASETS: ClassVar[tuple[str, ...]] = ("mnist",)
     partition: Literal["mixed"]
     bias: Bias = 0.64
     biased_fraction: Share = 0.5
 
 
-DATA_MODELS = (IidData, BiasedData, ByLabelData, ReplicatedData, MixedData)
+class ByYearData(_Data):
+    DATASETS: ClassVar[tuple[str, ...]] = ("aqi",)
+    partition: Literal["by_year"]
+
+
+class BySeasonData(_Data):
+    DATASETS: ClassVar[tuple[str, ...]] = ("aqi",)
+    partition: Literal["by_season"]
+
+
+DATA_MODELS = (IidData, BiasedData, ByLabelData, ReplicatedData, MixedData, ByYearData, BySeasonData)
 Data = Annotated[Union[DATA_MODELS], Field(discriminator="partition")]
+
+
+def _partitions_of(dataset: str) -> list[str]:
+    return [tag for model in DATA_MODELS if dataset in model.DATASETS for tag in _tags(model)]
 
 
 class ApplicationIn(_Input):
@@ -663,8 +716,6 @@ def _describe(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return f"a list {quote(value)}"
-    if value is None:
-        return "nothing (null)"
     return quote(value)
 
 
@@ -679,29 +730,43 @@ class _Document:
 
 def _read_yaml(text: str, source: str) -> _Document:
     """Parse safely (SafeLoader only); syntax errors and non-mapping documents are fatal."""
-    loader = yaml.SafeLoader(text)
     try:
-        root = loader.get_single_node()
-        if root is None:
-            raise SpecError(f"{source}:1: the file is empty; expected a mapping with at least "
-                            "name, application, data and nodes")
-        walker = _Walker(source)
-        walker.walk(root, ())
-        data = loader.construct_document(root)
+        loader = yaml.SafeLoader(text)   # reads the whole text: may refuse a character already
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise SpecError(f"{source}:1: the file is empty; expected a mapping with at least "
+                                "name, application, data and nodes")
+            walker = _Walker(source)
+            walker.walk(root, ())
+            data = loader.construct_document(root)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        parts = [getattr(error, "context", None), getattr(error, "problem", None)]
-        problem = ", ".join(part for part in parts if part) or str(error)
-        raise SpecError(f"{source}:{mark.line + 1 if mark else 1}: not valid YAML: {problem}; "
-                        "expected YAML mappings and lists, indented with spaces") from None
+        raise SpecError(f"{source}:{_yaml_error_line(error, text)}: not valid YAML: "
+                        f"{_yaml_problem(error)}; expected YAML mappings and lists, "
+                        "indented with spaces") from None
     except RecursionError:
         raise SpecError(f"{source}:1: the document is nested too deeply; expected a spec") from None
-    finally:
-        loader.dispose()
     if not isinstance(data, dict):
         raise SpecError(f"{source}:{root.start_mark.line + 1}: the top level is {_describe(data)}; "
                         f"expected {SpecIn.EXPECTED}")
     return _Document(data, walker.lines, walker.duplicates)
+
+
+def _yaml_error_line(error: yaml.YAMLError, text: str) -> int:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    if mark is not None:
+        return mark.line + 1
+    return text.count("\n", 0, getattr(error, "position", 0)) + 1
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's explanation on one line."""
+    if isinstance(error, yaml.reader.ReaderError):
+        return f"the character {error.character:#06x} is not allowed in YAML"
+    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+    return ", ".join(part for part in parts if part) or str(error).splitlines()[0]
 
 
 class _Walker:
@@ -1019,8 +1084,7 @@ def _resolve(model: SpecIn, source: str, problems: _Problems) -> Spec:
     return Spec(
         name=model.name, seed=model.seed, source=source, nodes=_resolve_nodes(model),
         application=ApplicationSpec(model.application.name, _freeze(model.application.model_extra)),
-        data=DataSpec(model.data.dataset, model.data.partition,
-                      _params(model.data, "dataset", "partition")),
+        data=DataSpec(model.data.dataset, model.data.partition, _data_params(model.data)),
         windows=windows,
         sensors=SensorsSpec(sensors.rate, _merge_link(LinkSpec(), sensors.link),
                             sensors.cpu, sensors.memory),
@@ -1066,7 +1130,15 @@ def _policy(model: _Input) -> PolicySpec:
 
 
 def _params(model: _Input, *skip: str) -> FrozenMap:
-    return FrozenMap({key: getattr(model, key) for key in type(model).model_fields if key not in skip})
+    return _freeze({key: getattr(model, key) for key in type(model).model_fields if key not in skip})
+
+
+def _data_params(data: _Data) -> FrozenMap:
+    """The partition's parameters, and for aqi the dataset's ``lags``."""
+    params = dict(_params(data, "dataset", "partition", "lags"))
+    if data.dataset == "aqi":
+        params["lags"] = AQI_LAGS if data.lags is None else data.lags
+    return FrozenMap(params)
 
 
 def _freeze(value: Any) -> Any:

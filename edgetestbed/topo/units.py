@@ -14,7 +14,7 @@ bandwidth       Mbit/s (float)       ``bit kbit Mbit Gbit`` (any case; k = 1000,
                                      ``mbps`` as megaBYTES per second, most people as
                                      megabits); byte units such as ``MB`` are refused.
 duration        seconds (float)      ``us µs ms s min h`` (µ: micro sign or Greek mu)
-percent         percent (float)      ``%`` only: write ``1%``, not ``1``
+percent         percent (float)      ``%`` only: write ``1%``, not ``1``; 0% to 100%
 size            bytes (int)          ``B K M G T``, optionally followed by ``B`` or ``iB``:
                                      ``256M``, ``256MB`` and ``256MiB`` all mean 256 × 2**20
                                      bytes, as in Docker's ``--memory``
@@ -113,8 +113,12 @@ _RATE = _Kind(
 
 
 def quote(value: object, limit: int = 40) -> str:
-    """Show a YAML value in a message: strings quoted, anything long cut short."""
-    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    """Show a YAML value in a message as YAML would (null, true), strings quoted, cut short."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -169,8 +173,12 @@ def parse_duration(text: str | float, *, unit: str = "s") -> float:
 
 
 def parse_percent(text: str | float) -> float:
-    """A percentage: ``1%`` -> 1.0, ``0.5%`` -> 0.5. A bare number is refused: write ``1%``."""
-    return float(_parse(_PERCENT, text))
+    """A percentage from 0 to 100: ``1%`` -> 1.0, ``0.5%`` -> 0.5. ``1`` is refused: write ``1%``."""
+    percent = _parse(_PERCENT, text)
+    if not 0 <= percent <= 100:
+        raise ValueError(f"{quote(text)} is not a percentage from 0% to 100%; "
+                         f"expected {_PERCENT.expected}")
+    return float(percent)
 
 
 def parse_size(text: str | int) -> int:
