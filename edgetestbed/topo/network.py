@@ -10,6 +10,7 @@ clean`` after a crash) removes exactly those resources and nothing else.
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 from pathlib import Path
 
@@ -32,9 +33,10 @@ from edgetestbed.topo.spec import LinkSpec, Spec
 class LimitedHost(Host):
     """A Mininet host whose every process runs in the host's own cgroup.
 
-    The shell is moved into the cgroup at start; processes started with
-    `popen` move themselves in (a tiny ``sh`` prologue) before they exec, so
-    no child escapes the limit even for an instant.
+    The shell is moved into the cgroup at start (commands run with `cmd`
+    inherit it); a process started with `popen` joins the cgroup in the forked
+    child before it execs ``mnexec``, so it never runs unlimited, not even for an
+    instant. (Inside the host /sys is remounted, so joining must happen outside.)
     """
 
     def __init__(self, name: str, cgroup: HostCgroup, cpu: float, memory: int, **params) -> None:
@@ -44,18 +46,28 @@ class LimitedHost(Host):
         cgroup.add_process(self.pid)
 
     def popen(self, *args, **kwargs):
-        join = "; ".join(f"echo $$ > {procs}" for procs in self.cgroup.procs_files)
-        prologue = ["sh", "-c", f'{join}; exec "$@"', "edgetestbed-cgexec"]
-        kwargs.setdefault("mncmd", ["mnexec", "-da", str(self.pid)] + prologue)
+        kwargs.setdefault("preexec_fn", self._join_cgroup)
         return super().popen(*args, **kwargs)
+
+    def _join_cgroup(self) -> None:
+        """Runs in the forked child; an error here makes Popen raise in the parent."""
+        self.cgroup.add_process(os.getpid())
 
 
 class HtbIntf(TCIntf):
-    """Mininet's TCIntf without its spurious error for htb's "quantum is big" warning.
+    """Mininet's TCIntf, plus a packet queue limit on the htb class without netem.
 
-    Above ~16 Mbit/s tc warns that the class quantum is large; with one class per
-    interface the quantum never matters, and Mininet prints it as "*** Error".
+    ``queue`` (packets) becomes a pfifo under the htb class: the bottleneck queue
+    of the link, as netem's ``limit`` is where netem exists. Above ~16 Mbit/s tc
+    warns that the htb quantum is large; with one class per interface it never
+    matters, so that warning is dropped instead of printed as "*** Error".
     """
+
+    def config(self, queue: int | None = None, **params) -> dict:
+        result = super().config(**params)
+        if queue and params.get("bw"):
+            self.tc(f"%s qdisc add dev %s parent 5:1 handle 10: pfifo limit {int(queue)}")
+        return result
 
     def tc(self, cmd: str, tc: str = "tc") -> str:
         output = super().tc(cmd, tc)
@@ -228,7 +240,7 @@ class EmulatedNetwork:
         bridge = f"x{len(self.inline_bridges) + 1}"
         self.inline_bridges[link.label] = bridge
         self._add_inline_bridge(bridge)
-        bw = _mbit(link.spec)
+        bw = {**_mbit(link.spec), "queue": link.spec.queue}
         self._add_link(link.a, bridge, cls2=HtbIntf, cls1=Intf, params2=bw)
         self._add_link(bridge, link.b, cls1=HtbIntf, cls2=Intf, params1=bw)
         if link.spec.impaired:
