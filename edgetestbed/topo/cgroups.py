@@ -46,6 +46,14 @@ class HostCgroup:
             self._write("cpu.cfs_quota_us", str(quota))
             self._write("memory.limit_in_bytes", str(memory_bytes))
 
+    def limits(self) -> tuple[float, int]:
+        """The limits in force, read back from the kernel: (cores, bytes)."""
+        if self.version == "v2":
+            quota, period = self._read("cpu.max").split()
+            return int(quota) / int(period), int(self._read("memory.max"))
+        quota, period = int(self._read("cpu.cfs_quota_us")), int(self._read("cpu.cfs_period_us"))
+        return quota / period, int(self._read("memory.limit_in_bytes"))
+
     def cpu_seconds(self) -> float:
         """CPU time used by every process that ran in the group."""
         if self.version == "v2":

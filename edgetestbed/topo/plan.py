@@ -75,11 +75,6 @@ class NetworkPlan:
     def host_names(self) -> frozenset[str]:
         return frozenset(h.name for h in self.hosts)
 
-    @property
-    def access_links(self) -> tuple[tuple[str, str], ...]:
-        """Unshaped (host, switch) links of tree nodes."""
-        return tuple((h.name, h.switch) for h in self.hosts if h.role == "node")
-
 
 def _address(base: int, offset: int) -> str:
     return f"{ipaddress.IPv4Address(base + offset)}/{NETWORK.prefixlen}"

@@ -1,0 +1,157 @@
+"""The emulated network on real namespaces: both switch backends here, limits, teardown, refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from edgetestbed.errors import CapabilityError, LeftoverError
+from edgetestbed.rundir import ACTIVE_FILE, RunDir, clean
+from edgetestbed.testbed import open_testbed
+from edgetestbed.topo import resources
+from edgetestbed.topo.probe import probe
+from edgetestbed.topo.spec import load_spec_text
+
+pytestmark = pytest.mark.root
+CAPS = probe()
+
+SPEC = """
+name: nettest
+seed: 7
+application: {name: mnist_mlp}
+data: {dataset: mnist, partition: iid}
+defaults: {cpu: 0.2, memory: 128M, link: {bw: 20Mbit, delay: 4ms}}
+sensors: {rate: 1/s, cpu: 0.05, memory: 64M, link: {bw: 5Mbit, delay: 1ms}}
+nodes:
+  - id: root
+  - {id: w1, parent: root, sensors: [0]}
+  - {id: w2, parent: root, sensors: [1], link: {bw: 10Mbit, delay: 10ms, loss: 1%}, memory: 96M}
+cloud: {cpu: 0.3, link: {delay: 20ms}}
+network: {switch: SWITCH, shaping: userspace}
+"""
+
+
+def spec_for(switch: str, shaping: str = "userspace"):
+    return load_spec_text(SPEC.replace("SWITCH", switch).replace("userspace", shaping), "nettest.yaml")
+
+
+def rtt_ms(host, target, count: int = 10) -> float:
+    out = host.cmd(f"ping -c {count} -i 0.05 -q {target.IP()}")
+    return float(out.split("rtt min/avg/max/mdev = ")[1].split("/")[1])
+
+
+def nothing_left(run: RunDir) -> list[dict]:
+    return [e for e in run.ledger.entries() if resources.exists(e)]
+
+
+def switch_backends():
+    return [pytest.param(name, marks=pytest.mark.skipif(not feature.ok, reason=f"{name}: {feature.detail}"))
+            for name, feature in (("lxbr", CAPS.linux_bridge), ("ovs-user", CAPS.ovs_user),
+                                  ("ovs", CAPS.ovs_kernel))]
+
+
+@pytest.mark.parametrize("switch", switch_backends())
+def test_tree_is_built_shaped_limited_and_removed(switch, tmp_path):
+    with open_testbed(spec_for(switch), tmp_path, "test") as (run, network):
+        root, w1, w2, cloud = (network.host(i) for i in ("root", "w1", "w2", "cloud"))
+        assert network.net.pingAll(timeout=2) == 0.0
+        # RTT = 2 x one-way delay of each shaped link on the path (access links are unshaped)
+        assert rtt_ms(w1, root) == pytest.approx(8, abs=1)
+        assert rtt_ms(w1, w2) == pytest.approx(28, abs=1.5)
+        assert rtt_ms(cloud, root) == pytest.approx(40, abs=2)
+        # limits from the spec, in cores and bytes, and the congestion control asked for
+        assert w2.cmd("sysctl -n net.ipv4.tcp_congestion_control").strip() == "cubic"
+        assert w2.cgroup.limits() == (pytest.approx(0.2), 96 * 2**20)
+        # a process started with popen runs inside the host's cgroup
+        sleeper = w2.popen(["sleep", "30"])
+        assert any(str(sleeper.pid) in f.read_text() for f in w2.cgroup.procs_files)
+        sleeper.kill()
+        sleeper.wait()
+    assert nothing_left(run) == []
+    assert run.manifest["teardown_leftovers"] == []
+    assert f"ETB-{run.tag}" not in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+
+
+@pytest.mark.netem
+@pytest.mark.skipif(not CAPS.netem.ok, reason=f"kernel has no netem: {CAPS.netem.detail}")
+def test_netem_backend_shapes_links(tmp_path):
+    switch = "ovs" if CAPS.ovs_kernel.ok else "lxbr"
+    with open_testbed(spec_for(switch, "netem"), tmp_path, "test") as (run, network):
+        assert rtt_ms(network.host("w1"), network.host("root")) == pytest.approx(8, abs=1)
+    assert nothing_left(run) == []
+
+
+def test_refuses_what_it_cannot_emulate_before_building(tmp_path):
+    if CAPS.netem.ok:
+        pytest.skip("this kernel has netem: nothing to refuse")
+    with pytest.raises(CapabilityError, match="netem"):
+        with open_testbed(spec_for("lxbr", "netem"), tmp_path, "test"):
+            pass
+    assert not list(tmp_path.iterdir()), "nothing may be created for a refused spec"
+
+
+def test_refuses_more_cores_than_the_machine_has(tmp_path):
+    spec = spec_for("lxbr")
+    greedy = dataclasses.replace(spec.nodes[0], cpu=float(CAPS.cores + 1))
+    spec = dataclasses.replace(spec, nodes=(greedy,) + spec.nodes[1:])
+    with pytest.raises(CapabilityError, match="exceeds"):
+        with open_testbed(spec, tmp_path, "test"):
+            pass
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from edgetestbed.testbed import open_testbed
+from edgetestbed.topo.spec import load_spec
+with open_testbed(load_spec(sys.argv[1]), Path(sys.argv[2]), "test") as (run, network):
+    print(run.path, flush=True)
+    time.sleep(120)
+"""
+
+
+def _start_holder(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """A separate process that builds the network and holds it."""
+    topo = tmp_path / "topo.yaml"
+    topo.write_text(SPEC.replace("SWITCH", "lxbr"))
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLDER), str(topo), str(tmp_path / "runs")],
+                              stdout=subprocess.PIPE, text=True)
+    run_path = Path(holder.stdout.readline().strip())
+    assert run_path.is_dir(), "the holder failed to build its network"
+    return holder, run_path
+
+
+def test_sigterm_tears_everything_down(tmp_path):
+    holder, run_path = _start_holder(tmp_path)
+    run = RunDir.open(run_path)
+    assert nothing_left(run), "the network should exist while the run holds it"
+    holder.send_signal(signal.SIGTERM)
+    holder.wait(timeout=60)
+    assert nothing_left(run) == []
+    assert not ACTIVE_FILE.exists()
+
+
+def test_a_crashed_run_blocks_the_next_until_cleaned(tmp_path):
+    holder, run_path = _start_holder(tmp_path)
+    os.kill(holder.pid, signal.SIGKILL)  # a crash: no teardown at all
+    holder.wait()
+    crashed = RunDir.open(run_path)
+    try:
+        assert nothing_left(crashed)
+        with pytest.raises(LeftoverError, match="clean"):
+            with open_testbed(spec_for("lxbr"), tmp_path / "next", "test"):
+                pass
+        cleaned, removed, leftovers = clean()
+        assert cleaned.path == run_path and removed and leftovers == []
+        assert nothing_left(crashed) == []
+        with open_testbed(spec_for("lxbr"), tmp_path / "next", "test") as (run, network):
+            assert network.net.pingAll(timeout=2) == 0.0
+    finally:
+        resources.remove_all(crashed.ledger.entries())
