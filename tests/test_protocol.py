@@ -14,7 +14,7 @@ from edgetestbed.nodes.protocol import (ACK, MODEL, PULL, PUSH, SAMPLE, ArraySpe
                                         Message, Schema, decode, encode, wire_bytes)
 
 WEIGHTS = [np.zeros((4, 3), np.float32), np.zeros(3, np.float32)]
-SCHEMA = Schema.for_model(WEIGHTS)
+SCHEMA = Schema.for_model(WEIGHTS, protocol.REQUESTS + protocol.REPLIES)
 
 
 def _push(**fields) -> Message:
@@ -71,7 +71,7 @@ def test_wire_bytes_counts_zmtp_frame_headers():
 
 
 def test_max_sizes_follow_the_schema():
-    schema = Schema.for_model([np.zeros((1000, 100), np.float32)])
+    schema = Schema.for_model([np.zeros((1000, 100), np.float32)], protocol.REQUESTS)
     assert schema.max_frame_bytes() == 400_000
     assert schema.max_message_bytes() == 400_000 + protocol.MAX_HEADER_BYTES
 
@@ -175,3 +175,11 @@ def test_zmq_refuses_frames_above_maxmsgsize():
 
 def test_ack_is_a_valid_reply_without_arrays():
     assert decode(encode(Message(ACK, "ps", seq=1)), SCHEMA).arrays == ()
+
+
+def test_parents_accept_only_requests_and_children_only_replies():
+    requests, replies = (Schema.for_model(WEIGHTS, kinds) for kinds in (protocol.REQUESTS, protocol.REPLIES))
+    with pytest.raises(MalformedMessage, match="MODEL is not expected here"):
+        decode(encode(Message(MODEL, "ps", arrays=tuple(WEIGHTS))), requests)
+    with pytest.raises(MalformedMessage, match="PUSH is not expected here"):
+        decode(encode(_push()), replies)

@@ -47,6 +47,7 @@ import numpy as np
 PROTOCOL_VERSION = 1
 PULL, MODEL, PUSH, ACK, DONE, SAMPLE = "PULL", "MODEL", "PUSH", "ACK", "DONE", "SAMPLE"
 MESSAGE_TYPES = (PULL, MODEL, PUSH, ACK, DONE, SAMPLE)
+REQUESTS, REPLIES = (PULL, PUSH, DONE), (MODEL, ACK)
 DTYPES = frozenset({"float32", "float64", "int32", "int64", "uint8"})
 MAX_HEADER_BYTES = 256 * 1024
 MAX_ARRAYS = 64
@@ -119,10 +120,12 @@ class Schema:
         self.arrays_by_type = {kind: tuple(specs) for kind, specs in arrays_by_type.items()}
 
     @classmethod
-    def for_model(cls, weights: Sequence[np.ndarray]) -> "Schema":
-        """Messages between a child and its parent, for a model with these weights."""
+    def for_model(cls, weights: Sequence[np.ndarray], accept: Sequence[str]) -> "Schema":
+        """Messages of the types ``accept`` between a child and its parent, for a model with
+        these weights (a parent accepts ``REQUESTS``, a child ``REPLIES``)."""
         specs = [ArraySpec("float32", tuple(w.shape)) for w in weights]
-        return cls({PULL: (), ACK: (), DONE: (), MODEL: specs, PUSH: specs})
+        arrays = {PULL: (), ACK: (), DONE: (), MODEL: specs, PUSH: specs}
+        return cls({kind: arrays[kind] for kind in accept})
 
     @classmethod
     def for_samples(cls, feature_shape: Sequence[int], label_dtype: str) -> "Schema":

@@ -1,0 +1,58 @@
+"""The cloud baseline: one model trained on every sensor's samples, at the workers' pace.
+
+It regenerates each sensor's stream locally (the streams are deterministic, see
+:mod:`edgetestbed.sensors.streams`) and, at the end of each window, trains ``epochs``
+on exactly the samples every sensor sent in that window (:class:`Schedule`), then
+evaluates on the test set. It opens no socket: it adds no traffic to measured links.
+Its accuracy against a node's at the same time is the accuracy lag.
+
+Log events: ``STATISTIC`` per window ``{window, samples, train_time, trained_at,
+train_loss, <evaluation>, wall_time, cpu_time, cpu_total, memory_peak}``; ``DONE``
+``{windows, samples, <evaluation>, cpu_total, memory_peak}``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Tuple
+
+import numpy as np
+
+from edgetestbed.nodes.eventlog import Stopwatch
+from edgetestbed.nodes.runtime import Runtime
+from edgetestbed.sensors.sensor import Schedule, sensor_stream
+from edgetestbed.sensors.streams import take
+
+
+class CloudBaseline:
+    """Centralised training on the union of all streams."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        spec = runtime.spec
+        self.app = runtime.new_application(len(spec.nodes))
+        self.schedule = Schedule.of(spec, runtime.start_at)
+        self.streams = [sensor_stream(spec, index) for index in spec.sensor_ids]
+        self.samples = 0
+
+    def run(self) -> Dict[str, Any]:
+        limit = self.runtime.spec.windows.limit
+        for window in range(limit):
+            time.sleep(max(0.0, self.runtime.window_end(window) + self.runtime.grace - time.time()))
+            self._train(window)
+        return {"windows": limit, "samples": self.samples, **self.runtime.evaluate(self.app)}
+
+    def _window_samples(self, window: int) -> Tuple[np.ndarray, np.ndarray]:
+        count = len(self.schedule.samples_in(window))
+        parts = [take(stream, count) for stream in self.streams]
+        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+
+    def _train(self, window: int) -> None:
+        watch = Stopwatch()
+        x, y = self._window_samples(window)
+        started = time.time()
+        loss = self.app.train(x, y, self.runtime.spec.windows.epochs)["loss"]
+        trained_at = time.time()
+        self.samples += len(x)
+        self.runtime.log_window(self.app, watch, window, samples=len(x), train_time=trained_at - started,
+                                trained_at=trained_at, train_loss=loss)

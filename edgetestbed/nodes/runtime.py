@@ -1,0 +1,299 @@
+"""What every testbed process shares: its run directory, spec, wiring, clock, sockets and log.
+
+A process is started as ``python -m edgetestbed.nodes --run-dir R --node ID --start-at T``
+(or ``python -m edgetestbed.sensors ... --sensor K ...``). It reads ``R/spec.yaml`` and
+``R/wiring.json``::
+
+    {"endpoints": {"root": {"host": "10.0.0.1", "port": 5555},
+                   "sensor0": {"host": "10.1.0.1", "port": 5556, "bind": "127.0.0.1"}, ...}}
+
+keyed by node id, ``sensor<K>`` or ``cloud``. A process binds on its own endpoint's
+port, on ``bind`` if given (tests keep traffic on loopback) else on every interface,
+and connects to the others' ``host:port``. ``T`` aligns every process: window ``j``
+covers ``[T + j·interval, T + (j+1)·interval)``.
+
+:func:`run_process` wraps a role's main loop: it logs ``START``, then ``DONE`` with the
+role's summary, or ``STOP`` on SIGTERM/SIGINT (exit 0), or ``ERROR`` (exit 2 for a
+user's mistake, 1 for a crash); sockets are closed with linger 0 and the log is closed
+on every path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional
+
+import numpy as np
+import zmq
+
+from edgetestbed.applications import Application, create_application
+from edgetestbed.errors import UserError
+from edgetestbed.nodes import protocol
+from edgetestbed.nodes.eventlog import (CONNECTION, DONE, ERROR, MALFORMED, START, STATISTIC, STOP, EventLog,
+                                       Stopwatch, usage)
+from edgetestbed.sensors.datasets import load_mnist
+from edgetestbed.sensors.sensor import stream_definition
+from edgetestbed.sensors.streams import StreamDefinition
+from edgetestbed.topo.plan import CLOUD_ID, sensor_id
+from edgetestbed.topo.spec import NodeSpec, Spec, load_spec
+
+TRAINING_SEED_WORD = 7  # keeps nodes' training-order seeds apart from the streams' seeds
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT arrived; unwinds the main loop like KeyboardInterrupt."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    bind: str = "*"
+
+
+class Wiring:
+    """Who listens where, from ``wiring.json``."""
+
+    def __init__(self, endpoints: Mapping[str, Endpoint]) -> None:
+        self.endpoints = dict(endpoints)
+
+    @classmethod
+    def load(cls, path: Path) -> "Wiring":
+        try:
+            data = json.loads(path.read_text())
+            return cls({ident: _endpoint(entry) for ident, entry in data["endpoints"].items()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise UserError(f"{path}: expected {{\"endpoints\": {{ident: {{\"host\": ..., \"port\": ...}}}}}}: "
+                            f"{error}") from None
+
+    def _get(self, ident: str) -> Endpoint:
+        if ident not in self.endpoints:
+            raise UserError(f"wiring.json has no endpoint for {ident!r}")
+        return self.endpoints[ident]
+
+    def address(self, ident: str) -> str:
+        """Where to connect to reach ``ident``."""
+        endpoint = self._get(ident)
+        return f"tcp://{endpoint.host}:{endpoint.port}"
+
+    def bind_address(self, ident: str) -> str:
+        """Where ``ident`` binds."""
+        endpoint = self._get(ident)
+        return f"tcp://{endpoint.bind}:{endpoint.port}"
+
+
+def _endpoint(entry: Mapping[str, Any]) -> Endpoint:
+    port = entry["port"]
+    if not isinstance(entry["host"], str) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"bad endpoint {entry!r}")
+    return Endpoint(entry["host"], port, entry.get("bind", "*"))
+
+
+class Sockets:
+    """The process's ZeroMQ sockets; all closed with linger 0 at the end."""
+
+    def __init__(self) -> None:
+        self.context = zmq.Context()
+        self._open: list = []
+
+    def open(self, kind: int, max_frame_bytes: Optional[int] = None, **options: int) -> zmq.Socket:
+        """A new socket with linger 0, ``MAXMSGSIZE`` if given, and ``options`` (e.g. ``rcvhwm=0``)."""
+        sock = self.context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if max_frame_bytes is not None:
+            sock.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
+        for name, value in options.items():
+            sock.setsockopt(getattr(zmq, name.upper()), value)
+        self._open.append(sock)
+        return sock
+
+    def close(self, sock: zmq.Socket) -> None:
+        sock.close(linger=0)
+        self._open.remove(sock)
+
+    def close_all(self) -> None:
+        for sock in list(self._open):
+            self.close(sock)
+        self.context.term()
+
+
+class Runtime:
+    """One process's view of the run."""
+
+    def __init__(self, run_dir: Path, ident: str, start_at: float) -> None:
+        self.run_dir = Path(run_dir)
+        self.ident = ident
+        self.start_at = start_at
+        self.spec: Spec = load_spec(self.run_dir / "spec.yaml")
+        _check_ident(self.spec, ident)
+        self.wiring = Wiring.load(self.run_dir / "wiring.json")
+        self.log = EventLog(self.run_dir / "logs" / f"{ident}.jsonl", ident)
+        self.sockets = Sockets()
+        self._evaluation: Optional[tuple] = None
+
+    # -- the spec, seen from this process
+    @property
+    def node(self) -> NodeSpec:
+        return self.spec.node(self.ident)
+
+    @property
+    def interval(self) -> float:
+        return self.spec.windows.interval
+
+    def window_end(self, window: int) -> float:
+        return self.start_at + (window + 1) * self.interval
+
+    @property
+    def grace(self) -> float:
+        """How long after a window's end its last samples may still be on the way."""
+        return min(0.1 * self.interval, 0.5)
+
+    @property
+    def request_timeout(self) -> float:
+        """How long a child waits for its parent's reply before retrying."""
+        return min(max(0.5 * self.interval, 0.5), 5.0)
+
+    @property
+    def sync_wait(self) -> float:
+        """How long after the last window a node waits for a model covering every worker."""
+        return max(3 * self.interval, 5.0)
+
+    @property
+    def all_workers(self) -> list:
+        return [node.id for node in self.spec.workers]
+
+    # -- learning
+    def new_application(self, index: int) -> Application:
+        """The spec's application, initialised alike on every node (seeded by the spec's seed)
+        and trained in an order seeded by the spec's seed and ``index``."""
+        spec = self.spec
+        app = create_application(spec.application.name, spec.application.params, seed=spec.seed)
+        if app.dataset != spec.data.dataset:
+            raise UserError(f"application {spec.application.name!r} learns from {app.dataset!r}, "
+                            f"but the sensors stream {spec.data.dataset!r}")
+        app.rng = np.random.default_rng([spec.seed, TRAINING_SEED_WORD, index])
+        return app
+
+    @property
+    def evaluation_data(self) -> tuple:
+        """The held-out test set ``(x, y)``, loaded once."""
+        if self._evaluation is None:
+            self._evaluation = _evaluation_data(stream_definition(self.spec))
+        return self._evaluation
+
+    def evaluate(self, app: Application) -> Dict[str, Any]:
+        """``app`` on the test set, as STATISTIC fields (``test_samples``, ``test_loss`` are the
+        application's ``samples`` and ``loss``, renamed to keep them apart from training's)."""
+        renames = {"samples": "test_samples", "loss": "test_loss"}
+        return {renames.get(key, key): value for key, value in app.evaluate(*self.evaluation_data).items()}
+
+    def log_window(self, app: Application, watch: Stopwatch, window: int, **fields: Any) -> None:
+        """A worker's or the cloud's STATISTIC for one window: ``fields``, then ``app`` on the
+        test set, then the window's wall and CPU time and the process's peak memory."""
+        self.log.write(STATISTIC, window=window, **fields, **self.evaluate(app), **watch.fields())
+
+    # -- logging
+    def log_message(self, direction: str, peer: str, message: protocol.Message, frames: Any) -> None:
+        """A CONNECTION event for one message sent or received on a tree link."""
+        payload_bytes = sum(protocol.frame_bytes(f) for f in list(frames)[1:])
+        self.log.write(CONNECTION, direction=direction, peer=peer, kind=message.type,
+                       bytes=protocol.wire_bytes(frames), payload_bytes=payload_bytes, seq=message.seq,
+                       version=message.version, window=message.window, samples=message.samples)
+
+    def log_malformed(self, reason: str, peer: Optional[str], frames: Any) -> None:
+        """A MALFORMED event for a message that was dropped."""
+        self.log.write(MALFORMED, peer=peer, reason=reason, bytes=protocol.wire_bytes(frames))
+
+    def decode(self, frames: Any, schema: protocol.Schema, peer: Optional[str] = None) -> Optional[protocol.Message]:
+        """``frames`` as a validated message; else None, logged as MALFORMED from the sender the
+        header claims or, if it could not be read, from ``peer``."""
+        try:
+            return protocol.decode(frames, schema)
+        except protocol.MalformedMessage as error:
+            self.log_malformed(error.reason, error.sender or peer, frames)
+            return None
+
+    def describe(self) -> Dict[str, Any]:
+        """START fields: who this process is and where it listens."""
+        fields: Dict[str, Any] = {"pid": os.getpid(), "start_at": self.start_at, "argv": sys.argv,
+                                  "spec": self.spec.name, "seed": self.spec.seed,
+                                  "interval": self.interval, "limit": self.spec.windows.limit,
+                                  "endpoint": self.wiring.bind_address(self.ident)}
+        sensors = {sensor_id(index): index for index in self.spec.sensor_ids}
+        if self.ident in sensors:
+            fields.update(sensor=sensors[self.ident], worker=self.spec.sensor_owner(sensors[self.ident]),
+                          rate=self.spec.sensors.rate)
+        if self.ident in {node.id for node in self.spec.nodes}:
+            node = self.node
+            fields.update(role=node.role, parent=node.parent, children=list(node.children),
+                          sensors=list(node.sensors), level=node.level,
+                          policy={"type": node.policy.type, **node.policy.params})
+        return fields
+
+    def close(self) -> None:
+        self.sockets.close_all()
+        self.log.close()
+
+
+def _check_ident(spec: Spec, ident: str) -> None:
+    """UserError unless ``ident`` names a process of the run."""
+    nodes = [node.id for node in spec.nodes]
+    sensors = [sensor_id(index) for index in spec.sensor_ids]
+    known = nodes + sensors + ([CLOUD_ID] if spec.cloud is not None else [])
+    if ident not in known:
+        raise UserError(f"{ident!r} is not a process of this run: {spec.source} has the nodes {', '.join(nodes)}, "
+                        f"the sensors {', '.join(sensors)}" + (f" and {CLOUD_ID}" if spec.cloud else " and no cloud"))
+
+
+def _evaluation_data(definition: StreamDefinition) -> tuple:
+    """The definition's test set. For MNIST, read here from the uint8 pixels in the streams'
+    representation (``pixel / 256``): ``evaluation_data()`` also converts the 60k training
+    images (190 MB), which would put every node over a 256 MB memory limit."""
+    if definition.dataset != "mnist":
+        return definition.evaluation_data()
+    mnist = load_mnist(pixels=True)
+    return mnist.x_test / np.float32(256), mnist.y_test
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    for other in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(other, signal.SIG_IGN)
+    raise Stopped(signal.Signals(signum).name)
+
+
+def run_process(run_dir: Path, ident: str, start_at: float, role: str,
+                main: Callable[[Runtime], Mapping[str, Any]]) -> int:
+    """Run ``main`` as process ``ident`` with START/DONE/STOP/ERROR logging; the exit status."""
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGINT, _raise_stopped)
+    try:
+        runtime = Runtime(run_dir, ident, start_at)
+    except UserError as error:
+        print(f"edgetestbed {ident}: {error}", file=sys.stderr)
+        return error.exit_status
+    except Stopped:
+        return 0
+    try:
+        runtime.log.write(START, **{"role": role, **runtime.describe()})
+        summary = main(runtime)
+        runtime.log.write(DONE, **{**summary, **usage()})
+        return 0
+    except Stopped as stop:
+        runtime.log.write(STOP, signal=str(stop), **usage())
+        return 0
+    except UserError as error:
+        runtime.log.write(ERROR, error=str(error))
+        print(f"edgetestbed {ident}: {error}", file=sys.stderr)
+        return error.exit_status
+    except Exception as error:  # a crash: record it, then let the traceback reach stderr
+        runtime.log.write(ERROR, error=repr(error), traceback=traceback.format_exc())
+        raise
+    finally:
+        runtime.close()

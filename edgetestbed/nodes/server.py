@@ -1,0 +1,177 @@
+"""The parameter server process (the root is one without a parent).
+
+It binds a ROUTER socket and serves its children: ``PULL`` gets its current model
+(``MODEL`` with its version and coverage), ``PUSH`` an ``ACK`` after the update is
+queued, ``DONE`` an ``ACK``. Every request is validated first (the weights' shapes, and
+that it comes from one of its children); a bad one is logged as ``MALFORMED`` and
+dropped, and serving goes on.
+
+Updates queue per child (a child that pushes twice before a merge has its two updates
+added up). A merge happens when every child that is not done has something queued, or
+half a window interval after the oldest queued update arrived, so that a slow or absent
+child delays nobody for long. It applies the sample-weighted average of the queued
+updates (policy events ``STEP_START`` before, ``STEP_END`` after, so ``simple`` pulls
+from the parent before and pushes to it after each merge); ``TICK`` events are reported
+between requests.
+
+On start a server with a parent pulls the parent's current model (a server restarted
+from scratch thus resumes from its parent). Once its model holds the last window of
+every worker below it, it pushes what is left and pulls until its model is complete,
+so the final model reaches its children. It finishes when every child has said DONE, or
+when the run should be over and no child has been heard from for a while.
+
+Log events: ``STATISTIC`` per merge ``{merge, children, samples, version, coverage,
+<evaluation after the merge>, before: <evaluation before>, wall_time, cpu_time,
+cpu_total, memory_peak}``; ``DONE`` ``{merges, samples, complete, coverage,
+children_done, <evaluation>, cpu_total, memory_peak}``; ``CONNECTION`` per message in
+and out; ``MALFORMED`` ``{peer, reason, bytes}`` (peer: the claimed sender, or the
+socket identity in hex).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Optional, Set
+
+import zmq
+
+from edgetestbed.nodes import protocol
+from edgetestbed.nodes.eventlog import STATISTIC, Stopwatch
+from edgetestbed.nodes.model import ModelState, Update, covers, joined
+from edgetestbed.nodes.policies import Moment, create_policy
+from edgetestbed.nodes.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
+from edgetestbed.nodes.runtime import Runtime
+from edgetestbed.nodes.upstream import Exchange
+from edgetestbed.topo.spec import Spec
+
+TICK_SECONDS = 0.05
+
+
+def workers_below(spec: Spec, node_id: str) -> list:
+    """The workers in the subtree of ``node_id``."""
+    node = spec.node(node_id)
+    if node.is_worker:
+        return [node.id]
+    return [worker for child in node.children for worker in workers_below(spec, child)]
+
+
+class PendingUpdates:
+    """Children's updates received since the last merge: one accumulated update per child."""
+
+    def __init__(self) -> None:
+        self.by_child: Dict[str, Update] = {}
+        self.since: Optional[float] = None
+
+    def add(self, child: str, update: Update) -> None:
+        queued = self.by_child.get(child)
+        if queued is not None:
+            update = Update([a + b for a, b in zip(queued.delta, update.delta)], queued.samples + update.samples,
+                            joined(queued.coverage, update.coverage))
+        self.by_child[child] = update
+        self.since = self.since or time.time()
+
+    def due(self, waiting_for: Set[str], now: float, wait: float) -> bool:
+        """Merge now? When every child in ``waiting_for`` has an update, or the oldest waited ``wait``."""
+        return bool(self.by_child) and (waiting_for <= set(self.by_child) or now - self.since >= wait)
+
+    def take(self) -> Dict[str, Update]:
+        taken, self.by_child, self.since = self.by_child, {}, None
+        return taken
+
+
+class ParameterServer:
+    """An inner node of the tree: merges its children's updates and serves its model."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        node = runtime.node
+        self.children = set(node.children)
+        self.workers_below = workers_below(runtime.spec, node.id)
+        self.model = ModelState(runtime.new_application(runtime.spec.nodes.index(node)))
+        self.schema = Schema.for_model(self.model.app.get_weights(), protocol.REQUESTS)
+        self.router = runtime.sockets.open(zmq.ROUTER, self.schema.max_frame_bytes())
+        self.router.bind(runtime.wiring.bind_address(node.id))
+        policy = create_policy(node.policy.type, node.policy.params, trains=False, start_at=runtime.start_at)
+        self.exchange = Exchange(runtime, self.model, policy)
+        self.pending = PendingUpdates()
+        self.done: Set[str] = set()
+        self.last_seq: Dict[str, int] = {}
+        self.merges = self.samples = 0
+        self.last_heard = time.time()
+        limit = runtime.spec.windows.limit
+        self.patience = max(10.0, 5 * runtime.interval)
+        self.run_end = runtime.window_end(limit - 1) + runtime.sync_wait
+
+    def run(self) -> Dict[str, Any]:
+        """Serve, merge and exchange until every child is done; the DONE summary."""
+        self.exchange.pull()
+        while not self._finished():
+            self._serve(time.time() + TICK_SECONDS)
+            if self.pending.due(self.children - self.done, time.time(), self.runtime.interval / 2):
+                self._merge()
+            self.exchange.at(Moment.TICK, self.merges)
+            if covers(self.model.coverage, self.workers_below, self.runtime.spec.windows.limit - 1):
+                self.exchange.sync_step()
+        if self.pending.by_child:
+            self._merge()
+        self.exchange.leave()
+        return {"merges": self.merges, "samples": self.samples, "complete": self.exchange.complete(),
+                "coverage": dict(self.model.coverage), "children_done": sorted(self.done),
+                **self.runtime.evaluate(self.model.app)}
+
+    def _finished(self) -> bool:
+        if self.children <= self.done:
+            return True
+        now = time.time()
+        return now > self.run_end and now - self.last_heard > self.patience
+
+    # -- serving
+    def _serve(self, until: float) -> None:
+        while (remaining := until - time.time()) > 0 and self.router.poll(remaining * 1000):
+            identity, *frames = self.router.recv_multipart(copy=False)
+            self._handle(identity.bytes, frames)
+
+    def _handle(self, identity: bytes, frames: list) -> None:
+        request = self.runtime.decode(frames, self.schema, identity.hex())
+        if request is None:
+            return
+        if request.sender not in self.children:
+            self.runtime.log_malformed(f"{request.type} from {request.sender!r}, which is not a child of "
+                                       f"{self.runtime.ident!r}", request.sender, frames)
+            return
+        self.runtime.log_message("received", request.sender, request, frames)
+        self.last_heard = time.time()
+        reply = {PULL: self._model, PUSH: self._queue, DONE: self._child_done}[request.type](request)
+        reply_frames = protocol.encode(reply)
+        self.router.send_multipart([identity, *reply_frames], copy=False)
+        self.runtime.log_message("sent", request.sender, reply, reply_frames)
+
+    def _model(self, request: Message) -> Message:
+        return request.reply(MODEL, self.runtime.ident, version=self.model.version,
+                             coverage=dict(self.model.coverage), arrays=tuple(self.model.app.get_weights()))
+
+    def _queue(self, request: Message) -> Message:
+        """Queue a child's update, once: a resent PUSH (same seq) is acknowledged again only."""
+        if self.last_seq.get(request.sender) != request.seq:
+            self.last_seq[request.sender] = request.seq
+            self.pending.add(request.sender, Update(list(request.arrays), request.samples, dict(request.coverage)))
+        return request.reply(ACK, self.runtime.ident, version=self.model.version)
+
+    def _child_done(self, request: Message) -> Message:
+        self.done.add(request.sender)
+        return request.reply(ACK, self.runtime.ident, version=self.model.version)
+
+    # -- merging
+    def _merge(self) -> None:
+        watch = Stopwatch()
+        self.exchange.at(Moment.STEP_START, self.merges)
+        updates = self.pending.take()
+        before = self.runtime.evaluate(self.model.app)
+        self.model.merge(list(updates.values()))
+        samples = sum(update.samples for update in updates.values())
+        self.samples += samples
+        self.runtime.log.write(STATISTIC, merge=self.merges, children=sorted(updates), samples=samples,
+                               version=self.model.version, coverage=dict(self.model.coverage),
+                               **self.runtime.evaluate(self.model.app), before=before, **watch.fields())
+        self.exchange.at(Moment.STEP_END, self.merges)
+        self.merges += 1

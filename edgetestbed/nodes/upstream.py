@@ -1,0 +1,168 @@
+"""A child's side of the child → parent link: requests with timeouts, and the exchanges.
+
+:class:`Parent` sends one request at a time on a DEALER socket and waits for the reply
+whose ``seq`` matches. Without a reply within the timeout it logs ``RETRY``, throws the
+socket away (so the lost request can never be delivered late) and resends on a fresh
+one; after the last attempt it logs ``UNREACHABLE`` and gives the parent a rest of one
+window interval, during which requests fail at once, so that a worker keeps training at
+its pace while its parent is away. A resent PUSH keeps its ``seq``: the parent applies a
+sender's push only once. Sequence numbers start at the process's start time in
+milliseconds, so a restarted child's requests are never mistaken for resent ones.
+
+:class:`Exchange` is what a node does with its parent: pull (adopt the parent's model,
+keeping unpushed work; log ``MODEL_RECEIVED`` with its coverage), push (the update since
+the last push; committed only when acknowledged, so nothing is lost while the parent is
+away), join (a pull at start), the final synchronisation and leaving (``DONE``).
+
+Log events: ``CONNECTION`` per message, ``RETRY`` ``{peer, kind, seq, attempt, waited}``,
+``UNREACHABLE`` ``{peer, kind, seq, attempts}``, ``MALFORMED`` ``{peer, reason, bytes}``
+for a bad reply, ``MODEL_RECEIVED`` ``{peer, version, coverage, complete}``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import zmq
+
+from edgetestbed.nodes import protocol
+from edgetestbed.nodes.eventlog import MODEL_RECEIVED, RETRY, UNREACHABLE
+from edgetestbed.nodes.model import ModelState, covers
+from edgetestbed.nodes.policies import Event, Moment, Policy
+from edgetestbed.nodes.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
+from edgetestbed.nodes.runtime import Runtime
+
+ATTEMPTS = 2
+REPLY_TO = {PULL: MODEL, PUSH: ACK, DONE: ACK}
+
+
+class Parent:
+    """Request/reply with the parent over a DEALER socket, surviving its absence."""
+
+    def __init__(self, runtime: Runtime, parent_id: str, schema: Schema) -> None:
+        self.runtime = runtime
+        self.parent_id = parent_id
+        self.schema = schema
+        self.address = runtime.wiring.address(parent_id)
+        self.seq = int(time.time() * 1000)  # never reused by a restarted process (see ``_queue`` in server)
+        self.resting_until = 0.0
+        self.socket = self._connect()
+
+    def _connect(self) -> zmq.Socket:
+        sock = self.runtime.sockets.open(zmq.DEALER, self.schema.max_frame_bytes())
+        sock.connect(self.address)
+        return sock
+
+    def _reconnect(self) -> None:
+        self.runtime.sockets.close(self.socket)
+        self.socket = self._connect()
+
+    def request(self, kind: str, **fields) -> Optional[Message]:
+        """Send a ``kind`` request; its reply, or None if the parent did not answer."""
+        if time.time() < self.resting_until:
+            return None
+        self.seq += 1
+        message = Message(kind, self.runtime.ident, seq=self.seq, **fields)
+        frames = protocol.encode(message)
+        for attempt in range(1, ATTEMPTS + 1):
+            self.socket.send_multipart(frames, copy=False)
+            self.runtime.log_message("sent", self.parent_id, message, frames)
+            reply = self._await_reply(message, time.time() + self.runtime.request_timeout)
+            if reply is not None:
+                return reply
+            self.runtime.log.write(RETRY, peer=self.parent_id, kind=kind, seq=message.seq, attempt=attempt,
+                                   waited=self.runtime.request_timeout)
+            self._reconnect()
+        self.runtime.log.write(UNREACHABLE, peer=self.parent_id, kind=kind, seq=message.seq, attempts=ATTEMPTS)
+        self.resting_until = time.time() + self.runtime.interval
+        return None
+
+    def _await_reply(self, request: Message, deadline: float) -> Optional[Message]:
+        """The reply to ``request`` if it comes before ``deadline``; other messages are dropped."""
+        while (remaining := deadline - time.time()) > 0:
+            if not self.socket.poll(remaining * 1000):
+                return None
+            frames = self.socket.recv_multipart(copy=False)
+            reply = self.runtime.decode(frames, self.schema, self.parent_id)
+            if reply is None:
+                continue
+            self.runtime.log_message("received", self.parent_id, reply, frames)
+            if reply.seq == request.seq and reply.type == REPLY_TO[request.type]:
+                return reply
+        return None
+
+
+class Exchange:
+    """A node's model traffic with its parent, as its policy asks (a root has no parent)."""
+
+    def __init__(self, runtime: Runtime, model: ModelState, policy: Policy) -> None:
+        self.runtime = runtime
+        self.model = model
+        self.policy = policy
+        parent_id = runtime.node.parent
+        schema = Schema.for_model(model.app.get_weights(), protocol.REPLIES)
+        self.parent = Parent(runtime, parent_id, schema) if parent_id else None
+        self.next_sync_pull = 0.0
+
+    def at(self, moment: Moment, index: int) -> None:
+        """Report an event to the policy; push and pull if it says so (push first)."""
+        if self.parent is None:
+            return
+        event = Event(moment, index, time.time())
+        if self.policy.wants_push(event):
+            self.policy.pushed(event.now)
+            self.push()
+        if self.policy.wants_pull(event):
+            self.policy.pulled(event.now)
+            self.pull()
+
+    def pull(self) -> bool:
+        """Adopt the parent's current model; False if the parent did not answer."""
+        if self.parent is None:
+            return False
+        reply = self.parent.request(PULL)
+        if reply is None:
+            return False
+        self.model.adopt(reply.arrays, reply.coverage, reply.version)
+        self.runtime.log.write(MODEL_RECEIVED, peer=self.parent.parent_id, version=reply.version,
+                               coverage=dict(self.model.coverage), complete=self.complete())
+        return True
+
+    def push(self) -> bool:
+        """Send the update since the last push, if there is one; False if the parent did not
+        acknowledge it (it stays pending)."""
+        if self.parent is None:
+            return False
+        if not self.model.has_pending():
+            return True
+        update = self.model.pending()
+        latest = max(update.coverage.values(), default=-1)
+        reply = self.parent.request(PUSH, version=self.model.base_version, window=latest, samples=update.samples,
+                                    coverage=update.coverage, arrays=tuple(update.delta))
+        if reply is None:
+            return False
+        self.model.committed(update)
+        return True
+
+    def complete(self) -> bool:
+        """Whether the model holds the last window of every worker of the run."""
+        return covers(self.model.coverage, self.runtime.all_workers, self.runtime.spec.windows.limit - 1)
+
+    def sync_step(self) -> bool:
+        """One step of the final synchronisation, never blocking longer than a request:
+        push what is pending, then pull now and then until the model is complete."""
+        if self.parent is None or self.complete():
+            return self.complete()
+        self.push()
+        if time.time() >= self.next_sync_pull:
+            self.next_sync_pull = time.time() + max(self.runtime.interval / 4, 0.1)
+            self.pull()
+        return self.complete()
+
+    def leave(self) -> None:
+        """Tell the parent this node is done (after a last push of anything pending)."""
+        if self.parent is None:
+            return
+        self.push()
+        self.parent.request(DONE)

@@ -1,0 +1,117 @@
+"""The sensor process: publishes its deterministic stream over ZeroMQ at the spec's rate.
+
+Sensor ``K`` binds a PUB socket on its endpoint and, from the run's start time ``T``,
+sends sample ``n`` of its stream at ``T + n / rate`` as one ``SAMPLE`` message (see
+:mod:`edgetestbed.nodes.protocol`) whose ``window`` is the worker window that send time
+falls in and whose ``seq`` is ``n``. It stops after the last window. Which samples fall
+in which window is :class:`Schedule`, shared with the cloud baseline, which regenerates
+the same samples locally.
+
+Log events (``logs/sensor<K>.jsonl``): ``STATISTIC`` per window ``{window, samples,
+bytes, behind}`` (``bytes`` on the wire incl. ZMTP framing; ``behind``: how late the
+window's last sample left, in seconds), ``DONE`` ``{samples, bytes}``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, Iterator
+
+import numpy as np
+import zmq
+
+from edgetestbed.nodes import protocol
+from edgetestbed.nodes.eventlog import STATISTIC
+from edgetestbed.sensors.streams import StreamDefinition
+from edgetestbed.topo.spec import Spec
+
+if TYPE_CHECKING:
+    from edgetestbed.nodes.runtime import Runtime
+
+LINGER_AT_END_MS = 2000  # let the last samples leave before the socket closes
+
+
+def stream_definition(spec: Spec) -> StreamDefinition:
+    """The spec's ``data:`` section as a stream definition (the spec names two parameters
+    differently: ``labels`` is a count of labels per sensor, ``biased_fraction`` the
+    complement of the streams' ``iid_fraction``)."""
+    params = dict(spec.data.params)
+    if "labels" in params:
+        params["labels_per_sensor"] = params.pop("labels")
+    if "biased_fraction" in params:
+        params["iid_fraction"] = 1 - params.pop("biased_fraction")
+    return StreamDefinition(spec.data.dataset, spec.data.partition, params)
+
+
+def sensor_stream(spec: Spec, index: int) -> Iterator[Any]:
+    """Sensor ``index``'s samples. Indices need not be contiguous: a stream is defined for
+    sensor ``index`` of ``max index + 1``, so a sensor's data does not depend on the others."""
+    return stream_definition(spec).stream(index, max(spec.sensor_ids) + 1, spec.seed)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When each sample is sent and which window it belongs to: sample ``n`` leaves at
+    ``start_at + n / rate`` and belongs to window ``floor(n / (rate · interval))``."""
+
+    start_at: float
+    rate: float
+    interval: float
+    limit: int
+
+    @classmethod
+    def of(cls, spec: Spec, start_at: float) -> "Schedule":
+        return cls(start_at, spec.sensors.rate, spec.windows.interval, spec.windows.limit)
+
+    def first_in(self, window: int) -> int:
+        """The number of the first sample sent in window ``window``."""
+        return math.ceil(round(window * self.interval * self.rate, 9))
+
+    def samples_in(self, window: int) -> range:
+        return range(self.first_in(window), self.first_in(window + 1))
+
+    def send_time(self, n: int) -> float:
+        return self.start_at + n / self.rate
+
+    def window_end(self, window: int) -> float:
+        return self.start_at + (window + 1) * self.interval
+
+
+class Sensor:
+    """One sensor process's publishing loop."""
+
+    def __init__(self, runtime: "Runtime", index: int) -> None:
+        self.runtime = runtime
+        self.index = index
+        self.schedule = Schedule.of(runtime.spec, runtime.start_at)
+        self.stream = sensor_stream(runtime.spec, index)
+        self.publisher = runtime.sockets.open(zmq.PUB, sndhwm=0)
+        self.publisher.bind(runtime.wiring.bind_address(runtime.ident))
+        self.label_dtype = ""
+        self.sent = {"samples": 0, "bytes": 0}
+
+    def run(self) -> Dict[str, int]:
+        for window in range(self.schedule.limit):
+            self._publish_window(window)
+        self.publisher.close(linger=LINGER_AT_END_MS)
+        return dict(self.sent)
+
+    def _publish_window(self, window: int) -> None:
+        samples = self.schedule.samples_in(window)
+        sent_bytes, behind = 0, 0.0
+        for n in samples:
+            behind = max(0.0, time.time() - self.schedule.send_time(n))
+            time.sleep(max(0.0, self.schedule.send_time(n) - time.time()))
+            sent_bytes += self._send(n, window)
+        self.sent["samples"] += len(samples)
+        self.sent["bytes"] += sent_bytes
+        self.runtime.log.write(STATISTIC, window=window, samples=len(samples), bytes=sent_bytes, behind=behind)
+
+    def _send(self, n: int, window: int) -> int:
+        x, y = next(self.stream)
+        self.label_dtype = self.label_dtype or protocol.label_dtype(np.asarray(y))
+        frames = protocol.encode(protocol.sample_message(self.runtime.ident, n, window, x, y, self.label_dtype))
+        self.publisher.send_multipart(frames, copy=False)
+        return protocol.wire_bytes(frames)

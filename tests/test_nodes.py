@@ -1,0 +1,408 @@
+"""Node and sensor processes on loopback: real processes, real ZeroMQ sockets, real MNIST.
+
+Each run writes a spec and a wiring on free 127.0.0.1 ports into a temporary run
+directory, starts every process with ``--start-at`` a few seconds ahead, and reads the
+JSON-lines logs afterwards. Windows are 1 s, so a run takes about ten seconds.
+Processes are stopped by PID only (SIGTERM, then SIGKILL) whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import pytest
+import zmq
+
+from edgetestbed.applications import create_application
+from edgetestbed.nodes import protocol
+from edgetestbed.nodes.model import ModelState, Update, covers, joined
+from edgetestbed.nodes.protocol import Message, Schema
+from edgetestbed.sensors.sensor import Schedule
+from edgetestbed.topo.plan import sensor_id
+from edgetestbed.topo.spec import load_spec
+
+LEAD_SECONDS = 2.5
+LIMIT = 4
+
+
+def free_ports(count: int) -> List[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class LoopbackRun:
+    """A run directory on loopback and the processes started for it."""
+
+    def __init__(self, directory: Path, spec_text: str) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True)
+        (self.dir / "spec.yaml").write_text(spec_text)
+        self.spec = load_spec(self.dir / "spec.yaml")
+        idents = [n.id for n in self.spec.nodes] + [sensor_id(k) for k in self.spec.sensor_ids]
+        idents += ["cloud"] if self.spec.cloud else []
+        endpoints = {ident: {"host": "127.0.0.1", "port": port, "bind": "127.0.0.1"}
+                     for ident, port in zip(idents, free_ports(len(idents)))}
+        (self.dir / "wiring.json").write_text(json.dumps({"endpoints": endpoints}))
+        self.endpoints = endpoints
+        self.idents = idents
+        self.start_at = time.time() + LEAD_SECONDS
+        self.processes: Dict[str, subprocess.Popen] = {}
+
+    def command(self, ident: str) -> List[str]:
+        common = ["--run-dir", str(self.dir), "--start-at", repr(self.start_at)]
+        if ident.startswith("sensor"):
+            return [sys.executable, "-m", "edgetestbed.sensors", "--sensor", ident[len("sensor"):], *common]
+        return [sys.executable, "-m", "edgetestbed.nodes", "--node", ident, *common]
+
+    def start(self, ident: str) -> None:
+        with open(self.dir / f"{ident}.stderr", "ab") as stderr:
+            self.processes[ident] = subprocess.Popen(self.command(ident), stdout=subprocess.DEVNULL, stderr=stderr)
+
+    def start_all(self) -> None:
+        for ident in self.idents:
+            self.start(ident)
+
+    def at(self, seconds: float) -> None:
+        """Sleep until ``seconds`` after the start time."""
+        time.sleep(max(0.0, self.start_at + seconds - time.time()))
+
+    def kill(self, ident: str) -> None:
+        process = self.processes[ident]
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def wait(self, timeout: float) -> Dict[str, Optional[int]]:
+        deadline = time.time() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                pass
+        return {ident: process.poll() for ident, process in self.processes.items()}
+
+    def stop(self) -> None:
+        """Stop whatever still runs: SIGTERM, then SIGKILL, by PID."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(3)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def events(self, ident: str, type_: Optional[str] = None) -> List[dict]:
+        path = self.dir / "logs" / f"{ident}.jsonl"
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        return [e for e in lines if type_ is None or e["type"] == type_]
+
+    def stderr(self, ident: str) -> str:
+        return (self.dir / f"{ident}.stderr").read_text()
+
+
+def run_spec(nodes: str, cloud: bool = False, limit: int = LIMIT, rate: str = "200/s") -> str:
+    return (f"name: loopback\nseed: 1\napplication: {{name: mnist_mlp}}\n"
+            f"data: {{dataset: mnist, partition: biased}}\n"
+            f"windows: {{interval: 1s, limit: {limit}, epochs: 1}}\n"
+            f"sensors: {{rate: {rate}}}\nnodes:\n{nodes}" + ("cloud: {}\n" if cloud else ""))
+
+
+@pytest.fixture
+def loopback(tmp_path):
+    """A factory of loopback runs, every process of which is stopped at the end."""
+    runs: List[LoopbackRun] = []
+
+    def make(spec_text: str, name: str = "run") -> LoopbackRun:
+        runs.append(LoopbackRun(tmp_path / name, spec_text))
+        return runs[-1]
+    yield make
+    for run in runs:
+        run.stop()
+
+
+def assert_all_done(run: LoopbackRun, codes: Dict[str, Optional[int]]) -> None:
+    failed = {ident: code for ident, code in codes.items() if code != 0}
+    assert not failed, {ident: run.stderr(ident)[-2000:] for ident in failed}
+    for ident in run.idents:
+        assert run.events(ident)[-1]["type"] == "DONE", ident
+
+
+# ---------------------------------------------------------------- pure logic
+
+def test_coverage_vectors_join_and_cover():
+    assert joined({"w1": 2, "w2": 0}, {"w2": 3, "w3": 1}) == {"w1": 2, "w2": 3, "w3": 1}
+    assert covers({"w1": 3, "w2": 4}, ["w1", "w2"], 3) and not covers({"w1": 3}, ["w1", "w2"], 3)
+
+
+def _model() -> ModelState:
+    return ModelState(create_application("mnist_mlp", {"hidden": [4]}, seed=1))
+
+
+def test_a_pull_keeps_what_was_not_pushed():
+    model = _model()
+    model.app.apply_update([np.ones_like(w) for w in model.app.get_weights()])
+    model.trained(10)
+    model.covered("w1", 0)
+    pulled = [np.full_like(w, 5.0) for w in model.app.get_weights()]
+    model.adopt(pulled, {"w2": 0}, version=7)
+    assert all(np.allclose(w, 6.0) for w in model.app.get_weights())
+    assert model.coverage == {"w1": 0, "w2": 0} and model.base_version == 7
+    update = model.pending()
+    assert update.samples == 10 and update.coverage == {"w1": 0}
+    assert all(np.allclose(d, 1.0) for d in update.delta)
+    model.committed(update)
+    assert not model.has_pending() and all(np.allclose(d, 0) for d in model.pending().delta)
+
+
+def test_a_merge_is_the_sample_weighted_average():
+    model = _model()
+    before = model.app.get_weights()
+    ones = [np.ones_like(w) for w in before]
+    model.merge([Update([3 * o for o in ones], 30, {"w1": 2}), Update(ones, 10, {"w2": 1})])
+    assert all(np.allclose(w - b, 2.5) for w, b in zip(model.app.get_weights(), before))
+    assert model.coverage == model.unpushed == {"w1": 2, "w2": 1} and model.samples == 40
+    model.merge([Update([0 * o for o in ones], 0, {"w2": 2})])  # no samples: coverage only
+    assert model.coverage["w2"] == 2 and model.version == 2
+
+
+def test_schedule_puts_every_sample_in_exactly_one_window():
+    schedule = Schedule(start_at=100.0, rate=2.5, interval=3.0, limit=4)
+    windows = [schedule.samples_in(j) for j in range(4)]
+    assert [len(w) for w in windows] == [8, 7, 8, 7]
+    assert [n for w in windows for n in w] == list(range(30))
+    for j, samples in enumerate(windows):
+        assert all(100 + 3 * j <= schedule.send_time(n) < 100 + 3 * (j + 1) for n in samples)
+
+
+# ---------------------------------------------------------------- a tree on loopback
+
+TREE = """\
+  - {id: root}
+  - {id: w1, parent: root, sensors: [0]}
+  - {id: w2, parent: root, sensors: [1]}
+  - {id: w3, parent: root, sensors: [2]}
+"""
+
+
+def _inject_malformed(run: LoopbackRun) -> Message:
+    """Send the root bad messages, then a good PULL; the root's reply to it."""
+    weights = create_application("mnist_mlp", seed=1).get_weights()
+    good = protocol.encode(Message(protocol.PUSH, "w1", seq=1, arrays=tuple(weights)))
+    header = json.loads(bytes(good[0]))
+    bad = [
+        [b"{not json"],
+        [json.dumps({**header, "arrays": header["arrays"][::-1]}).encode(), *good[1:][::-1]],
+        [json.dumps({**header, "sender": "intruder"}).encode(), *good[1:]],
+        good[:2],
+    ]
+    context = zmq.Context()
+    dealer = context.socket(zmq.DEALER)
+    try:
+        dealer.connect(f"tcp://127.0.0.1:{run.endpoints['root']['port']}")
+        for frames in bad:
+            dealer.send_multipart(frames)
+        dealer.send_multipart(protocol.encode(Message(protocol.PULL, "w1", seq=99)))
+        assert dealer.poll(5000), "the root stopped serving after malformed messages"
+        return protocol.decode(dealer.recv_multipart(), Schema.for_model(weights, protocol.REPLIES))
+    finally:
+        dealer.close(0)
+        context.term()
+
+
+@pytest.fixture(scope="module")
+def tree_run(tmp_path_factory):
+    """Root + 3 workers + cloud, simple policy, with malformed messages sent to the root mid-run."""
+    run = LoopbackRun(tmp_path_factory.mktemp("tree") / "run", run_spec(TREE, cloud=True))
+    try:
+        run.start_all()
+        run.at(1.5)
+        run.reply_after_malformed = _inject_malformed(run)
+        run.codes = run.wait(LIMIT + 20)
+    finally:
+        run.stop()
+    return run
+
+
+def test_every_process_finishes_and_logs_done(tree_run):
+    assert_all_done(tree_run, tree_run.codes)
+    for ident in tree_run.idents:
+        starts = tree_run.events(ident, "START")
+        assert len(starts) == 1 and starts[0]["node"] == ident and starts[0]["payload"]["pid"] > 0
+
+
+def test_workers_train_every_window_on_all_their_samples(tree_run):
+    for worker, sensor in (("w1", "sensor0"), ("w2", "sensor1"), ("w3", "sensor2")):
+        stats = [e["payload"] for e in tree_run.events(worker, "STATISTIC")]
+        assert [s["window"] for s in stats] == list(range(LIMIT))
+        sent = tree_run.events(sensor, "DONE")[0]["payload"]["samples"]
+        assert sent == LIMIT * 200 and sum(s["samples"] for s in stats) == sent
+        for s in stats:
+            assert s["wall_time"] > 0 and s["cpu_time"] > 0 and s["memory_peak"] < 200 * 2 ** 20
+            assert len(s["per_class"]) == 10 and 0 <= s["accuracy"] <= 1 and s["test_samples"] == 10_000
+
+
+def test_root_accuracy_improves_and_coverage_ends_complete(tree_run):
+    merges = [e["payload"] for e in tree_run.events("root", "STATISTIC")]
+    assert merges[-1]["accuracy"] > merges[0]["before"]["accuracy"] + 0.1
+    final = {w: LIMIT - 1 for w in ("w1", "w2", "w3")}
+    assert merges[-1]["coverage"] == final
+    for worker in ("w1", "w2", "w3"):
+        done = tree_run.events(worker, "DONE")[0]["payload"]
+        assert done["complete"] and done["coverage"] == final
+        received = tree_run.events(worker, "MODEL_RECEIVED")
+        assert received[-1]["payload"]["coverage"] == final and received[-1]["payload"]["complete"]
+
+
+def test_every_exchange_is_logged_with_its_bytes(tree_run):
+    sent = [e["payload"] for e in tree_run.events("w1", "CONNECTION") if e["payload"]["direction"] == "sent"]
+    pushes = [c for c in sent if c["kind"] == "PUSH"]
+    assert len(pushes) == LIMIT and all(c["peer"] == "root" for c in sent)
+    model_bytes = sum(w.nbytes for w in create_application("mnist_mlp", seed=1).get_weights())
+    assert all(model_bytes < c["bytes"] < model_bytes + 1500 and c["payload_bytes"] == model_bytes for c in pushes)
+    received = [e["payload"] for e in tree_run.events("root", "CONNECTION") if e["payload"]["direction"] == "received"]
+    assert {c["peer"] for c in received} == {"w1", "w2", "w3"}
+
+
+def test_malformed_messages_are_logged_and_the_root_keeps_serving(tree_run):
+    malformed = tree_run.events("root", "MALFORMED")
+    reasons = [e["payload"]["reason"] for e in malformed]
+    assert len(reasons) == 4, reasons
+    assert "not valid UTF-8 JSON" in reasons[0]
+    assert "PUSH arrays [float32[10], float32[10, 10]" in reasons[1]
+    assert "PUSH from 'intruder', which is not a child of 'root'" in reasons[2]
+    assert "declares 8 arrays but 1 array frames follow" in reasons[3]
+    assert tree_run.reply_after_malformed.type == "MODEL"
+    last_malformed = malformed[-1]["ts"]
+    assert any(e["ts"] > last_malformed for e in tree_run.events("root", "STATISTIC"))
+
+
+def test_cloud_baseline_trains_on_every_stream_at_the_same_pace(tree_run):
+    stats = [e["payload"] for e in tree_run.events("cloud", "STATISTIC")]
+    assert [s["window"] for s in stats] == list(range(LIMIT))
+    assert all(s["samples"] == 3 * 200 for s in stats)
+    assert stats[-1]["accuracy"] > stats[0]["accuracy"]
+    for window, s in enumerate(stats):
+        assert s["trained_at"] >= tree_run.start_at + window + 1
+    assert not (tree_run.dir / "logs" / "cloud.jsonl").read_text().count("CONNECTION")
+
+
+# ---------------------------------------------------------------- a parameter server killed and restarted
+
+THREE_LEVELS = """\
+  - {id: root}
+  - {id: ps1, parent: root}
+  - {id: w1, parent: ps1, sensors: [0]}
+  - {id: w2, parent: ps1, sensors: [1]}
+"""
+
+
+def _after(events: List[dict], ts: float) -> List[dict]:
+    return [e for e in events if e["ts"] > ts]
+
+
+def test_workers_keep_training_while_their_parameter_server_restarts(loopback):
+    limit = 7
+    run = loopback(run_spec(THREE_LEVELS, limit=limit, rate="100/s"))
+    run.start_all()
+    run.at(1.6)
+    run.kill("ps1")
+    killed_at = time.time()
+    run.at(3.3)
+    run.start("ps1")
+    restarted_at = time.time()
+    assert_all_done(run, run.wait(limit + 25))
+
+    starts = run.events("ps1", "START")
+    assert len(starts) == 2
+    second_life = _after(run.events("ps1"), starts[1]["ts"])
+    assert second_life[0]["payload"]["kind"] == "PULL" and second_life[0]["payload"]["peer"] == "root"
+    assert next(e for e in second_life if e["type"] in ("MODEL_RECEIVED", "STATISTIC"))["type"] == "MODEL_RECEIVED"
+
+    final = {"w1": limit - 1, "w2": limit - 1}
+    root = run.events("root", "DONE")[0]["payload"]
+    assert root["coverage"] == final
+    trained = sum(run.events(w, "DONE")[0]["payload"]["samples"] for w in ("w1", "w2"))
+    assert root["samples"] == trained, "an update was lost or applied twice"
+    for worker in ("w1", "w2"):
+        stats = [e["payload"] for e in run.events(worker, "STATISTIC")]
+        assert [s["window"] for s in stats] == list(range(limit))
+        assert all(s["samples"] > 0 for s in stats)
+        assert all(s["trained_at"] < run.start_at + s["window"] + 1 + 2.0 for s in stats), "fell behind"
+        assert _after(run.events(worker, "RETRY"), killed_at) or _after(run.events(worker, "UNREACHABLE"), killed_at)
+        replies = [e for e in _after(run.events(worker, "CONNECTION"), restarted_at)
+                   if e["payload"]["direction"] == "received"]
+        assert {"MODEL", "ACK"} <= {e["payload"]["kind"] for e in replies}, "exchanging did not resume"
+        assert run.events(worker, "DONE")[0]["payload"]["coverage"] == final
+
+
+# ---------------------------------------------------------------- every policy in real processes
+
+POLICIES = """\
+  - {id: root}
+  - {id: w1, parent: root, sensors: [0], policy: {type: downpour, n_fetch: 2, n_push: 3}}
+  - {id: w2, parent: root, sensors: [1], policy: {type: window, every: 2}}
+  - {id: w3, parent: root, sensors: [2], policy: {type: time, push: 700ms, pull: 1500ms}}
+"""
+
+
+def _pushes(run: LoopbackRun, worker: str) -> List[dict]:
+    """The PUSH requests a worker sent (a resent one counted once)."""
+    sent = [e for e in run.events(worker, "CONNECTION")
+            if e["payload"]["direction"] == "sent" and e["payload"]["kind"] == "PUSH"]
+    return list({e["payload"]["seq"]: e for e in sent}.values())
+
+
+def test_each_policy_exchanges_when_it_should(loopback):
+    run = loopback(run_spec(POLICIES, rate="100/s"))
+    run.start_all()
+    assert_all_done(run, run.wait(LIMIT + 20))
+    final = {w: LIMIT - 1 for w in ("w1", "w2", "w3")}
+    assert run.events("root", "DONE")[0]["payload"]["coverage"] == final
+
+    batches = sum(-(-e["payload"]["samples"] // 20) for e in run.events("w1", "STATISTIC"))
+    assert len(_pushes(run, "w1")) == batches // 3 + (1 if batches % 3 else 0)
+    assert [e["payload"]["window"] for e in _pushes(run, "w2")] == [1, 3]
+    times = [e["ts"] for e in _pushes(run, "w3")]
+    assert len(times) >= 4 and all(later - earlier >= 0.65 for earlier, later in zip(times[:-1], times[1:-1]))
+
+
+# ---------------------------------------------------------------- process contract
+
+def test_sigterm_stops_processes_cleanly(loopback):
+    run = loopback(run_spec("  - {id: root}\n  - {id: w1, parent: root, sensors: [0]}\n", limit=60))
+    run.start_all()
+    while not all((run.dir / "logs" / f"{ident}.jsonl").exists() for ident in run.idents):
+        time.sleep(0.05)
+    for process in run.processes.values():
+        os.kill(process.pid, signal.SIGTERM)
+    codes = run.wait(5)
+    assert codes == {ident: 0 for ident in run.idents}
+    for ident in run.idents:
+        events = run.events(ident)
+        assert events[0]["type"] == "START" and events[-1]["type"] == "STOP"
+        assert events[-1]["payload"]["signal"] == "SIGTERM"
+
+
+@pytest.mark.parametrize("ident", ["nosuch", "sensor7", "cloud"])
+def test_an_unknown_process_is_refused_with_status_2(loopback, ident):
+    run = loopback(run_spec("  - {id: root, sensors: [0]}\n"))
+    result = subprocess.run(run.command(ident), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert f"{ident!r} is not a process of this run" in result.stderr and "the sensors sensor0 and no cloud" in result.stderr
+    assert not (run.dir / "logs").exists()
