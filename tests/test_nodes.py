@@ -406,3 +406,16 @@ def test_an_unknown_process_is_refused_with_status_2(loopback, ident):
     assert result.returncode == 2
     assert f"{ident!r} is not a process of this run" in result.stderr and "the sensors sensor0 and no cloud" in result.stderr
     assert not (run.dir / "logs").exists()
+
+
+def test_a_regression_task_logs_rmse(loopback):
+    spec = ("name: aqi\nseed: 1\napplication: {name: aqi}\ndata: {dataset: aqi, partition: by_year}\n"
+            "windows: {interval: 1s, limit: 2, epochs: 1}\nsensors: {rate: 100/s}\n"
+            "nodes:\n  - {id: root}\n  - {id: w1, parent: root, sensors: [0, 1]}\n")
+    run = loopback(spec)
+    run.start_all()
+    assert_all_done(run, run.wait(20))
+    for ident in ("root", "w1"):
+        stats = [e["payload"] for e in run.events(ident, "STATISTIC")]
+        assert stats and all(s["rmse"] > 0 and s["score"] == -s["rmse"] and "per_class" not in s for s in stats)
+    assert sum(s["samples"] for s in (e["payload"] for e in run.events("w1", "STATISTIC"))) == 2 * 2 * 100

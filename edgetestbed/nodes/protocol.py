@@ -137,10 +137,13 @@ class Schema:
         arrays = [spec.nbytes for specs in self.arrays_by_type.values() for spec in specs]
         return max([MAX_HEADER_BYTES, *arrays])
 
+    def max_payload_bytes(self) -> int:
+        """The most array bytes an accepted message carries (a model's size, for a model schema)."""
+        return max((sum(spec.nbytes for spec in specs) for specs in self.arrays_by_type.values()), default=0)
+
     def max_message_bytes(self) -> int:
         """The largest accepted message, all frames together."""
-        payloads = [sum(spec.nbytes for spec in specs) for specs in self.arrays_by_type.values()]
-        return MAX_HEADER_BYTES + max(payloads, default=0)
+        return MAX_HEADER_BYTES + self.max_payload_bytes()
 
 
 # ---------------------------------------------------------------- sending

@@ -155,10 +155,14 @@ class Runtime:
         """How long after a window's end its last samples may still be on the way."""
         return min(0.1 * self.interval, 0.5)
 
-    @property
-    def request_timeout(self) -> float:
-        """How long a child waits for its parent's reply before retrying."""
-        return min(max(0.5 * self.interval, 0.5), 5.0)
+    def request_timeout(self, model_bytes: int) -> float:
+        """How long a child waits for its parent's reply before retrying: half a window
+        (0.5 to 5 s), plus four times what a model takes at the bandwidth of the link to
+        the parent, plus ten one-way delays (TCP's slow start, a lost segment)."""
+        link = self.node.link
+        transfer = 4 * model_bytes * 8 / (link.bw_mbit * 1e6) if link and link.bw_mbit else 0.0
+        delays = 10 * (link.delay_ms + link.jitter_ms) / 1000 if link else 0.0
+        return min(max(0.5 * self.interval, 0.5), 5.0) + transfer + delays
 
     @property
     def sync_wait(self) -> float:

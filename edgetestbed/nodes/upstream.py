@@ -1,7 +1,8 @@
 """A child's side of the child → parent link: requests with timeouts, and the exchanges.
 
 :class:`Parent` sends one request at a time on a DEALER socket and waits for the reply
-whose ``seq`` matches. Without a reply within the timeout it logs ``RETRY``, throws the
+whose ``seq`` matches. Without a reply within the timeout (see
+:meth:`~edgetestbed.nodes.runtime.Runtime.request_timeout`) it logs ``RETRY``, throws the
 socket away (so the lost request can never be delivered late) and resends on a fresh
 one; after the last attempt it logs ``UNREACHABLE`` and gives the parent a rest of one
 window interval, during which requests fail at once, so that a worker keeps training at
@@ -45,6 +46,7 @@ class Parent:
         self.parent_id = parent_id
         self.schema = schema
         self.address = runtime.wiring.address(parent_id)
+        self.timeout = runtime.request_timeout(schema.max_payload_bytes())
         self.seq = int(time.time() * 1000)  # never reused by a restarted process (see ``_queue`` in server)
         self.resting_until = 0.0
         self.socket = self._connect()
@@ -68,11 +70,11 @@ class Parent:
         for attempt in range(1, ATTEMPTS + 1):
             self.socket.send_multipart(frames, copy=False)
             self.runtime.log_message("sent", self.parent_id, message, frames)
-            reply = self._await_reply(message, time.time() + self.runtime.request_timeout)
+            reply = self._await_reply(message, time.time() + self.timeout)
             if reply is not None:
                 return reply
             self.runtime.log.write(RETRY, peer=self.parent_id, kind=kind, seq=message.seq, attempt=attempt,
-                                   waited=self.runtime.request_timeout)
+                                   waited=self.timeout)
             self._reconnect()
         self.runtime.log.write(UNREACHABLE, peer=self.parent_id, kind=kind, seq=message.seq, attempts=ATTEMPTS)
         self.resting_until = time.time() + self.runtime.interval

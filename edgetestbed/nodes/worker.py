@@ -50,11 +50,13 @@ class Inbox:
 
     def __init__(self, runtime: Runtime, sensors: Tuple[int, ...]) -> None:
         self.runtime = runtime
-        self.socket = runtime.sockets.open(zmq.SUB, rcvhwm=0)
+        # A sample's frames are bounded like a header: the schema is known only after
+        # the test set is loaded, and the socket must connect before the sensors start.
+        self.socket = runtime.sockets.open(zmq.SUB, protocol.MAX_HEADER_BYTES, rcvhwm=0)
         self.socket.setsockopt(zmq.SUBSCRIBE, b"")
         for index in sensors:
             self.socket.connect(runtime.wiring.address(sensor_id(index)))
-        x_test, y_test = runtime.evaluation_data  # after connecting: samples queue meanwhile
+        x_test, y_test = runtime.evaluation_data
         self.schema = Schema.for_samples(x_test.shape[1:], protocol.label_dtype(y_test))
         self.samples: Dict[int, List[Tuple[str, int, np.ndarray, np.ndarray]]] = defaultdict(list)
         self.bytes: Dict[int, int] = defaultdict(int)

@@ -34,15 +34,8 @@ LINGER_AT_END_MS = 2000  # let the last samples leave before the socket closes
 
 
 def stream_definition(spec: Spec) -> StreamDefinition:
-    """The spec's ``data:`` section as a stream definition (the spec names two parameters
-    differently: ``labels`` is a count of labels per sensor, ``biased_fraction`` the
-    complement of the streams' ``iid_fraction``)."""
-    params = dict(spec.data.params)
-    if "labels" in params:
-        params["labels_per_sensor"] = params.pop("labels")
-    if "biased_fraction" in params:
-        params["iid_fraction"] = 1 - params.pop("biased_fraction")
-    return StreamDefinition(spec.data.dataset, spec.data.partition, params)
+    """The spec's ``data:`` section as a stream definition."""
+    return StreamDefinition(spec.data.dataset, spec.data.partition, dict(spec.data.params))
 
 
 def sensor_stream(spec: Spec, index: int) -> Iterator[Any]:
