@@ -23,9 +23,11 @@ import pytest
 import zmq
 
 from edgetestbed.applications import create_application
+from edgetestbed.errors import UserError
 from edgetestbed.nodes import protocol
 from edgetestbed.nodes.model import ModelState, Update, covers, joined
 from edgetestbed.nodes.protocol import Message, Schema
+from edgetestbed.nodes.wiring import Endpoint, Wiring
 from edgetestbed.sensors.sensor import Schedule
 from edgetestbed.topo.plan import sensor_id
 from edgetestbed.topo.spec import load_spec
@@ -55,10 +57,9 @@ class LoopbackRun:
         self.spec = load_spec(self.dir / "spec.yaml")
         idents = [n.id for n in self.spec.nodes] + [sensor_id(k) for k in self.spec.sensor_ids]
         idents += ["cloud"] if self.spec.cloud else []
-        endpoints = {ident: {"host": "127.0.0.1", "port": port, "bind": "127.0.0.1"}
-                     for ident, port in zip(idents, free_ports(len(idents)))}
-        (self.dir / "wiring.json").write_text(json.dumps({"endpoints": endpoints}))
-        self.endpoints = endpoints
+        self.wiring = Wiring({ident: Endpoint("127.0.0.1", port, bind="127.0.0.1")
+                              for ident, port in zip(idents, free_ports(len(idents)))})
+        self.wiring.write(self.dir / "wiring.json")
         self.idents = idents
         self.start_at = time.time() + LEAD_SECONDS
         self.processes: Dict[str, subprocess.Popen] = {}
@@ -181,6 +182,20 @@ def test_a_merge_is_the_sample_weighted_average():
     assert model.coverage["w2"] == 2 and model.version == 2
 
 
+def test_wiring_round_trips_and_refuses_bad_endpoints(tmp_path):
+    wiring = Wiring({"root": Endpoint("10.0.0.1", 5555), "sensor0": Endpoint("10.1.0.1", 5556, bind="127.0.0.1")})
+    wiring.write(tmp_path / "wiring.json")
+    loaded = Wiring.load(tmp_path / "wiring.json")
+    assert loaded.address("root") == "tcp://10.0.0.1:5555" and loaded.bind_address("root") == "tcp://*:5555"
+    assert loaded.bind_address("sensor0") == "tcp://127.0.0.1:5556"
+    with pytest.raises(UserError, match="no endpoint for 'w1'"):
+        loaded.address("w1")
+    for bad in ('{"endpoints": {"root": {"host": "h", "port": 0}}}', '{"endpoints": []}', "{"):
+        (tmp_path / "bad.json").write_text(bad)
+        with pytest.raises(UserError, match="bad.json: expected"):
+            Wiring.load(tmp_path / "bad.json")
+
+
 def test_schedule_puts_every_sample_in_exactly_one_window():
     schedule = Schedule(start_at=100.0, rate=2.5, interval=3.0, limit=4)
     windows = [schedule.samples_in(j) for j in range(4)]
@@ -214,7 +229,7 @@ def _inject_malformed(run: LoopbackRun) -> Message:
     context = zmq.Context()
     dealer = context.socket(zmq.DEALER)
     try:
-        dealer.connect(f"tcp://127.0.0.1:{run.endpoints['root']['port']}")
+        dealer.connect(run.wiring.address("root"))
         for frames in bad:
             dealer.send_multipart(frames)
         dealer.send_multipart(protocol.encode(Message(protocol.PULL, "w1", seq=99)))

@@ -2,15 +2,8 @@
 
 A process is started as ``python -m edgetestbed.nodes --run-dir R --node ID --start-at T``
 (or ``python -m edgetestbed.sensors ... --sensor K ...``). It reads ``R/spec.yaml`` and
-``R/wiring.json``::
-
-    {"endpoints": {"root": {"host": "10.0.0.1", "port": 5555},
-                   "sensor0": {"host": "10.1.0.1", "port": 5556, "bind": "127.0.0.1"}, ...}}
-
-keyed by node id, ``sensor<K>`` or ``cloud``. A process binds on its own endpoint's
-port, on ``bind`` if given (tests keep traffic on loopback) else on every interface,
-and connects to the others' ``host:port``. ``T`` aligns every process: window ``j``
-covers ``[T + j·interval, T + (j+1)·interval)``.
+``R/wiring.json`` (see :mod:`edgetestbed.nodes.wiring`) and logs to ``R/logs/ID.jsonl``.
+``T`` aligns every process: window ``j`` covers ``[T + j·interval, T + (j+1)·interval)``.
 
 :func:`run_process` wraps a role's main loop: it logs ``START``, then ``DONE`` with the
 role's summary, or ``STOP`` on SIGTERM/SIGINT (exit 0), or ``ERROR`` (exit 2 for a
@@ -20,13 +13,10 @@ on every path.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
-import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
@@ -38,6 +28,7 @@ from edgetestbed.errors import UserError
 from edgetestbed.nodes import protocol
 from edgetestbed.nodes.eventlog import (CONNECTION, DONE, ERROR, MALFORMED, START, STATISTIC, STOP, EventLog,
                                        Stopwatch, usage)
+from edgetestbed.nodes.wiring import Wiring
 from edgetestbed.sensors.datasets import load_mnist
 from edgetestbed.sensors.sensor import stream_definition
 from edgetestbed.sensors.streams import StreamDefinition
@@ -49,51 +40,6 @@ TRAINING_SEED_WORD = 7  # keeps nodes' training-order seeds apart from the strea
 
 class Stopped(BaseException):
     """SIGTERM or SIGINT arrived; unwinds the main loop like KeyboardInterrupt."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int
-    bind: str = "*"
-
-
-class Wiring:
-    """Who listens where, from ``wiring.json``."""
-
-    def __init__(self, endpoints: Mapping[str, Endpoint]) -> None:
-        self.endpoints = dict(endpoints)
-
-    @classmethod
-    def load(cls, path: Path) -> "Wiring":
-        try:
-            data = json.loads(path.read_text())
-            return cls({ident: _endpoint(entry) for ident, entry in data["endpoints"].items()})
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise UserError(f"{path}: expected {{\"endpoints\": {{ident: {{\"host\": ..., \"port\": ...}}}}}}: "
-                            f"{error}") from None
-
-    def _get(self, ident: str) -> Endpoint:
-        if ident not in self.endpoints:
-            raise UserError(f"wiring.json has no endpoint for {ident!r}")
-        return self.endpoints[ident]
-
-    def address(self, ident: str) -> str:
-        """Where to connect to reach ``ident``."""
-        endpoint = self._get(ident)
-        return f"tcp://{endpoint.host}:{endpoint.port}"
-
-    def bind_address(self, ident: str) -> str:
-        """Where ``ident`` binds."""
-        endpoint = self._get(ident)
-        return f"tcp://{endpoint.bind}:{endpoint.port}"
-
-
-def _endpoint(entry: Mapping[str, Any]) -> Endpoint:
-    port = entry["port"]
-    if not isinstance(entry["host"], str) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ValueError(f"bad endpoint {entry!r}")
-    return Endpoint(entry["host"], port, entry.get("bind", "*"))
 
 
 class Sockets:

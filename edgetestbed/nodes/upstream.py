@@ -17,7 +17,9 @@ away), join (a pull at start), the final synchronisation and leaving (``DONE``).
 
 Log events: ``CONNECTION`` per message, ``RETRY`` ``{peer, kind, seq, attempt, waited}``,
 ``UNREACHABLE`` ``{peer, kind, seq, attempts}``, ``MALFORMED`` ``{peer, reason, bytes}``
-for a bad reply, ``MODEL_RECEIVED`` ``{peer, version, coverage, complete}``.
+for a bad reply, ``MODEL_RECEIVED`` ``{peer, version, coverage, model_coverage, complete}``:
+the coverage of the model received, that of this node's model after adopting it (with
+its own work not yet pushed), and whether the latter holds every worker's last window.
 """
 
 from __future__ import annotations
@@ -128,7 +130,8 @@ class Exchange:
             return False
         self.model.adopt(reply.arrays, reply.coverage, reply.version)
         self.runtime.log.write(MODEL_RECEIVED, peer=self.parent.parent_id, version=reply.version,
-                               coverage=dict(self.model.coverage), complete=self.complete())
+                               coverage=dict(reply.coverage), model_coverage=dict(self.model.coverage),
+                               complete=self.complete())
         return True
 
     def push(self) -> bool:
