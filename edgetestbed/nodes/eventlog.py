@@ -53,8 +53,20 @@ def _jsonable(value: Any) -> Any:
 
 def usage() -> Dict[str, float]:
     """This process's CPU seconds so far and its peak resident memory in bytes."""
-    return {"cpu_total": time.process_time(),
-            "memory_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    return {"cpu_total": time.process_time(), "memory_peak": peak_memory()}
+
+
+def peak_memory() -> int:
+    """Peak resident memory in bytes: ``VmHWM`` of this program. Not ``ru_maxrss``, which
+    Linux carries over ``exec`` and so reports the peak of whatever forked this process."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class Stopwatch:
