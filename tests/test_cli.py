@@ -1,0 +1,80 @@
+"""The CLI as a user meets it: clear errors with exit status 2, machine-readable output, linkcheck."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgetestbed", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_lists_every_subcommand():
+    out = cli("--help").stdout
+    for name in ("validate", "check", "linkcheck", "clean", "data"):
+        assert f"    {name}" in out
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: x\napplication: {name: mnist_mlp}\ndata: {dataset: mnist, partition: iid}\n"
+     "nodes:\n  - id: r\n  - {id: w, parent: r, sensors: [0], link: {bw: 10MB}}\n",
+     "bad.yaml:6: nodes[1].link.bw"),
+    ("name: x\nnodes: [\n", "bad.yaml:3: not valid YAML"),
+    ("", "bad.yaml"),
+])
+def test_bad_input_is_one_clear_error_with_status_2(tmp_path, text, expected):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    result = cli("validate", str(bad))
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_file_and_bad_arguments(tmp_path):
+    result = cli("validate", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2 and "nope.yaml" in result.stderr and "Traceback" not in result.stderr
+    assert cli("frobnicate").returncode == 2
+
+
+@pytest.mark.parametrize("topo", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_validates(topo):
+    result = cli("validate", str(topo))
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+
+
+@pytest.mark.root
+def test_check_reports_a_possible_run_as_json():
+    result = cli("check", "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["run_possible"]
+    assert {"netem", "ovs_kernel", "ovs_user", "linux_bridge", "nfqueue", "cgroups"} <= set(report)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("topo", EXAMPLES, ids=lambda p: p.name)
+def test_linkcheck_passes_on_every_example(topo, tmp_path):
+    """The proof of fidelity: every link of every example within tolerance, both directions.
+
+    CPU limits are measured on the smallest example only (they are per host, not per
+    topology, and cost ~2 s each).
+    """
+    cpu = [] if topo.name == "seeds-1ps-3w.yaml" else ["--no-cpu"]
+    result = cli("linkcheck", str(topo), "--json", "--runs-dir", str(tmp_path), *cpu, timeout=600)
+    links = json.loads(result.stdout)
+    failed = [link for link in links if not link["ok"]]
+    assert result.returncode == 0 and not failed, json.dumps(failed, indent=1) + result.stderr
+    for link in links:
+        assert set(link["configured"]) >= {"delay_ms", "jitter_ms", "bw_mbit", "loss_pct"}
+        assert set(link["measured"]) >= {"rtt_ms_median", "rtt_ms_p95", "bw_mbit", "loss_pct"}
+    (run,) = tmp_path.iterdir()
+    assert json.loads((run / "manifest.json").read_text())["teardown_leftovers"] == []
