@@ -88,6 +88,13 @@ def cmd_linkcheck(args: argparse.Namespace) -> int:
     return 0 if results["ok"] else 1
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train across the emulated hierarchy and leave a complete run directory."""
+    from edgetestbed.runner import run_experiment
+    summary = run_experiment(_load(args.topo), args.runs_dir)
+    return 0 if summary["completed"] else 1
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     """Remove the leftovers of a crashed run, from its records."""
     from edgetestbed.rundir import clean
@@ -139,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "and measure what it costs and buys.")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     commands: dict[str, tuple[Callable, str]] = {
+        "run": (cmd_run, "build the network, train across it, measure, and write a run directory"),
         "validate": (cmd_validate, "check a topology YAML and print the resolved tree"),
         "check": (cmd_check, "report what this machine can emulate and the backends 'auto' picks"),
         "linkcheck": (cmd_linkcheck, "build the network and measure every link against the spec"),
@@ -149,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (function, summary) in commands.items():
         parsers[name] = sub.add_parser(name, help=summary, description=summary)
         parsers[name].set_defaults(function=function)
+    _topo_argument(parsers["run"], optional=True)
+    _runs_argument(parsers["run"])
     _topo_argument(parsers["validate"])
     parsers["validate"].add_argument("--json", action="store_true", help="print the resolved spec as JSON")
     parsers["check"].add_argument("--json", action="store_true", help="machine-readable output")

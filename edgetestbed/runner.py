@@ -1,0 +1,227 @@
+"""``edgetestbed run``: train across the emulated hierarchy and leave a complete run directory.
+
+One run: build the spec's network (`open_testbed`), write ``wiring.json`` (who
+listens where), start the processes inside their hosts — sensors, then the tree
+top-down, then the cloud baseline — all aligned on one start time, show progress
+from their logs, wait until every node has said DONE (or the spec's timeout),
+stop what is still running, tear the network down, and summarize.
+
+Processes are started with ``popen`` in their hosts, so they run inside the
+host's cgroup and network namespace; each is recorded in the run's ledger, so a
+crash of this process leaves nothing that ``clean`` cannot find.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from edgetestbed.nodes.wiring import Endpoint, Wiring
+from edgetestbed.rundir import RunDir
+from edgetestbed.testbed import open_testbed
+from edgetestbed.topo import resources
+from edgetestbed.topo.network import EmulatedNetwork
+from edgetestbed.topo.plan import CLOUD_ID, sensor_id
+from edgetestbed.topo.spec import Spec
+
+NODE_PORT = 5555
+SENSOR_PORT = 5556
+# Python, numpy and zmq take ~0.5 s of CPU to start; at 0.1 core that is 5 s of wall time.
+STARTUP_CPU_SECONDS = 0.6
+# Single-threaded numpy: a host limited to a fraction of a core gains nothing from BLAS threads.
+PROCESS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "PYTHONUNBUFFERED": "1"}
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Progress:
+    """What the logs said so far, read incrementally."""
+
+    offsets: dict[str, int] = field(default_factory=dict)
+    windows: dict[str, int] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, str] = field(default_factory=dict)   # ident -> DONE | STOP | ERROR
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def read(self, logs: Path, idents: Iterable[str]) -> None:
+        for ident in idents:
+            for event in self._new_events(logs / f"{ident}.jsonl", ident):
+                self._apply(ident, event)
+
+    def _new_events(self, path: Path, ident: str) -> list[dict]:
+        if not path.exists():
+            return []
+        with open(path, encoding="utf-8") as stream:
+            stream.seek(self.offsets.get(ident, 0))
+            text = stream.read()
+        complete = text[:text.rfind("\n") + 1]  # a line still being written waits for next time
+        self.offsets[ident] = self.offsets.get(ident, 0) + len(complete.encode())
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+    def _apply(self, ident: str, event: dict) -> None:
+        kind, payload = event.get("type"), event.get("payload", {})
+        if kind == "STATISTIC":
+            if "window" in payload:
+                self.windows[ident] = payload["window"] + 1
+            score = payload.get("accuracy", payload.get("score"))
+            if score is not None:
+                self.accuracy[ident] = score
+        elif kind in ("DONE", "STOP", "ERROR"):
+            self.finished[ident] = kind
+            if kind == "ERROR":
+                self.errors[ident] = payload.get("error", "unknown error")
+
+
+class Experiment:
+    """The processes of one run inside a built network."""
+
+    def __init__(self, spec: Spec, run: RunDir, network: EmulatedNetwork, say: Say) -> None:
+        self.spec, self.run, self.network, self.say = spec, run, network, say
+        self.logs = run.path / "logs"
+        self.processes: dict[str, tuple] = {}   # ident -> (Popen, ledger entry)
+        self.progress = Progress()
+        self.nodes = [node.id for node in spec.nodes] + ([CLOUD_ID] if spec.cloud else [])
+
+    def wire(self) -> None:
+        """Every process listens on its host's address; ports are the same on every host."""
+        endpoints = {}
+        for host in self.network.plan.hosts:
+            port = SENSOR_PORT if host.role == "sensor" else NODE_PORT
+            endpoints[host.ident] = Endpoint(host.ip.split("/")[0], port)
+        Wiring(endpoints).write(self.run.path / "wiring.json")
+
+    def start_time(self) -> float:
+        """Late enough for the slowest-limited process to start and connect before window 0."""
+        slowest = min(host.cpu for host in self.network.plan.hosts)
+        return time.time() + 2.0 + STARTUP_CPU_SECONDS / min(slowest, 1.0)
+
+    def launch(self, start_at: float) -> None:
+        self.logs.mkdir(exist_ok=True)
+        for index in self.spec.sensor_ids:
+            self._start(sensor_id(index), "edgetestbed.sensors", "--sensor", str(index), start_at)
+        for node in sorted(self.spec.nodes, key=lambda n: n.level):  # parents listen before children dial
+            self._start(node.id, "edgetestbed.nodes", "--node", node.id, start_at)
+        if self.spec.cloud is not None:
+            self._start(CLOUD_ID, "edgetestbed.nodes", "--node", CLOUD_ID, start_at)
+
+    def _start(self, ident: str, module: str, flag: str, value: str, start_at: float) -> None:
+        argv = [sys.executable, "-m", module, "--run-dir", str(self.run.path.resolve()),
+                flag, value, "--start-at", f"{start_at:.3f}"]
+        output = open(self.logs / f"{ident}.out", "wb")
+        process = self.network.host(ident).popen(argv, stdout=output, stderr=output,
+                                                 env={**os.environ, **PROCESS_ENV})
+        output.close()
+        self.processes[ident] = (process, self.run.ledger.record_process(process.pid, argv))
+
+    def wait(self, deadline: float) -> bool:
+        """Until every node and the cloud finished; False if the deadline passed first."""
+        shown = ""
+        while time.time() < deadline:
+            self.progress.read(self.logs, self.processes)
+            self._note_exits()
+            line = self._progress_line()
+            if line != shown:
+                self.say(line)
+                shown = line
+            if all(ident in self.progress.finished for ident in self.nodes):
+                return True
+            time.sleep(0.5)
+        return False
+
+    def _note_exits(self) -> None:
+        """A process that exited without DONE/STOP crashed: record it so the wait can end."""
+        for ident, (process, _entry) in self.processes.items():
+            if process.poll() not in (None, 0) and ident not in self.progress.finished:
+                self.progress.finished[ident] = "ERROR"
+                self.progress.errors.setdefault(
+                    ident, f"exited with status {process.returncode} (see logs/{ident}.out)")
+
+    def _progress_line(self) -> str:
+        limit = self.spec.windows.limit
+        windows = " ".join(f"{w.id} {self.progress.windows.get(w.id, 0)}/{limit}" for w in self.spec.workers)
+        scores = " ".join(f"{i} {self.progress.accuracy[i]:.3f}" for i in (self.spec.root.id, CLOUD_ID)
+                          if i in self.progress.accuracy)
+        done = sum(ident in self.progress.finished for ident in self.nodes)
+        return f"windows: {windows} | score: {scores or '-'} | done {done}/{len(self.nodes)}"
+
+    def stop(self) -> None:
+        """SIGTERM every process still running (they log STOP and flush), then make sure."""
+        for process, entry in self.processes.values():
+            if process.poll() is None:
+                resources.remove(entry)
+            process.wait()
+
+
+def summarize(spec: Spec, run: RunDir, progress: Progress, seconds: float, completed: bool) -> dict:
+    """The five-line answer: accuracy per level, bytes, duration, completeness."""
+    levels = {"root": [spec.root.id], "parameter servers": [n.id for n in spec.parameter_servers],
+              "workers": [n.id for n in spec.workers]}
+    if spec.cloud is not None:
+        levels["cloud"] = [CLOUD_ID]
+    accuracy = {level: _mean([progress.accuracy[i] for i in ids if i in progress.accuracy])
+                for level, ids in levels.items() if ids}
+    sent = _bytes_sent(run.path / "logs")
+    return {"run_dir": str(run.path), "completed": completed, "seconds": round(seconds, 1),
+            "final_score": accuracy, "tree_bytes_sent": sent,
+            "finished": progress.finished, "errors": progress.errors}
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _bytes_sent(logs: Path) -> int:
+    """Bytes of every tree message nodes sent, from their CONNECTION logs (wire size incl. framing)."""
+    total = 0
+    for path in logs.glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if '"CONNECTION"' in line:
+                event = json.loads(line)
+                if event["payload"].get("direction") == "sent":
+                    total += event["payload"].get("bytes", 0)
+    return total
+
+
+def format_summary(summary: dict, spec: Spec) -> str:
+    scores = ", ".join(f"{level} {value:.3f}" for level, value in summary["final_score"].items()
+                       if value is not None)
+    status = "every node finished" if summary["completed"] else \
+        f"INCOMPLETE: {summary['errors'] or 'timed out or interrupted'}"
+    return "\n".join([
+        f"run directory: {summary['run_dir']}",
+        f"final {'accuracy' if spec.data.dataset == 'mnist' else 'score'}: {scores}",
+        f"model exchange traffic (node logs): {summary['tree_bytes_sent'] / 1e6:.2f} MB",
+        f"duration: {summary['seconds']:.0f} s for {spec.windows.limit} windows of {spec.windows.interval:g} s",
+        status,
+    ])
+
+
+def run_experiment(spec: Spec, runs_dir: Path, say: Say = print) -> dict:
+    """Build, train, tear down; write ``summary.json``; return the summary."""
+    began = time.time()
+    completed = False
+    with open_testbed(spec, runs_dir, "run") as (run, network):
+        say(f"network built ({network.backends.switch}, {network.backends.shaping} shaping); "
+            f"run directory {run.path}")
+        experiment = Experiment(spec, run, network, say)
+        try:
+            experiment.wire()
+            start_at = experiment.start_time()
+            experiment.launch(start_at)
+            say(f"{len(experiment.processes)} processes started; window 0 begins in "
+                f"{start_at - time.time():.1f} s")
+            completed = experiment.wait(start_at + spec.timeout) and not experiment.progress.errors
+        finally:
+            experiment.stop()
+            experiment.progress.read(experiment.logs, experiment.processes)
+            summary = summarize(spec, run, experiment.progress, time.time() - began, completed)
+            run.write_json("summary.json", summary)
+    say(format_summary(summary, spec))
+    return summary
