@@ -111,6 +111,10 @@ class Experiment:
         if self.spec.cloud is not None:
             self._start(CLOUD_ID, "edgetestbed.nodes", "--node", CLOUD_ID, start_at)
 
+    def restart(self, ident: str, start_at: float) -> None:
+        """Start a node's process again (after it was killed): fault injection for tests and studies."""
+        self._start(ident, "edgetestbed.nodes", "--node", ident, start_at)
+
     def _start(self, ident: str, module: str, flag: str, value: str, start_at: float) -> None:
         argv = [sys.executable, "-m", module, "--run-dir", str(self.run.path.resolve()),
                 flag, value, "--start-at", f"{start_at:.3f}"]

@@ -1,0 +1,147 @@
+"""Learning across the real emulated network: the README's default run, policies, faults, other tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgetestbed.runner import Experiment, run_experiment
+from edgetestbed.sensors.streams import StreamDefinition
+from edgetestbed.testbed import open_testbed
+from edgetestbed.topo.spec import load_spec, load_spec_text
+
+pytestmark = pytest.mark.root
+
+
+def events(run_dir: Path, ident: str, kind: str | None = None) -> list[dict]:
+    lines = (run_dir / "logs" / f"{ident}.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if kind is None or e["type"] == kind]
+
+
+def pushes(run_dir: Path, worker: str) -> list[dict]:
+    """PUSH requests a worker sent (a resent one counted once)."""
+    sent = [e for e in events(run_dir, worker, "CONNECTION")
+            if e["payload"]["direction"] == "sent" and e["payload"]["kind"] == "PUSH"]
+    return list({e["payload"]["seq"]: e for e in sent}.values())
+
+
+def small_spec(nodes: str, application: str = "mnist_mlp", data: str = "{dataset: mnist, partition: biased}",
+               limit: int = 4) -> str:
+    return (f"name: small\nseed: 2\napplication: {{name: {application}}}\ndata: {data}\n"
+            f"windows: {{interval: 1s, limit: {limit}, epochs: 1}}\n"
+            "defaults: {cpu: 0.2, memory: 256M, link: {bw: 10Mbit, delay: 5ms}}\n"
+            "sensors: {rate: 100/s, cpu: 0.05, memory: 128M, link: {bw: 10Mbit, delay: 1ms}}\n"
+            f"nodes:\n{nodes}")
+
+
+def test_the_readme_default_run(tmp_path):
+    """`python -m edgetestbed run`: every node DONE, root >= 80 %, cloud >= root - 5 points,
+    and each worker better on its own (biased) digits than on the others."""
+    result = subprocess.run([sys.executable, "-m", "edgetestbed", "run", "--runs-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (run_dir,) = tmp_path.iterdir()
+    assert f"run directory: {run_dir}" in result.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["finished"].values()) == {"DONE"}
+    scores = summary["final_score"]
+    assert scores["root"] >= 0.80
+    assert scores["cloud"] >= scores["root"] - 0.05
+    spec = load_spec(run_dir / "spec.yaml")
+    streams = StreamDefinition(spec.data.dataset, spec.data.partition, spec.data.params)
+    n_sensors = max(spec.sensor_ids) + 1
+    for worker in spec.workers:
+        own = {int(max(range(10), key=lambda d: streams.label_distribution(k, n_sensors)[d]))
+               for k in worker.sensors}
+        per_class = events(run_dir, worker.id, "STATISTIC")[-1]["payload"]["per_class"]
+        mine = sum(per_class[d] for d in own) / len(own)
+        others = [per_class[d] for d in range(10) if d not in own]
+        assert mine > sum(others) / len(others), (worker.id, per_class)
+
+
+POLICIES = """  - {id: root, cpu: 0.3}
+  - {id: w1, parent: root, sensors: [0]}
+  - {id: w2, parent: root, sensors: [1], policy: {type: window, every: 2}}
+  - {id: w3, parent: root, sensors: [2], policy: {type: time, push: 0.7s}}
+  - {id: w4, parent: root, sensors: [3], policy: {type: downpour, n_fetch: 4, n_push: 3}}
+"""
+
+
+def test_each_policy_over_the_emulated_network(tmp_path):
+    summary = run_experiment(load_spec_text(small_spec(POLICIES)), tmp_path, say=lambda _: None)
+    assert summary["completed"], summary
+    run_dir = Path(summary["run_dir"])
+    limit = 4
+    # simple: a push after every window; window(2): after windows 1 and 3; time: every 0.7 s;
+    # downpour: every 3 mini-batches of 20 samples
+    assert [e["payload"]["window"] for e in pushes(run_dir, "w1")][:limit] == list(range(limit))
+    assert [e["payload"]["window"] for e in pushes(run_dir, "w2")] == [1, 3]
+    times = [e["ts"] for e in pushes(run_dir, "w3")]
+    assert len(times) >= 4 and all(b - a >= 0.65 for a, b in zip(times[:-1], times[1:-1]))
+    batches = sum(-(-e["payload"]["samples"] // 20) for e in events(run_dir, "w4", "STATISTIC"))
+    assert len(pushes(run_dir, "w4")) == batches // 3 + (1 if batches % 3 else 0)
+    coverage = events(run_dir, "root", "DONE")[0]["payload"]["coverage"]
+    assert coverage == {w: limit - 1 for w in ("w1", "w2", "w3", "w4")}
+
+
+FAULTS = """  - {id: root, cpu: 0.3}
+  - {id: ps1, parent: root}
+  - {id: w1, parent: ps1, sensors: [0]}
+  - {id: w2, parent: ps1, sensors: [1]}
+"""
+
+MALFORMED = ("import time, zmq\n"
+             "s = zmq.Context().socket(zmq.DEALER); s.setsockopt(zmq.LINGER, 1000)\n"
+             "s.connect('tcp://{ip}:{port}')\n"
+             "for frames in ([b'{{not json'], [b'{{\"v\": 1, \"type\": \"PUSH\"}}', b'x' * 10]):\n"
+             "    s.send_multipart(frames)\n"
+             "time.sleep(1)\n")
+
+
+def test_malformed_messages_and_a_parameter_server_killed_for_seconds(tmp_path):
+    """ps1 logs and drops garbage and keeps serving; killed for ~2 s and restarted, its workers
+    keep training every window and resume exchanging; every node finishes."""
+    spec = load_spec_text(small_spec(FAULTS, limit=8))
+    with open_testbed(spec, tmp_path, "test") as (run, network):
+        experiment = Experiment(spec, run, network, say=lambda _: None)
+        experiment.wire()
+        start_at = experiment.start_time()
+        experiment.launch(start_at)
+        time.sleep(max(0.0, start_at + 1.5 - time.time()))
+        ps1 = network.plan.host("ps1").ip.split("/")[0]
+        attacker = network.host("w1")
+        attacker.cmd(f"{sys.executable} -c \"{MALFORMED.format(ip=ps1, port=5555)}\"")
+        assert events(run.path, "ps1", "MALFORMED"), "the garbage was not seen"
+        os.kill(experiment.processes["ps1"][0].pid, signal.SIGKILL)
+        killed_at = time.time()
+        time.sleep(2)
+        experiment.restart("ps1", start_at)
+        restarted_at = time.time()
+        completed = experiment.wait(start_at + spec.timeout)
+        experiment.stop()
+    assert completed
+    for worker in ("w1", "w2"):
+        windows = [e["payload"]["window"] for e in events(run.path, worker, "STATISTIC")]
+        assert windows == list(range(8)), "a worker stopped training while its parent was gone"
+        assert any(e["ts"] > restarted_at for e in pushes(run.path, worker)), "exchanges did not resume"
+    stalled = [e for w in ("w1", "w2") for e in events(run.path, w) if e["type"] in ("RETRY", "UNREACHABLE")]
+    assert stalled and all(e["ts"] > killed_at for e in stalled)
+
+
+@pytest.mark.parametrize("application, data, metric", [
+    ("aqi", "{dataset: aqi, partition: by_season}", "rmse"),
+    ("svm", "{dataset: mnist, partition: iid}", "accuracy"),
+])
+def test_other_applications_over_the_emulated_network(tmp_path, application, data, metric):
+    nodes = "  - {id: root}\n  - {id: w1, parent: root, sensors: [0]}\n  - {id: w2, parent: root, sensors: [1]}\n"
+    summary = run_experiment(load_spec_text(small_spec(nodes, application, data)), tmp_path, say=lambda _: None)
+    assert summary["completed"], summary
+    first, *_, last = (e["payload"][metric] for e in events(Path(summary["run_dir"]), "root", "STATISTIC"))
+    assert (last < first) if metric == "rmse" else (last > 0.75)
