@@ -452,7 +452,11 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
 
 def compute_metrics(run_dir: Path) -> Dict[str, Any]:
     """Every metric of the run in ``run_dir`` (see ``docs/metrics.md``), JSON-ready."""
-    run = RunLogs.read(Path(run_dir))
+    return metrics_of(RunLogs.read(Path(run_dir)))
+
+
+def metrics_of(run: RunLogs) -> Dict[str, Any]:
+    """Every metric of a run already read."""
     metric = metric_name(run)
     tracked = [n.id for n in run.spec.nodes] + ([CLOUD_ID] if run.spec.cloud is not None else [])
     curves = {ident: score_curve(run, ident, metric) for ident in tracked} if metric else {}
@@ -466,10 +470,10 @@ def compute_metrics(run_dir: Path) -> Dict[str, Any]:
     return metrics
 
 
-def write_metrics(run_dir: Path) -> Path:
-    """Compute the metrics of ``run_dir`` and write them to ``run_dir/metrics.json``."""
+def write_metrics(run_dir: Path, metrics: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write ``metrics`` (computed here if not given) to ``run_dir/metrics.json``."""
     path = Path(run_dir) / METRICS_NAME
-    text = json.dumps(compute_metrics(run_dir), indent=1, allow_nan=False, default=_jsonable)
+    text = json.dumps(metrics or compute_metrics(run_dir), indent=1, allow_nan=False, default=_jsonable)
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(text + "\n")
     temporary.replace(path)

@@ -1,0 +1,121 @@
+"""The report: Markdown and self-contained HTML from hand-written and real run directories;
+headless Chromium opens the HTML with every plot (when Chromium is installed)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgetestbed.analysis.report import answer_lines, to_html, to_markdown, heading, items, table, write_report
+from test_metrics import SPEC, handmade_logs, loopback_run, write_handmade_run
+
+ALL_PLOTS = {"topology", "accuracy", "lag", "own_vs_other", "link_bytes", "resources"}
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def embedded_images(page: str) -> list:
+    return re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+
+
+def test_the_document_renders_alike_in_markdown_and_html(tmp_path):
+    blocks = [heading("Answer"), items(["a < b"], "answer"), table(["x", "y"], [[1, None], ["a|b", 2]])]
+    assert to_markdown(blocks) == "## Answer\n\n- a < b\n\n| x | y |\n|---|---|\n| 1 | – |\n| a\\|b | 2 |\n"
+    page = to_html(blocks, tmp_path, "t")
+    assert '<ul class="answer"><li>a &lt; b</li></ul>' in page and "<td>–</td>" in page
+
+
+def test_a_report_of_a_whole_run_embeds_every_plot(tmp_path):
+    run_dir = write_handmade_run(tmp_path / "run")
+    page = write_report(run_dir).read_text()
+    assert {path.stem for path in (run_dir / "plots").glob("*.png")} == ALL_PLOTS
+    assert len(embedded_images(page)) == len(ALL_PLOTS)
+    assert not re.search(r'(src|href)="(?!data:)', page), "the page must not load anything"
+    markdown = (run_dir / "report.md").read_text()
+    assert {f"(plots/{name}.png)" for name in ALL_PLOTS} <= set(re.findall(r"\(plots/\w+\.png\)", markdown))
+    assert "- final root accuracy: 60.5 % (cloud baseline: 70.0 %)" in markdown
+    assert "- propagation latency: 1.20 s (worker w1, window 1)" in markdown
+    assert "Missing from this run" not in markdown and json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_a_run_cut_short_gets_a_report_that_says_so(tmp_path):
+    logs = handmade_logs()
+    logs["w2"] = logs["w2"][:6]
+    del logs["cloud"]
+    run_dir = write_handmade_run(tmp_path / "run", logs)
+    markdown = (write_report(run_dir).parent / "report.md").read_text()
+    assert "## Missing from this run" in markdown and "- w2: its log ends without DONE" in markdown
+    assert "INCOMPLETE RUN" in markdown and "no cloud baseline evaluations: no lag" in markdown
+    assert not (run_dir / "plots" / "lag.png").exists()
+
+
+def test_the_fidelity_check_and_verdicts_come_from_linkcheck_json(tmp_path):
+    run_dir = write_handmade_run(tmp_path / "run")
+    measured = {"rtt_ms_median": 10.4, "bw_mbit": 9.6, "loss_pct": 0.0}
+    linkcheck = {"ok": False, "links": [
+        {"link": ["w1", "root"], "configured": {"bw_mbit": 10.0, "delay_ms": 5.0}, "measured": measured,
+         "checks": {"rtt": True, "bw": True, "loss": True}, "ok": True},
+        {"link": ["w2", "root"], "configured": {}, "measured": measured, "checks": {"rtt": False}, "ok": False}],
+        "cpu": [{"host": "w1", "configured_cores": 0.5, "measured_share": 0.49, "ok": True}]}
+    (run_dir / "linkcheck.json").write_text(json.dumps(linkcheck))
+    markdown = (write_report(run_dir).parent / "report.md").read_text()
+    assert "| w1-root | 10Mbit 5ms | 10.40 ms | 9.60 Mbit/s | 0.00 % | rtt ok, bw ok, loss ok | ok |" in markdown
+    assert "| w2-root | unshaped | 10.40 ms | 9.60 Mbit/s | 0.00 % | rtt FAIL | FAIL |" in markdown
+    assert "| w1 | 0.5 | 0.490 | ok |" in markdown and "SOME FAILED" in markdown
+
+
+def test_a_regression_run_is_reported_in_rmse(tmp_path):
+    logs = handmade_logs()
+    for events in logs.values():
+        for _, _, payload in events:
+            for evaluation in (payload, payload.get("before", {})):
+                if "accuracy" in evaluation:
+                    evaluation["rmse"] = 100 * (1 - evaluation.pop("accuracy"))
+                    evaluation.pop("per_class")
+    spec = SPEC.replace("{name: mnist_mlp}", "{name: aqi}").replace("{dataset: mnist, partition: biased}",
+                                                                    "{dataset: aqi, partition: by_year}")
+    run_dir = write_handmade_run(tmp_path / "run", logs)
+    (run_dir / "spec.yaml").write_text(spec)
+    metrics = json.loads((write_report(run_dir).parent / "metrics.json").read_text())
+    assert metrics["run"]["metric"] == "rmse" and metrics["convergence"]["tolerance"] == pytest.approx(0.395)
+    assert metrics["lag"]["nodes"]["root"]["value"][-1] == pytest.approx(39.5 - 30.0)
+    assert answer_lines(metrics)[0] == "final root rmse: 39.50 µg/m³ (cloud baseline: 30.00 µg/m³)"
+    assert {path.stem for path in (run_dir / "plots").glob("*.png")} == ALL_PLOTS - {"own_vs_other"}
+
+
+@pytest.fixture(scope="module")
+def real_report(tmp_path_factory) -> Path:
+    """The report of a real run of node processes on loopback."""
+    run = loopback_run(tmp_path_factory.mktemp("report") / "run")
+    return write_report(run.dir)
+
+
+def test_the_report_of_a_real_run(real_report):
+    page = real_report.read_text()
+    assert len(embedded_images(page)) == len(ALL_PLOTS)
+    markdown = (real_report.parent / "report.md").read_text()
+    assert "Missing from this run" not in markdown and "(from node logs)" in markdown
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install -y chromium)")
+def test_headless_chromium_opens_the_report_with_every_plot(real_report, tmp_path):
+    """Chromium renders the page offline; every image has decoded (naturalWidth > 0)."""
+    probe = real_report.parent / "probe.html"
+    probe.write_text(real_report.read_text().replace(
+        "</body>", "<script>window.onload = () => { document.body.dataset.loaded = [...document.images]"
+                   ".map(i => i.naturalWidth > 0 ? 'ok' : 'broken').join(' '); };</script></body>"))
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--no-first-run", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path}",
+               "--virtual-time-budget=5000"]
+    dom = subprocess.run([*command, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    loaded = re.search(r'data-loaded="([a-z ]*)"', dom)
+    assert loaded, dom[-2000:]
+    assert loaded.group(1).split() == ["ok"] * len(ALL_PLOTS) and len(re.findall(r"<img ", dom)) == len(ALL_PLOTS)
+    screenshot = tmp_path / "report.png"
+    subprocess.run([*command, f"--screenshot={screenshot}", "--window-size=1200,2000", real_report.as_uri()],
+                   capture_output=True, timeout=120)
+    assert screenshot.stat().st_size > 10_000
