@@ -32,7 +32,8 @@ from mininet.net import Mininet
 from mininet.node import CPULimitedHost, OVSSwitch
 from mininet.nodelib import LinuxBridge
 
-from edgetestbed.rundir import RunDir
+from edgetestbed.rundir import RunDir, exclusive
+from edgetestbed.testbed import signals_as_interrupts
 from edgetestbed.topo.cgroups import CGROUP_ROOT
 from edgetestbed.topo.network import EmulatedNetwork
 from edgetestbed.topo.plan import plan_network
@@ -45,20 +46,18 @@ CORES = os.cpu_count() or 1
 
 
 def tree_yaml(hosts: int, switch: str) -> str:
-    """A root, parameter servers of ~10 workers each, workers with one sensor each."""
+    """A root, parameter servers of ~10 workers each; sensors (half the hosts) spread over the workers."""
     nodes = hosts // 2
     servers = max(1, (nodes - 1) // 11)
     workers = nodes - 1 - servers
-    lines = [f"name: bench{hosts}", "seed: 1",
+    sensors = {w: [s for s in range(hosts - nodes) if s % workers == w] for w in range(workers)}
+    lines = [f"name: bench{hosts}", "seed: 1", "application: {name: mnist_mlp}",
+             "data: {dataset: mnist, partition: iid}",
              f"defaults: {{cpu: {CPU_PER_HOST}, memory: 64M, link: {{bw: 10Mbit, delay: 5ms}}}}",
              f"sensors: {{rate: 1/s, cpu: {CPU_PER_HOST}, memory: 64M, link: {{bw: 2Mbit, delay: 1ms}}}}",
              f"network: {{switch: {switch}, shaping: auto}}", "nodes:", "  - id: root"]
     lines += [f"  - {{id: ps{p}, parent: root}}" for p in range(servers)]
-    lines += [f"  - {{id: w{w}, parent: ps{w % servers}, sensors: [{w}]}}" for w in range(workers)]
-    # Sensors are half the hosts: give the first workers a second sensor where needed.
-    extra = hosts - nodes - workers
-    for w in range(extra):
-        lines[-workers + w] = lines[-workers + w].replace(f"sensors: [{w}]", f"sensors: [{w}, {workers + w}]")
+    lines += [f"  - {{id: w{w}, parent: ps{w % servers}, sensors: {sensors[w]}}}" for w in range(workers)]
     return "\n".join(lines) + "\n"
 
 
@@ -108,11 +107,13 @@ def bench_edgetestbed(text: str, workdir: Path) -> dict:
     run = RunDir.create(workdir, spec.name)
     network = EmulatedNetwork(spec, backends, run.path, run.ledger, run.tag)
     result: dict = {"backends": vars(backends)}
-    with MemoryPeak() as memory:
-        with timed(result, "build_s"):
-            network.build()
-        with timed(result, "teardown_s"):
-            leftovers = network.stop()
+    with signals_as_interrupts(), exclusive(run), MemoryPeak() as memory:
+        try:
+            with timed(result, "build_s"):
+                network.build()
+        finally:  # an interrupted benchmark must not leave its network behind
+            with timed(result, "teardown_s"):
+                leftovers = network.stop()
     result.update(peak_memory_mib=memory.mib, leftovers=len(leftovers))
     return result
 

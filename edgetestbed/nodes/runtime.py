@@ -29,9 +29,7 @@ from edgetestbed.nodes import protocol
 from edgetestbed.nodes.eventlog import (CONNECTION, DONE, ERROR, MALFORMED, START, STATISTIC, STOP, EventLog,
                                        Stopwatch, usage)
 from edgetestbed.nodes.wiring import Wiring
-from edgetestbed.sensors.datasets import load_mnist
 from edgetestbed.sensors.sensor import stream_definition
-from edgetestbed.sensors.streams import StreamDefinition
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id
 from edgetestbed.topo.spec import NodeSpec, Spec, load_spec
 
@@ -135,7 +133,7 @@ class Runtime:
     def evaluation_data(self) -> tuple:
         """The held-out test set ``(x, y)``, loaded once."""
         if self._evaluation is None:
-            self._evaluation = _evaluation_data(stream_definition(self.spec))
+            self._evaluation = stream_definition(self.spec).evaluation_data()
         return self._evaluation
 
     def evaluate(self, app: Application) -> Dict[str, Any]:
@@ -200,16 +198,6 @@ def _check_ident(spec: Spec, ident: str) -> None:
     if ident not in known:
         raise UserError(f"{ident!r} is not a process of this run: {spec.source} has the nodes {', '.join(nodes)}, "
                         f"the sensors {', '.join(sensors)}" + (f" and {CLOUD_ID}" if spec.cloud else " and no cloud"))
-
-
-def _evaluation_data(definition: StreamDefinition) -> tuple:
-    """The definition's test set. For MNIST, read here from the uint8 pixels in the streams'
-    representation (``pixel / 256``): ``evaluation_data()`` also converts the 60k training
-    images (190 MB), which would put every node over a 256 MB memory limit."""
-    if definition.dataset != "mnist":
-        return definition.evaluation_data()
-    mnist = load_mnist(pixels=True)
-    return mnist.x_test / np.float32(256), mnist.y_test
 
 
 def _raise_stopped(signum: int, frame: Any) -> None:
