@@ -36,7 +36,7 @@ from edgetestbed.sensors.streams import N_DIGITS, StreamDefinition
 from edgetestbed.topo.plan import CLOUD_ID, LinkPlan, plan_network
 from edgetestbed.topo.spec import LinkSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE
@@ -441,7 +441,8 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
     return {"metric": run["metric"], "final_root": nodes[run["root"]]["final"],
             "final_cloud": nodes[CLOUD_ID]["final"] if CLOUD_ID in nodes else None,
             "root_lag_final": root_lag.get("final"), "root_lag_mean": root_lag.get("mean"),
-            "latency_s": metrics["latency"]["seconds"], "convergence_s": metrics["convergence"]["time_s"],
+            "latency_s": metrics["latency"]["seconds"], "latency_complete": metrics["latency"]["complete"],
+            "convergence_s": metrics["convergence"]["time_s"],
             "total_bytes": links["total_bytes"], "tree_bytes": links["tree_bytes"],
             "top_level_bytes": links["top_level_bytes"], "bytes_source": links["source"],
             "cpu_seconds_nodes": sum(nodes[ident]["cpu_seconds"] or 0.0 for ident in tree),

@@ -271,12 +271,14 @@ def plot_cost_vs_accuracy(rows: Sequence[Mapping[str, Any]], path: Path) -> Opti
         return None
     label, scale = score_axis(rows[0].get("metric"))
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
-    for key, marker, name in (("total_bytes", "o", "all links"), ("top_level_bytes", "^", "links into the root")):
-        axes.scatter([row[key] / 1e6 for row in rows], [row["final_root"] * scale for row in rows],
-                     marker=marker, s=50, label=name)
-    for row in rows:
+    for row in rows:   # a run's two points, joined
+        axes.plot([row["top_level_bytes"] / 1e6, row["total_bytes"] / 1e6], [row["final_root"] * scale] * 2,
+                  color="lightgray", linewidth=1, zorder=1)
         axes.annotate(row["run"], (row["total_bytes"] / 1e6, row["final_root"] * scale), fontsize=7,
                       xytext=(4, 4), textcoords="offset points")
+    for key, marker, name in (("total_bytes", "o", "all links"), ("top_level_bytes", "^", "links into the root")):
+        axes.scatter([row[key] / 1e6 for row in rows], [row["final_root"] * scale for row in rows],
+                     marker=marker, s=50, label=name, zorder=2)
     axes.set(xlabel="bytes per run (MB)", ylabel=f"final root {label}", title="Cost vs accuracy across runs")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)

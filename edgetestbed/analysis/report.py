@@ -124,29 +124,30 @@ def seconds(value: Optional[float]) -> str:
     return "–" if value is None else f"{value:.2f} s"
 
 
-def score(metrics: Mapping[str, Any], value: Optional[float]) -> str:
+def score(value: Optional[float], metric: Optional[str]) -> str:
     """A value of the run's metric: accuracy in percent, RMSE in µg/m³."""
-    if value is None or metrics["run"]["metric"] != "rmse":
+    if value is None or metric != "rmse":
         return percent(value)
     return f"{value:.2f} µg/m³"
 
 
-def lag_text(metrics: Mapping[str, Any], value: Optional[float]) -> str:
+def lag_text(value: Optional[float], metric: Optional[str]) -> str:
+    """A lag behind the cloud: accuracy points, or µg/m³ of RMSE."""
     if value is None:
         return "–"
-    return f"{value:+.2f} µg/m³" if metrics["run"]["metric"] == "rmse" else f"{100 * value:+.1f} points"
+    return f"{value:+.2f} µg/m³" if metric == "rmse" else f"{100 * value:+.1f} points"
 
 
 # ---------------------------------------------------------------- the sections
 
 def answer_lines(metrics: Mapping[str, Any]) -> List[str]:
     """The answer block; also what ``report`` prints on the terminal."""
-    summary, latency = metrics["summary"], metrics["latency"]
+    summary, latency, metric = metrics["summary"], metrics["latency"], metrics["run"]["metric"]
     where = f" (worker {latency['worker']}, window {latency['window']})" if latency["worker"] else ""
-    lines = [f"final root {summary['metric'] or 'score'}: {score(metrics, summary['final_root'])}"
-             f" (cloud baseline: {score(metrics, summary['final_cloud'])})",
-             f"root's lag behind the cloud: {lag_text(metrics, summary['root_lag_final'])} at the end, "
-             f"{lag_text(metrics, summary['root_lag_mean'])} on average",
+    lines = [f"final root {metric or 'score'}: {score(summary['final_root'], metric)}"
+             f" (cloud baseline: {score(summary['final_cloud'], metric)})",
+             f"root's lag behind the cloud: {lag_text(summary['root_lag_final'], metric)} at the end, "
+             f"{lag_text(summary['root_lag_mean'], metric)} on average",
              f"propagation latency: {seconds(summary['latency_s'])}{where}"
              + ("" if latency["complete"] else " — incomplete, see below"),
              f"convergence (root within {_tolerance(metrics)} of its final value): {seconds(summary['convergence_s'])}",
@@ -189,10 +190,10 @@ def _described(fields: Mapping[str, Any]) -> str:
 
 
 def learning_section(metrics: Mapping[str, Any], figures: Mapping[str, Optional[Path]], run_dir: Path) -> List[Block]:
-    nodes = metrics["nodes"]
-    rows = [[ident, node["role"], score(metrics, node["final"]), lag_text(metrics, metrics["lag"]["nodes"].get(
-             ident, {}).get("final")), node["windows"] if node["windows"] is not None else node["merges"],
-             node["samples"]] for ident, node in nodes.items() if node["role"] not in ("sensor",)]
+    metric, lags = metrics["run"]["metric"], metrics["lag"]["nodes"]
+    rows = [[ident, node["role"], score(node["final"], metric), lag_text(lags.get(ident, {}).get("final"), metric),
+             node["windows"] if node["windows"] is not None else node["merges"], node["samples"]]
+            for ident, node in metrics["nodes"].items() if node["role"] != "sensor"]
     return [heading("Learning"), *image(figures["accuracy"], run_dir, "accuracy over time"),
             table(["node", "role", "final", "final lag", "windows / merges", "samples"], rows),
             *image(figures["lag"], run_dir, "lag behind the cloud"),
