@@ -90,9 +90,21 @@ def cmd_linkcheck(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Train across the emulated hierarchy and leave a complete run directory."""
-    from edgetestbed.runner import run_experiment
-    summary = run_experiment(_load(args.topo), args.runs_dir)
+    from edgetestbed.runner import StatusLine, run_experiment
+    status = StatusLine()
+    try:
+        summary = run_experiment(_load(args.topo), args.runs_dir, say=_after(status), progress=status)
+    finally:
+        status.end()
     return 0 if summary["completed"] else 1
+
+
+def _after(status) -> Callable[[str], None]:
+    """Print a message on its own line, below a live status line."""
+    def say(text: str) -> None:
+        status.end()
+        print(text, flush=True)
+    return say
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
