@@ -4,6 +4,8 @@ cut short), and a real run of node processes on loopback."""
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 from typing import Dict, List
 
@@ -303,3 +305,26 @@ def test_metrics_of_a_real_run(real_run):
         assert node["windows"] == LOOPBACK_WINDOWS and node["samples"] == LOOPBACK_WINDOWS * 100
         assert node["cpu_seconds"] > 0 and node["memory_peak_bytes"] > 10 * 2 ** 20
         assert metrics["own_vs_other"]["workers"][worker]["own_labels"] == [int(worker[1]) - 1]
+
+
+def fake_netcost(monkeypatch, result: dict) -> None:
+    """Stand in for edgetestbed.analysis.netcost with a module whose network_cost returns ``result``."""
+    module = types.ModuleType("edgetestbed.analysis.netcost")
+    module.network_cost = lambda run_dir: result
+    monkeypatch.setitem(sys.modules, "edgetestbed.analysis.netcost", module)
+
+
+def test_bytes_measured_on_the_wire_replace_the_logged_ones(handmade, monkeypatch):
+    items = [{"link": "w1-root", "kind": "tree", "ends": ["w1", "root"], "bytes": 5000, "up_bytes": 2000,
+              "down_bytes": 3000, "by_class": {"model pull": 3100, "other": 1900}},
+             {"link": "sensor0-w1", "kind": "sensor", "ends": ["sensor0", "w1"], "bytes": 70000}]
+    fake_netcost(monkeypatch, {"source": "packet captures", "note": "IP bytes", "items": items, "tolerance": 0.02})
+    assert compute_metrics(handmade)["links"]["source"] == "node logs", "no net/: the logs"
+    (handmade / "net").mkdir()
+    links = compute_metrics(handmade)["links"]
+    assert (links["source"], links["items"], links["netcost"]) == ("packet captures", items, {
+        "source": "packet captures", "note": "IP bytes", "tolerance": 0.02})
+    assert (links["total_bytes"], links["tree_bytes"], links["top_level_bytes"]) == (75000, 5000, 5000)
+    fake_netcost(monkeypatch, {"source": "packet captures", "note": "no net/meters.json"})
+    links = compute_metrics(handmade)["links"]
+    assert links["source"] == "node logs" and links["note"].endswith("network cost analysis: no net/meters.json")

@@ -4,18 +4,22 @@ headless Chromium opens the HTML with every plot (when Chromium is installed).""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from edgetestbed.analysis.report import answer_lines, to_html, to_markdown, heading, items, table, write_report
-from test_metrics import SPEC, handmade_logs, loopback_run, write_handmade_run
+from test_metrics import SPEC, fake_netcost, handmade_logs, loopback_run, write_handmade_run
 
 ALL_PLOTS = {"topology", "accuracy", "lag", "own_vs_other", "link_bytes", "resources"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def embedded_images(page: str) -> list:
@@ -101,21 +105,86 @@ def test_the_report_of_a_real_run(real_report):
     assert "Missing from this run" not in markdown and "(from node logs)" in markdown
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install -y chromium)")
-def test_headless_chromium_opens_the_report_with_every_plot(real_report, tmp_path):
-    """Chromium renders the page offline; every image has decoded (naturalWidth > 0)."""
-    probe = real_report.parent / "probe.html"
-    probe.write_text(real_report.read_text().replace(
+def assert_opens_in_chromium(report: Path, profile: Path) -> None:
+    """Headless Chromium renders ``report`` offline and every image in it decodes
+    (``naturalWidth > 0``); a screenshot of the page is not blank."""
+    probe = report.parent / "probe.html"
+    probe.write_text(report.read_text().replace(
         "</body>", "<script>window.onload = () => { document.body.dataset.loaded = [...document.images]"
                    ".map(i => i.naturalWidth > 0 ? 'ok' : 'broken').join(' '); };</script></body>"))
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--no-first-run", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path}",
+               "--no-first-run", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
                "--virtual-time-budget=5000"]
-    dom = subprocess.run([*command, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    try:
+        dom = subprocess.run([*command, "--dump-dom", probe.as_uri()], capture_output=True, text=True,
+                             timeout=120).stdout
+    finally:
+        probe.unlink()
     loaded = re.search(r'data-loaded="([a-z ]*)"', dom)
     assert loaded, dom[-2000:]
-    assert loaded.group(1).split() == ["ok"] * len(ALL_PLOTS) and len(re.findall(r"<img ", dom)) == len(ALL_PLOTS)
-    screenshot = tmp_path / "report.png"
-    subprocess.run([*command, f"--screenshot={screenshot}", "--window-size=1200,2000", real_report.as_uri()],
+    images = re.findall(r"<img ", dom)
+    assert loaded.group(1).split() == ["ok"] * len(images) and len(images) == len(ALL_PLOTS)
+    screenshot = profile / "report.png"
+    subprocess.run([*command, f"--screenshot={screenshot}", "--window-size=1200,2000", report.as_uri()],
                    capture_output=True, timeout=120)
     assert screenshot.stat().st_size > 10_000
+
+
+def report_without_root(run_dir: Path, scratch: Path) -> Path:
+    """``write_report`` run as user nobody on a copy of ``run_dir``: the report needs no root.
+    The copy is made under ``scratch``, which must be reachable by nobody (pytest's
+    ``tmp_path`` is not: its parents are private to root)."""
+    copy = scratch / run_dir.name
+    shutil.copytree(run_dir, copy)
+    for path in [scratch, copy, *copy.rglob("*")]:
+        shutil.chown(path, "nobody")
+    code = f"from edgetestbed.analysis.report import write_report; print(write_report({str(copy)!r}))"
+    result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c",
+                             code], capture_output=True, text=True, timeout=120, cwd=REPO,
+                            env={**os.environ, "HOME": str(copy), "MPLCONFIGDIR": str(copy / ".matplotlib"),
+                                 "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return Path(result.stdout.strip())
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install -y chromium)")
+def test_headless_chromium_opens_the_report_with_every_plot(real_report, tmp_path):
+    assert_opens_in_chromium(real_report, tmp_path)
+
+
+@pytest.mark.root
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install -y chromium)")
+def test_the_report_of_a_run_over_the_emulated_network(tmp_path):
+    """``run`` over a real emulated network (root), then the report as user nobody, opened in Chromium."""
+    from edgetestbed.runner import run_experiment
+    from edgetestbed.topo.spec import load_spec_text
+    from test_run import small_spec
+    tree = ("  - {id: root, cpu: 0.3}\n  - {id: w1, parent: root, sensors: [0]}\n"
+            "  - {id: w2, parent: root, sensors: [1]}\n")
+    summary = run_experiment(load_spec_text(small_spec(tree, limit=3) + "cloud: {cpu: 0.3}\n"), tmp_path / "runs",
+                             say=lambda _: None)
+    assert summary["completed"], summary
+    with tempfile.TemporaryDirectory(prefix="etb-report-") as scratch:
+        report = report_without_root(Path(summary["run_dir"]), Path(scratch))
+        metrics = json.loads((report.parent / "metrics.json").read_text())
+        assert metrics["completeness"]["complete"] and metrics["run"]["backends"]["switch"]
+        assert metrics["summary"]["tree_bytes"] == summary["tree_bytes_sent"]
+        assert_opens_in_chromium(report, tmp_path / "chromium")
+
+
+def test_measured_links_show_agreement_and_the_cost_model(tmp_path, monkeypatch):
+    direction = {"payload": {"message_bytes": 2000}}
+    item = {"link": "w1-root", "kind": "tree", "ends": ["w1", "root"], "params": {"bw_mbit": 10.0, "delay_ms": 5.0},
+            "bytes": 2200, "up_bytes": 1000, "down_bytes": 1200, "wire_bytes": 2200, "by_class": {"model pull": 2200},
+            "up": direction, "down": direction, "flags": [],
+            "total": {"pcap": {"bytes": 2200}, "counters": {"bytes": 2190}, "openflow": None, "disagreement": 0.0045},
+            "cost_model": {"windows": 2, "transfers": 6, "simulator_estimate": 1800, "expected_bytes": 2000,
+                           "measured_bytes": 2200, "ratio": 1.1, "within_tolerance": True}}
+    fake_netcost(monkeypatch, {"source": "packet captures", "note": "IP bytes", "items": [item], "tolerance": 0.02,
+                               "min_bytes": 100_000, "max_disagreement": 0.0045, "flagged": []})
+    run_dir = write_handmade_run(tmp_path / "run")
+    (run_dir / "net").mkdir()
+    markdown = (write_report(run_dir).parent / "report.md").read_text()
+    assert "Source: packet captures — IP bytes" in markdown
+    assert "| w1-root | 2.2 kB | 2.19 kB | – | 4 kB | 0.4 % | 0.550 | ok |" in markdown
+    assert "| w1-root | 2 | 6 | 1.8 kB | 2 kB | 2.2 kB | 1.100 | ok |" in markdown

@@ -289,17 +289,18 @@ def link_totals(run: RunLogs, items: Sequence[Mapping[str, Any]]) -> Dict[str, i
 
 def links_section(run: RunLogs) -> Dict[str, Any]:
     """Bytes per link: measured on the wire by :mod:`edgetestbed.analysis.netcost` when it
-    exists and the run captured (``net/``), with its whole result under ``netcost``; else
+    exists and the run captured (``net/``), the rest of its result under ``netcost``; else
     (or if its result has no ``items``) from the node logs, labelled so."""
     logged = logged_links(run)
     measured = _network_cost(run.run_dir)
     if measured is None:
         return logged
+    rest = {key: value for key, value in measured.items() if key != "items"}
     if not isinstance(measured.get("items"), list):
-        return {**logged, "netcost": measured,
-                "note": f"{LOG_SOURCE_NOTE}; the network cost analysis gave no per-link items (see netcost)"}
+        return {**logged, "netcost": rest,
+                "note": f"{LOG_SOURCE_NOTE}; network cost analysis: {measured.get('note', 'no per-link items')}"}
     return {"source": measured.get("source", "netcost"), "note": measured.get("note", ""),
-            "items": measured["items"], **link_totals(run, measured["items"]), "netcost": measured}
+            "items": measured["items"], **link_totals(run, measured["items"]), "netcost": rest}
 
 
 def _network_cost(run_dir: Path) -> Optional[dict]:

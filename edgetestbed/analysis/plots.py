@@ -21,7 +21,7 @@ from edgetestbed.topo.units import format_bandwidth, format_duration  # noqa: E4
 
 DPI = 110
 CLASS_COLORS = {"model pull": "tab:blue", "update push": "tab:orange", "control": "tab:gray",
-                "sensor data": "tab:green"}
+                "sensor data": "tab:green", "other": "tab:purple"}
 ROLE_STYLE = {"root": {"linewidth": 2.6}, "ps": {"linestyle": "--", "linewidth": 1.6},
               "worker": {"linewidth": 1.0, "alpha": 0.85}, "cloud": {"linestyle": ":", "linewidth": 2.2}}
 WORKER_COLORS = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")

@@ -232,10 +232,49 @@ def cost_section(metrics: Mapping[str, Any], figure: Optional[Path], run_dir: Pa
     blocks = [heading("Network cost"), text(f"Source: {links['source']} — {links.get('note', '')}"),
               *image(figure, run_dir, "bytes per link"),
               table(["link (child-parent)", "kind", "parameters", "up", "down", "total", *classes], rows)]
-    if "netcost" in links:
-        blocks.append(text("The network-cost analysis's full result (per source, disagreement, cost model) "
-                           "is in metrics.json under links.netcost."))
-    return blocks
+    return blocks + agreement_section(links) + cost_model_section(links)
+
+
+def agreement_section(links: Mapping[str, Any]) -> List[Block]:
+    """Do the wire sources agree? Per link (network-cost analysis only): bytes from the capture,
+    interface counters, OpenFlow and the logs, the largest disagreement, overhead, flags."""
+    measured = [item for item in links["items"] if "total" in item]
+    if not measured:
+        return []
+    def source(item: Mapping[str, Any], name: str) -> str:
+        return human_bytes((item["total"].get(name) or {}).get("bytes"))
+    rows = [[item["link"], source(item, "pcap"), source(item, "counters"), source(item, "openflow"),
+             human_bytes(sum(item[d]["payload"]["message_bytes"] for d in ("up", "down"))),
+             percent(item["total"].get("disagreement")), _overhead(item), "; ".join(item.get("flags", [])) or "ok"]
+            for item in measured]
+    netcost = links.get("netcost", {})
+    return [heading("Do the sources agree?", 3),
+            text(f"Links above {human_bytes(netcost.get('min_bytes'))} must agree within "
+                 f"{percent(netcost.get('tolerance'))}; largest disagreement "
+                 f"{percent(netcost.get('max_disagreement'))}; flagged: {', '.join(netcost.get('flagged', [])) or 'none'}."),
+            table(["link", "capture", "counters", "OpenFlow", "logged messages", "disagreement", "wire / logged",
+                   "flags"], rows)]
+
+
+def _overhead(item: Mapping[str, Any]) -> str:
+    logged = sum(item[d]["payload"]["message_bytes"] for d in ("up", "down"))
+    return f"{item['wire_bytes'] / logged:.3f}" if logged and item.get("wire_bytes") is not None else "–"
+
+
+def cost_model_section(links: Mapping[str, Any]) -> List[Block]:
+    """Measured bytes of tree links against the simple policy's cost model (network-cost analysis only)."""
+    models = [(item["link"], item["cost_model"]) for item in links["items"]
+              if item.get("cost_model", {}).get("expected_bytes") is not None]
+    if not models:
+        return []
+    rows = [[link, model["windows"], model["transfers"], human_bytes(model["simulator_estimate"]),
+             human_bytes(model["expected_bytes"]), human_bytes(model["measured_bytes"]), f"{model['ratio']:.3f}",
+             "ok" if model["within_tolerance"] else "OFF"] for link, model in models]
+    return [heading("Measured against the cost model", 3),
+            text("simple policy: one model per pull and per push, 2 × windows + 2 transfers with TCP/IP "
+                 "overhead; the simulators' estimate is 2 × windows × model size."),
+            table(["link", "windows", "transfers", "simulator estimate", "expected", "measured", "ratio",
+                   "within 10 %"], rows)]
 
 
 def resources_section(metrics: Mapping[str, Any], figure: Optional[Path], run_dir: Path) -> List[Block]:
