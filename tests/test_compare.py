@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from edgetestbed.analysis.compare import compare_runs, format_comparison, write_comparison
+from edgetestbed.analysis.compare import compare_main, compare_runs, format_comparison, write_comparison
 from edgetestbed.errors import UserError
 from test_metrics import SPEC, T0, handmade_logs, write_handmade_run
 
@@ -66,3 +66,9 @@ def test_runs_of_different_tasks_or_no_run_are_refused(runs, tmp_path):
     logs.write_text(logs.read_text().replace('"accuracy"', '"rmse"'))
     with pytest.raises(UserError, match="measure different things"):
         compare_runs([runs[0], aqi])
+
+
+def test_compare_main_prints_the_table_and_writes_the_files(runs, tmp_path):
+    said = []
+    assert compare_main(runs[:2], tmp_path / "out", say=said.append) == 0
+    assert said[0].startswith("| run | workers |") and str(tmp_path / "out" / "comparison.csv") in said[0]

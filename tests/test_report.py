@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from edgetestbed.analysis.report import answer_lines, to_html, to_markdown, heading, items, table, write_report
+from edgetestbed.analysis.report import (answer_lines, heading, items, report_main, table, to_html, to_markdown,
+                                         write_report)
 from test_metrics import SPEC, fake_netcost, handmade_logs, loopback_run, write_handmade_run
 
 ALL_PLOTS = {"topology", "accuracy", "lag", "own_vs_other", "link_bytes", "resources"}
@@ -188,3 +189,10 @@ def test_measured_links_show_agreement_and_the_cost_model(tmp_path, monkeypatch)
     assert "Source: packet captures — IP bytes" in markdown
     assert "| w1-root | 2.2 kB | 2.19 kB | – | 4 kB | 0.4 % | 0.550 | ok |" in markdown
     assert "| w1-root | 2 | 6 | 1.8 kB | 2 kB | 2.2 kB | 1.100 | ok |" in markdown
+
+
+def test_report_main_prints_the_answer_and_where_the_report_is(tmp_path):
+    run_dir = write_handmade_run(tmp_path / "run")
+    said = []
+    assert report_main(run_dir, say=said.append) == 0
+    assert said[0].startswith("final root accuracy: 60.5 %") and f"report: {run_dir / 'report.html'}" in said[0]

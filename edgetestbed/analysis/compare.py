@@ -93,3 +93,12 @@ def write_comparison(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> Dict[s
         writer.writerows(rows)
     plot = plot_cost_vs_accuracy(rows, out_dir / "cost_vs_accuracy.png")
     return {**paths, **({"png": plot} if plot else {})}
+
+
+def compare_main(run_dirs: Sequence[Path], out_dir: Path = Path("."), say: Callable[[str], None] = print) -> int:
+    """``python -m edgetestbed compare RUN_DIR... [--out DIR]``: print the table, write the
+    files into ``out_dir`` and say where; 0. UserError (exit 2) for a bad run directory."""
+    rows = compare_runs(run_dirs)
+    paths = write_comparison(rows, out_dir)
+    say(format_comparison(rows) + "written: " + ", ".join(str(path) for path in paths.values()))
+    return 0

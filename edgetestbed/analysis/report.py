@@ -348,3 +348,13 @@ def write_report(run_dir: Path) -> Path:
     path = run_dir / "report.html"
     path.write_text(to_html(blocks, run_dir, f"edgetestbed run {metrics['run']['name']}"), encoding="utf-8")
     return path
+
+
+def report_main(run_dir: Path, say: Callable[[str], None] = print) -> int:
+    """``python -m edgetestbed report RUN_DIR``: write the report, print the answer and where
+    the files are; 0 (a run cut short is reported too, its gaps listed). UserError (exit 2)
+    if ``run_dir`` is not a run directory."""
+    path = write_report(run_dir)
+    metrics = json.loads((path.parent / "metrics.json").read_text())
+    say("\n".join([*answer_lines(metrics), f"report: {path} (and report.md, metrics.json, {PLOTS_DIR}/)"]))
+    return 0
