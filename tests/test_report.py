@@ -169,7 +169,8 @@ def test_the_report_of_a_run_over_the_emulated_network(tmp_path):
         report = report_without_root(Path(summary["run_dir"]), Path(scratch))
         metrics = json.loads((report.parent / "metrics.json").read_text())
         assert metrics["completeness"]["complete"] and metrics["run"]["backends"]["switch"]
-        assert metrics["summary"]["tree_bytes"] == summary["tree_bytes_sent"]
+        logged = summary["tree_bytes_sent"]   # equal from the logs; TCP/IP headers on top from captures
+        assert logged <= metrics["summary"]["tree_bytes"] <= 1.15 * logged
         assert_opens_in_chromium(report, tmp_path / "chromium")
 
 
