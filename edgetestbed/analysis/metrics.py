@@ -319,6 +319,7 @@ def _network_cost(run_dir: Path) -> Optional[dict]:
 # ---------------------------------------------------------------- sections of metrics.json
 
 def run_section(run: RunLogs, metric: Optional[str]) -> Dict[str, Any]:
+    """What was run: the spec in brief, the time frame, the manifest's backends and revision."""
     spec = run.spec
     ends = [e.ts for events in run.logs.values() for e in events]
     starts = [e.ts for events in run.logs.values() for e in events[:1]]
@@ -359,6 +360,7 @@ def _node_summary(run: RunLogs, ident: str, parent: Optional[str], curve: Option
 
 
 def lag_section(curves: Mapping[str, Curve], metric: Optional[str]) -> Dict[str, Any]:
+    """Every tree node's lag behind the cloud (:func:`lag_curve`), with its final, mean and max."""
     cloud = curves.get(CLOUD_ID)
     if not cloud or not cloud["t"]:
         return {"nodes": {}, "note": "no cloud baseline evaluations: no lag"}
@@ -373,12 +375,14 @@ def lag_section(curves: Mapping[str, Curve], metric: Optional[str]) -> Dict[str,
 
 
 def latency_section(run: RunLogs) -> Dict[str, Any]:
+    """:func:`propagation_latency` of the run's workers."""
     workers = [n.id for n in run.spec.workers]
     return propagation_latency({w: window_finish_times(run, w) for w in workers},
                                {w: models_received(run, w) for w in workers}, run.spec.windows.limit)
 
 
 def convergence_section(run: RunLogs, curves: Mapping[str, Curve], metric: Optional[str]) -> Dict[str, Any]:
+    """When the root came within 1 point (1 % of RMSE) of its final value."""
     root = run.spec.root.id
     curve = curves.get(root, {"t": [], "value": []})
     if not curve["value"]:
