@@ -107,6 +107,18 @@ def _after(status) -> Callable[[str], None]:
     return say
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Analyse a run directory again (no root needed): metrics.json, plots, report.html/.md."""
+    from edgetestbed.analysis.report import report_main
+    return report_main(args.run_dir)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare runs: a table (Markdown, CSV) and a cost-vs-accuracy plot."""
+    from edgetestbed.analysis.compare import compare_main
+    return compare_main(args.run_dirs, args.out)
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     """Remove the leftovers of a crashed run, from its records."""
     from edgetestbed.rundir import clean
@@ -162,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         "validate": (cmd_validate, "check a topology YAML and print the resolved tree"),
         "check": (cmd_check, "report what this machine can emulate and the backends 'auto' picks"),
         "linkcheck": (cmd_linkcheck, "build the network and measure every link against the spec"),
+        "report": (cmd_report, "analyse a run directory: metrics.json, plots, report.html and report.md"),
+        "compare": (cmd_compare, "compare runs: a table (Markdown, CSV) and a cost-vs-accuracy plot"),
         "clean": (cmd_clean, "remove the leftovers of a crashed run, from its records"),
         "data": (cmd_data, "fetch, verify (sha256) and cache the datasets: MNIST, Beijing PM2.5"),
     }
@@ -180,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       help="print one JSON object per link")
     parsers["linkcheck"].add_argument("--no-cpu", action="store_true",
                                       help="skip measuring the hosts' CPU limits")
+    parsers["report"].add_argument("run_dir", type=Path, help="a run directory (runs/<name>-<time>)")
+    parsers["compare"].add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories")
+    parsers["compare"].add_argument("--out", type=Path, default=Path("."),
+                                    help="where comparison.md, .csv and cost_vs_accuracy.png go (default: .)")
     parsers["clean"].add_argument("run_dir", type=Path, nargs="?",
                                   help="run directory to clean (default: the active run)")
     parsers["data"].add_argument("--quiet", action="store_true", help="print nothing when cached")

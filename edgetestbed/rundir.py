@@ -122,17 +122,23 @@ def active_run() -> RunDir | None:
     return RunDir.open(path) if (path / MANIFEST_NAME).exists() else None
 
 
+def refuse_if_busy(run: RunDir | None = None) -> None:
+    """LeftoverError while another run's recorded resources still exist."""
+    previous = active_run()
+    if previous is None or (run is not None and previous.path == run.path):
+        return
+    leftovers = _present(previous)
+    if leftovers:
+        raise LeftoverError(
+            f"another run holds emulated-network resources ({len(leftovers)} of them, "
+            f"recorded in {previous.path}): wait for it, or if it crashed run "
+            f"`python -m edgetestbed clean`")
+
+
 @contextlib.contextmanager
 def exclusive(run: RunDir) -> Iterator[RunDir]:
     """Hold the machine for ``run``; refuse while another run's resources exist."""
-    previous = active_run()
-    if previous is not None and previous.path != run.path:
-        leftovers = _present(previous)
-        if leftovers:
-            raise LeftoverError(
-                f"another run holds emulated-network resources ({len(leftovers)} of them, "
-                f"recorded in {previous.path}): wait for it, or if it crashed run "
-                f"`python -m edgetestbed clean`")
+    refuse_if_busy(run)
     ACTIVE_FILE.parent.mkdir(parents=True, exist_ok=True)
     _write_json_atomic(ACTIVE_FILE, {"run_dir": str(run.path.resolve()), "pid": os.getpid()})
     try:

@@ -265,5 +265,17 @@ def run_experiment(spec: Spec, runs_dir: Path, say: Say = print, progress: Say |
             experiment.progress.read(experiment.logs, experiment.processes)
             summary = summarize(spec, run, experiment.progress, time.time() - began, completed, start_at)
             run.write_json("summary.json", summary)
+            run.write_manifest({"cgroup_usage": network.cgroup_usage()})
     say(format_summary(summary, spec))
+    say(_report(run.path))
     return summary
+
+
+def _report(run_dir: Path) -> str:
+    """Write the report; a failure here must not cost the run, which stays re-analysable."""
+    from edgetestbed.analysis.report import write_report
+    try:
+        return f"report: {write_report(run_dir)}"
+    except Exception as error:  # noqa: BLE001 - the run's data is safe; say how to retry
+        return (f"the report could not be written ({type(error).__name__}: {error}); "
+                f"retry with `python -m edgetestbed report {run_dir}`")

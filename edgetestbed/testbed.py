@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edgetestbed.errors import CapabilityError, UserError
-from edgetestbed.rundir import RunDir, exclusive
+from edgetestbed.rundir import RunDir, exclusive, refuse_if_busy
 from edgetestbed.topo.network import EmulatedNetwork
 from edgetestbed.topo.probe import Capabilities, choose_backends, probe
 from edgetestbed.topo.spec import Spec
@@ -68,6 +68,7 @@ def open_testbed(spec: Spec, runs_dir: Path, purpose: str) -> Iterator[tuple[Run
     caps = probe()
     backends = choose_backends(spec.network.switch, spec.network.shaping, caps)
     check_fits(spec, caps)
+    refuse_if_busy()  # before creating a run directory that would stay empty
     run = RunDir.create(runs_dir, f"{purpose}-{spec.name}" if purpose != "run" else spec.name)
     run.write_spec(spec.to_dict())
     run.write_manifest({"purpose": purpose, "seed": spec.seed, "capabilities": caps.as_dict(),

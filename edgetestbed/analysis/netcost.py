@@ -93,6 +93,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from edgetestbed.analysis.pcap import CLASSES, DOWN, UP, LinkTraffic, read_link
 from edgetestbed.analysis.runlogs import Event, RunLogs
+from edgetestbed.controller import UNAVAILABLE
 from edgetestbed.controller.jsonlines import read_json_lines
 from edgetestbed.nodes.eventlog import CONNECTION, STATISTIC
 from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
@@ -163,13 +164,13 @@ def _first_last(samples: list[dict]) -> dict[str, dict[str, int]]:
 
 
 def _port_deltas(lines: list[dict]) -> dict[tuple[str, int], dict[str, Optional[int]]]:
-    """(dpid, port) -> counter -> last minus first available value."""
+    """(dpid, port) -> counter -> last minus first available value (null and 2^64-1 are not)."""
     first: dict[tuple, dict] = {}
     last: dict[tuple, dict] = {}
     for line in lines:
         key = (line["dpid"], line["port"])
         for name, value in line.items():
-            if name.startswith(("rx_", "tx_")) and value is not None:
+            if name.startswith(("rx_", "tx_")) and value not in (None, UNAVAILABLE):
                 first.setdefault(key, {}).setdefault(name, value)
                 last.setdefault(key, {})[name] = value
     return {key: {name: last[key][name] - value for name, value in first[key].items()} for key in first}

@@ -10,3 +10,5 @@ Modules: ``app`` (the OpenFlow 1.3 application, written against the Ryu API),
 FRAMEWORKS = {"ryu": "ryu-manager", "os_ken": "osken-manager"}
 # The environment variable that names the app's configuration file (see ``app``).
 CONFIG_ENV = "EDGETESTBED_CONTROLLER_CONFIG"
+# What a switch reports for a counter it cannot give (OpenFlow port stats; seen during shutdown).
+UNAVAILABLE = 2 ** 64 - 1

@@ -39,12 +39,11 @@ import os
 import time
 from typing import Any
 
-from edgetestbed.controller import CONFIG_ENV
+from edgetestbed.controller import CONFIG_ENV, UNAVAILABLE
 from edgetestbed.controller.compat import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, BaseApp, hub, ofp_event,
                                            ofproto_v1_3, set_ev_cls)
 from edgetestbed.controller.jsonlines import JsonLinesWriter
 
-UNAVAILABLE = 2 ** 64 - 1
 COUNTERS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_dropped", "tx_dropped",
             "rx_errors", "tx_errors")
 MISS_PRIORITY, FLOOD_PRIORITY, ROUTE_PRIORITY = 0, 1, 2

@@ -97,6 +97,7 @@ class ParameterServer:
         self.done: Set[str] = set()
         self.last_seq: Dict[str, int] = {}
         self.merges = self.samples = 0
+        self.syncing = False  # every worker below has delivered its last window
         self.last_heard = time.time()
         limit = runtime.spec.windows.limit
         self.patience = max(10.0, 5 * runtime.interval)
@@ -110,7 +111,11 @@ class ParameterServer:
             if self.pending.due(self.children - self.done, time.time(), self.runtime.interval / 2):
                 self._merge()
             self.exchange.at(Moment.TICK, self.merges)
-            if covers(self.model.coverage, self.workers_below, self.runtime.spec.windows.limit - 1):
+            # Latched: the final sync's first pull may bring a parent model that has not
+            # merged our last window yet, lowering our coverage; syncing must go on anyway.
+            self.syncing = self.syncing or covers(self.model.coverage, self.workers_below,
+                                                  self.runtime.spec.windows.limit - 1)
+            if self.syncing:
                 self.exchange.sync_step()
         if self.pending.by_child:
             self._merge()

@@ -277,6 +277,15 @@ class EmulatedNetwork:
 
     # --- reporting ---------------------------------------------------------------------
 
+    def cgroup_usage(self) -> dict[str, dict]:
+        """CPU seconds and peak memory each host's cgroup accounted (read before teardown)."""
+        usage = {}
+        for plan in self.plan.hosts:
+            cgroup = self.host(plan.ident).cgroup
+            usage[plan.ident] = {"cpu_seconds": round(cgroup.cpu_seconds(), 3),
+                                 "memory_peak_bytes": cgroup.memory_peak()}
+        return usage
+
     def describe(self) -> dict:
         """Names, addresses and links, for the run's manifest."""
         return {
