@@ -119,6 +119,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return compare_main(args.run_dirs, args.out)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run a topology over a grid of overrides: one run directory per point, then a comparison."""
+    from edgetestbed.runner import StatusLine
+    from edgetestbed.sweep import describe_points, load_sweep, run_sweep
+    sweep = load_sweep(args.sweep)
+    if args.list:
+        print(describe_points(sweep))
+        return 0
+    status = StatusLine()
+    try:
+        result = run_sweep(sweep, args.runs_dir, say=_after(status), progress=status)
+    finally:
+        status.end()
+    return 0 if result.complete else 1
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     """Remove the leftovers of a crashed run, from its records."""
     from edgetestbed.rundir import clean
@@ -176,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "linkcheck": (cmd_linkcheck, "build the network and measure every link against the spec"),
         "report": (cmd_report, "analyse a run directory: metrics.json, plots, report.html and report.md"),
         "compare": (cmd_compare, "compare runs: a table (Markdown, CSV) and a cost-vs-accuracy plot"),
+        "sweep": (cmd_sweep, "run a topology over a grid of overrides, one run each, and compare them"),
         "clean": (cmd_clean, "remove the leftovers of a crashed run, from its records"),
         "data": (cmd_data, "fetch, verify (sha256) and cache the datasets: MNIST, Beijing PM2.5"),
     }
@@ -198,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["compare"].add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories")
     parsers["compare"].add_argument("--out", type=Path, default=Path("."),
                                     help="where comparison.md, .csv and cost_vs_accuracy.png go (default: .)")
+    parsers["sweep"].add_argument("sweep", type=Path, help="sweep YAML (see docs/experiments.md)")
+    _runs_argument(parsers["sweep"])
+    parsers["sweep"].add_argument("--list", action="store_true", help="print the points and run nothing")
     parsers["clean"].add_argument("run_dir", type=Path, nargs="?",
                                   help="run directory to clean (default: the active run)")
     parsers["data"].add_argument("--quiet", action="store_true", help="print nothing when cached")
