@@ -48,6 +48,7 @@ import hashlib
 import itertools
 import json
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ import yaml
 
 from edgetestbed.analysis.compare import compare_runs, format_comparison, write_comparison
 from edgetestbed.errors import LeftoverError, SpecError
+from edgetestbed.rundir import RunDir
 from edgetestbed.runner import run_experiment
 from edgetestbed.testbed import signals_as_interrupts
 from edgetestbed.topo.spec import (NAME_PATTERN, DocPath, Spec, SpecIn, _did_you_mean, _Problems,
@@ -70,7 +72,7 @@ TOP_KEYS = ("name", "base", "set", "grid")
 EXPECTED = "a sweep like {name: workers, base: ../default.yaml, grid: {workers: [3, 5]}}"
 MAX_WORKERS = 1000
 BUSY_WAIT = 600.0        # seconds to wait while another run holds the machine
-BUSY_POLL = 3.0
+BUSY_POLL = 5.0
 # Where in the spec each named key acts, as a regular expression over the spec's error paths.
 TARGETS = {"workers": r"nodes", "levels": r"nodes", "servers": r"nodes", "total_rate": r"sensors\.rate",
            "delay": r"nodes\[\d+\]\.link\.delay", "policy": r"nodes\[\d+\]\.policy", "seed": r"seed"}
@@ -409,17 +411,34 @@ def _prefixed(label: str, progress: Say) -> Say:
 
 
 def _run_point(point: Point, point_dir: Path, say: Say, progress: Say) -> Path | None:
-    """Run the point (waiting while another run holds the machine); its run directory if completed."""
+    """Run the point; its run directory if completed, else None (a re-run retries it).
+
+    While another run or network holds the machine it waits (up to ``BUSY_WAIT``); a point
+    that fails otherwise is reported and the sweep goes on to the next one.
+    """
     deadline = time.time() + BUSY_WAIT
     while True:
+        before = set(point_dir.iterdir()) if point_dir.is_dir() else set()
         try:
             summary = run_experiment(point.spec, point_dir, say, progress)
-            return Path(summary["run_dir"]) if summary["completed"] else None
         except LeftoverError as busy:
             if time.time() > deadline:
                 raise
+            _forget_empty_attempts(point_dir, before)
             say(f"{busy}; retrying in {BUSY_POLL:.0f} s")
             time.sleep(BUSY_POLL)
+            continue
+        except Exception as error:  # noqa: BLE001 - one point's failure must not cost the others
+            say(f"{point.name} failed ({type(error).__name__}: {error}); a re-run of the sweep retries it")
+            return None
+        return Path(summary["run_dir"]) if summary["completed"] else None
+
+
+def _forget_empty_attempts(point_dir: Path, before: set[Path]) -> None:
+    """Remove run directories of a refused attempt that created nothing (an empty ledger)."""
+    for path in set(point_dir.iterdir()) - before if point_dir.is_dir() else ():
+        if not RunDir.open(path).ledger.entries():
+            shutil.rmtree(path)
 
 
 def _compare(runs: dict[str, Path], directory: Path, say: Say) -> None:

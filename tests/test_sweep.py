@@ -169,7 +169,7 @@ def test_the_cli_lists_points_and_refuses_a_bad_sweep_with_status_2(tmp_path):
     command = [sys.executable, "-m", "edgetestbed", "sweep"]
     listed = subprocess.run([*command, str(REPO / "examples/experiments/workers.yaml"), "--list"],
                             cwd=REPO, capture_output=True, text=True)
-    assert listed.returncode == 0 and listed.stdout.splitlines()[0].startswith("workers-3: ")
+    assert listed.returncode == 0 and listed.stdout.splitlines()[0].startswith("workers-3_seed-1: ")
     bad = two_point_sweep(tmp_path)
     bad.write_text(bad.read_text().replace("delay", "dealy"))
     refused = subprocess.run([*command, str(bad)], cwd=REPO, capture_output=True, text=True)
