@@ -145,7 +145,14 @@ def exclusive(run: RunDir) -> Iterator[RunDir]:
         yield run
     finally:
         if not _present(run):
-            ACTIVE_FILE.unlink(missing_ok=True)
+            _release(run)
+
+
+def _release(run: RunDir) -> None:
+    """Remove the active file if it still names ``run`` (a later run may have taken it since)."""
+    current = active_run()
+    if current is not None and current.path.resolve() == run.path.resolve():
+        ACTIVE_FILE.unlink(missing_ok=True)
 
 
 def clean(path: Path | None = None) -> tuple[RunDir | None, list[dict], list[dict]]:
@@ -162,7 +169,7 @@ def clean(path: Path | None = None) -> tuple[RunDir | None, list[dict], list[dic
                         "stop it with Ctrl-C or SIGTERM, it cleans up after itself")
     present = _present(run)
     leftovers = resources.remove_all(present)
-    if not _present(run) and active_run() is not None and active_run().path == run.path:
-        ACTIVE_FILE.unlink(missing_ok=True)
+    if not _present(run):
+        _release(run)
     removed = [entry for entry in present if entry not in leftovers]
     return run, removed, leftovers

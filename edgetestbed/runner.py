@@ -1,6 +1,7 @@
 """``edgetestbed run``: train across the emulated hierarchy and leave a complete run directory.
 
-One run: build the spec's network (`open_testbed`), write ``wiring.json`` (who
+One run: build the spec's network (`open_testbed`), start the network meters
+(captures, counters, OpenFlow port statistics), write ``wiring.json`` (who
 listens where), start the processes inside their hosts — sensors, then the tree
 top-down, then the cloud baseline — all aligned on one start time, show progress
 from their logs, wait until every node has said DONE (or the spec's timeout),
@@ -25,6 +26,7 @@ from edgetestbed.nodes.wiring import Endpoint, Wiring
 from edgetestbed.rundir import RunDir
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo import resources
+from edgetestbed.topo.meters import NetworkMeters
 from edgetestbed.topo.network import EmulatedNetwork
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id
 from edgetestbed.topo.spec import Spec
@@ -253,6 +255,8 @@ def run_experiment(spec: Spec, runs_dir: Path, say: Say = print, progress: Say |
         say(f"network built ({network.backends.switch}, {network.backends.shaping} shaping); "
             f"run directory {run.path}")
         experiment = Experiment(spec, run, network, progress or say)
+        meters = NetworkMeters(network, run.path, run.ledger)
+        meters.start()  # every link captured and counted before the first byte of learning traffic
         try:
             experiment.wire()
             start_at = experiment.start_time()
@@ -262,6 +266,7 @@ def run_experiment(spec: Spec, runs_dir: Path, say: Say = print, progress: Say |
             completed = experiment.wait(start_at + spec.timeout) and not experiment.progress.errors
         finally:
             experiment.stop()
+            meters.stop()
             experiment.progress.read(experiment.logs, experiment.processes)
             summary = summarize(spec, run, experiment.progress, time.time() - began, completed, start_at)
             run.write_json("summary.json", summary)
