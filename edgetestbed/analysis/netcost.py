@@ -44,8 +44,9 @@ Derived, per direction and for the link (``total``):
 
 Per link: ``link``, ``kind``, ``ends``, ``params`` (bw_mbit, delay_ms, jitter_ms, loss_pct,
 queue), ``capture_interface``, ``bytes``/``up_bytes``/``down_bytes`` and ``wire_bytes``
-(from the capture), ``by_class`` (both directions), ``up``, ``down``, ``total`` (the
-sources summed over both directions), ``capture`` (tcpdump's ``captured``, ``received``,
+(from the capture), ``by_class`` (both directions), ``model_messages`` (model-carrying
+bursts the capture saw, per class), ``up``, ``down``, ``total`` (the sources summed over both
+directions), ``capture`` (tcpdump's ``captured``, ``received``,
 ``dropped``), ``flagged`` and ``flags`` (why), and for tree links ``cost_model`` and
 ``exchanges``:
 
@@ -203,12 +204,12 @@ def _link_item(context: _Context, tap: dict) -> dict:
             "down_bytes": pcap[DOWN]["bytes"], "wire_bytes": pcap[UP]["wire_bytes"] + pcap[DOWN]["wire_bytes"],
             "by_class": {c: pcap[UP]["by_class"].get(c, 0) + pcap[DOWN]["by_class"].get(c, 0) for c in CLASSES
                          if c in pcap[UP]["by_class"] or c in pcap[DOWN]["by_class"]},
-            UP: directions[UP], DOWN: directions[DOWN], "total": total,
+            "model_messages": dict(traffic.messages), UP: directions[UP], DOWN: directions[DOWN], "total": total,
             "capture": context.meters.get("captures", {}).get(tap["label"], {})}
     item["flags"] = _flags(item)
     item["flagged"] = bool(item["flags"])
     if tap["kind"] == "tree":
-        item["cost_model"] = cost_model(context.run, child, item, messages, traffic)
+        item["cost_model"] = cost_model(context.run, child, item, messages)
         item["exchanges"] = exchanges(context.run, child, parent, tap["params"])
     return item
 
@@ -314,8 +315,7 @@ def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional
 
 # --- the cost model and the exchanges ------------------------------------------------------------
 
-def cost_model(run: RunLogs, child: str, item: Mapping[str, Any], messages: Mapping[str, list[dict]],
-               traffic: LinkTraffic) -> dict:
+def cost_model(run: RunLogs, child: str, item: Mapping[str, Any], messages: Mapping[str, list[dict]]) -> dict:
     """The simple policy's expected bytes on a tree link against the measured; see the module docstring."""
     policy = run.spec.node(child).policy.type
     if policy != "simple":
@@ -337,7 +337,7 @@ def cost_model(run: RunLogs, child: str, item: Mapping[str, Any], messages: Mapp
             "simulator_estimate": 2 * windows * model_bytes, "expected_bytes": round(expected),
             "measured_bytes": item["wire_bytes"], "ratio": ratio,
             "within_tolerance": abs(ratio - 1) <= COST_TOLERANCE, "tolerance": COST_TOLERANCE,
-            "logged_transfers": len(models), "captured_transfers": sum(traffic.messages.values())}
+            "logged_transfers": len(models), "captured_transfers": sum(item["model_messages"].values())}
 
 
 def exchanges(run: RunLogs, child: str, parent: str, params: Mapping[str, Any]) -> dict:

@@ -235,14 +235,13 @@ def _read_line(stream, timeout: float) -> str:
 
 
 def parse_tcpdump_report(text: str) -> dict:
-    """tcpdump's closing counts: ``N packets captured``, ``received by filter``, ``dropped by kernel``."""
-    keys = {"captured": "packets captured", "received": "packets received by filter",
-            "dropped": "packets dropped by kernel"}
+    """tcpdump's closing counts: ``N packet(s) captured``, ``received by filter``, ``dropped by kernel``."""
+    keys = {"captured": "captured", "received": "received by filter", "dropped": "dropped by kernel"}
     stats = {}
     for line in text.splitlines():
-        for key, phrase in keys.items():
-            if line.strip().endswith(phrase):
-                stats[key] = int(line.split()[0])
+        words = line.split(maxsplit=2)
+        if len(words) == 3 and words[0].isdigit() and words[1] in ("packet", "packets"):
+            stats.update({key: int(words[0]) for key, phrase in keys.items() if words[2] == phrase})
     return stats
 
 

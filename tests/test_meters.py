@@ -1,0 +1,119 @@
+"""Network meters on real emulated networks: known traffic counted alike by every source, on both
+switch backends; what each link's capture and counters cover; everything removed afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from edgetestbed.analysis.netcost import MSS, SEGMENT_HEADERS, TCP_OVERHEAD, TOLERANCE, network_cost
+from edgetestbed.rundir import active_run
+from edgetestbed.testbed import open_testbed
+from edgetestbed.topo import resources
+from edgetestbed.topo.meters import NetworkMeters, parse_tcpdump_report, read_counters
+from edgetestbed.topo.spec import load_spec_text
+from test_network import SPEC, switch_backends  # the network tests' tree: root, w1, w2, sensors, cloud
+
+MACHINE_WAIT = 600.0  # another run (a colleague's test) may hold the machine: wait for it
+
+def wait_for_the_machine() -> None:
+    """Until no other run holds emulated-network resources (one run at a time per machine)."""
+    deadline = time.monotonic() + MACHINE_WAIT
+    while time.monotonic() < deadline:
+        other = active_run()
+        if other is None or not any(resources.exists(e) for e in other.ledger.entries()):
+            return
+        time.sleep(2)
+    pytest.fail(f"another run held the machine for {MACHINE_WAIT:.0f} s")
+
+
+@contextlib.contextmanager
+def metered(spec_text: str, runs_dir: Path) -> Iterator[tuple]:
+    """A network built from ``spec_text`` with its meters running; meters stopped, then the network
+    torn down, on every path. Yields ``(run, network, meters)``."""
+    wait_for_the_machine()
+    with open_testbed(load_spec_text(spec_text, "meters.yaml"), runs_dir, "test") as (run, network):
+        meters = NetworkMeters(network, run.path, run.ledger, counter_interval=0.5)
+        meters.start()
+        try:
+            yield run, network, meters
+        finally:
+            meters.stop()
+
+
+RECEIVER = """
+import socket, sys
+server = socket.create_server(("", 5201))
+print("listening", flush=True)
+connection, _ = server.accept()
+received = 0
+while chunk := connection.recv(1 << 16):
+    received += len(chunk)
+print(received, flush=True)
+"""
+SENDER = """
+import socket, sys
+connection = socket.create_connection((sys.argv[1], 5201))
+connection.sendall(bytes(int(sys.argv[2])))
+connection.shutdown(socket.SHUT_WR)
+connection.recv(1)
+"""
+
+
+def transfer(network, run, sender: str, receiver: str, size: int) -> int:
+    """Exactly ``size`` bytes over one TCP connection from ``sender`` to ``receiver``; bytes received."""
+    server = network.host(receiver).popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+    run.ledger.record_process(server.pid, "test receiver")
+    assert server.stdout.readline().strip() == "listening"
+    network.host(sender).cmd(f"{sys.executable} -c '{SENDER}' {network.host(receiver).IP()} {size}")
+    received = int(server.stdout.readline())
+    server.wait(timeout=10)
+    return received
+
+
+def nothing_left(run) -> list:
+    return [entry for entry in run.ledger.entries() if resources.exists(entry)]
+
+
+def test_counters_and_tcpdump_reports_are_parsed():
+    dev = ("Inter-|   Receive                                            |  Transmit\n"
+           " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop ...\n"
+           "s1-eth1: 1000 10 1 2 0 0 0 0 2000 20 3 4 0 0 0 0\n")
+    assert read_counters(dev) == {"s1-eth1": {"rx_bytes": 1000, "rx_packets": 10, "rx_errors": 1, "rx_dropped": 2,
+                                              "tx_bytes": 2000, "tx_packets": 20, "tx_errors": 3, "tx_dropped": 4}}
+    report = ("tcpdump: listening on x\n\n12 packets captured\n13 packets received by filter\n"
+              "1 packet dropped by kernel\n")
+    assert parse_tcpdump_report(report) == {"captured": 12, "received": 13, "dropped": 1}
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("switch", switch_backends())
+def test_known_traffic_is_counted_alike_by_every_source(switch, tmp_path):
+    with metered(SPEC.replace("SWITCH", switch), tmp_path) as (run, network, meters):
+        up = transfer(network, run, "w1", "root", 3_000_000)
+        down = transfer(network, run, "root", "w1", 2_000_000)
+    result = network_cost(run.path)
+    link = next(item for item in result["items"] if item["link"] == "w1-root")
+    sources = ["pcap", "counters"] + (["openflow"] if switch != "lxbr" else [])
+    assert (up, down) == (3_000_000, 2_000_000)
+    for direction, sent in (("up", up), ("down", down)):
+        part = link[direction]
+        for source in sources:
+            assert part[source]["bytes"] == pytest.approx(part["pcap"]["bytes"], rel=TOLERANCE), (direction, source)
+        assert part["disagreement"] < TOLERANCE and part["pcap"]["wire_bytes"] > sent, direction
+        # no loss here; the far end may count super-packets (one set of headers for many segments)
+        assert part["far_end"]["bytes"] == pytest.approx(part["pcap"]["bytes"], rel=0.05)
+    # the data in full-sized segments with their headers, and at most one acknowledgement per two
+    data_segments = (up + down) * (1 + SEGMENT_HEADERS / MSS)
+    assert data_segments < link["wire_bytes"] < (up + down) * (1 + TCP_OVERHEAD) * (1 + TOLERANCE)
+    assert not link["flagged"] and result["flagged"] == []
+    assert link["by_class"]["other"] == link["bytes"]   # no ZeroMQ endpoint
+    assert (run.path / "net" / "sensor0-w1.pcap").is_file() and (run.path / "net" / "cloud-root.pcap").is_file()
+    assert run.manifest["meters"]["controller"]["used"] == (switch != "lxbr")
+    assert nothing_left(run) == []

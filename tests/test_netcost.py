@@ -1,0 +1,376 @@
+"""Network cost analysis: the pcap reader and the reconciliation on hand-made captures and runs
+(no root); then, on real emulated networks, a synthetic ZeroMQ exchange classified by message
+class, and the seeds' 1+3 tree with the simple policy against the cost model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import ICMPv6ND_RS, IPv6
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+from scapy.utils import wrpcap
+
+from edgetestbed.analysis.netcost import SEGMENT_HEADERS, TCP_OVERHEAD, expected_time, network_cost
+from edgetestbed.analysis.pcap import (CONTROL, DOWN, MODEL_PULL, OTHER, SENSOR_DATA, UNKNOWN, UP, UPDATE_PUSH,
+                                       read_link)
+from edgetestbed.runner import Experiment
+from edgetestbed.topo.spec import load_spec
+from test_meters import metered
+from test_network import CAPS, SPEC as NETWORK_SPEC
+
+CHILD_MAC, PARENT_MAC, STRANGER_MAC = "00:00:00:00:00:02", "00:00:00:00:00:01", "66:66:66:66:66:66"
+CHILD_IP, PARENT_IP, SENSOR_IP = "10.0.0.2", "10.0.0.1", "10.1.0.1"
+NODE_PORT, SENSOR_PORT = 5555, 5556
+LISTENERS = {(PARENT_IP, NODE_PORT): "node", (SENSOR_IP, SENSOR_PORT): "sensor"}
+THRESHOLD = 2000
+MSS = 1448
+
+
+class Capture:
+    """Hand-made frames of one link (child side ``a``, parent side ``b``), and the bytes each
+    direction and message class should add up to."""
+
+    def __init__(self) -> None:
+        self.frames: list = []
+        self.expected: dict = defaultdict(int)
+        self.clock = 1000.0
+
+    def tcp(self, up: bool, payload: int, message_class: str, flags: str = "PA", server: tuple = None,
+            client_port: int = 40000) -> None:
+        server_ip, server_port = server or (PARENT_IP, NODE_PORT)
+        src, dst = (CHILD_IP, server_ip) if up else (server_ip, CHILD_IP)
+        sport, dport = (client_port, server_port) if up else (server_port, client_port)
+        layer = IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags, options=[("Timestamp", (1, 1))])
+        self._frame(up, layer / Raw(b"x" * payload) if payload else layer, message_class)
+
+    def _frame(self, up: bool, layer, message_class: str) -> None:
+        frame = Ether(src=CHILD_MAC if up else PARENT_MAC, dst=PARENT_MAC if up else CHILD_MAC) / layer
+        self.clock += 0.001
+        frame.time = self.clock
+        self.frames.append(frame)
+        self.expected[(UP if up else DOWN, message_class)] += len(frame) - 14
+
+    def message(self, up: bool, size: int, message_class: str, server: tuple = None) -> None:
+        """``size`` bytes in MSS segments, every second one acknowledged by the other side."""
+        sent = 0
+        while sent < size:
+            self.tcp(up, min(MSS, size - sent), message_class, server=server)
+            sent += MSS
+            if (sent // MSS) % 2 == 0:
+                self.tcp(not up, 0, message_class, flags="A", server=server)
+
+    def write(self, path: Path) -> Path:
+        wrpcap(str(path), self.frames)
+        return path
+
+
+def exchange_capture() -> Capture:
+    """A child's connection to its parent: handshake, ZMTP greeting, a pull, a push, DONE, close;
+    plus an iperf3 segment and an IPv6 router solicitation from an unknown MAC."""
+    capture = Capture()
+    for up, flags in ((True, "S"), (False, "SA"), (True, "A")):
+        capture.tcp(up, 0, CONTROL, flags=flags)
+    for up, size in ((True, 64), (False, 64), (True, 30), (False, 30)):   # greeting, READY
+        capture.tcp(up, size, CONTROL)
+    capture.tcp(True, 120, MODEL_PULL)                 # PULL
+    capture.message(False, 4 * MSS + 300, MODEL_PULL)  # MODEL, acknowledged
+    capture.message(True, 3 * MSS + 100, UPDATE_PUSH)  # PUSH, acknowledged
+    capture.tcp(False, 80, UPDATE_PUSH)                # its ACK
+    capture.tcp(True, 100, CONTROL)                    # DONE
+    capture.tcp(False, 80, CONTROL)                    # its ACK
+    for up in (True, False):
+        capture.tcp(up, 0, CONTROL, flags="FA")
+    capture.tcp(True, 1000, OTHER, server=(PARENT_IP, 5201))
+    stranger = Ether(src=STRANGER_MAC, dst="33:33:00:00:00:02") / IPv6(src="fe80::1", dst="ff02::2") / ICMPv6ND_RS()
+    stranger.time = capture.clock
+    capture.frames.append(stranger)
+    capture.expected[(UNKNOWN, OTHER)] += len(stranger) - 14
+    return capture
+
+
+def test_bursts_are_classified_by_endpoint_direction_and_size(tmp_path):
+    capture = exchange_capture()
+    traffic = read_link(capture.write(tmp_path / "link.pcap"), [CHILD_MAC], [PARENT_MAC], LISTENERS, THRESHOLD)
+    found = {(d, c): t.bytes for d, classes in traffic.classes.items() for c, t in classes.items()}
+    assert found == dict(capture.expected)
+    assert dict(traffic.messages) == {MODEL_PULL: 1, UPDATE_PUSH: 1}
+    assert traffic.directions[UP].bytes == sum(v for (d, _), v in capture.expected.items() if d == UP)
+    assert traffic.directions[UP].packets == sum(1 for f in capture.frames if f.src == CHILD_MAC)
+    assert traffic.first == pytest.approx(1000.001) and traffic.last == pytest.approx(capture.clock)
+
+
+def test_sensor_connections_are_sensor_data_both_ways(tmp_path):
+    capture = Capture()
+    capture.message(True, 10 * MSS, SENSOR_DATA)  # the sensor (side a) publishes; the worker acknowledges
+    for frame in capture.frames:                  # the sensor listens: swap roles of the hand-made flow
+        frame[IP].src, frame[IP].dst = (SENSOR_IP, CHILD_IP) if frame.src == CHILD_MAC else (CHILD_IP, SENSOR_IP)
+        frame[TCP].sport, frame[TCP].dport = ((SENSOR_PORT, 40000) if frame.src == CHILD_MAC
+                                              else (40000, SENSOR_PORT))
+    traffic = read_link(capture.write(tmp_path / "s.pcap"), [CHILD_MAC], [PARENT_MAC], LISTENERS, THRESHOLD)
+    assert set(traffic.classes[UP]) == set(traffic.classes[DOWN]) == {SENSOR_DATA}
+    assert traffic.classes[UP][SENSOR_DATA].bytes == capture.expected[(UP, SENSOR_DATA)]
+
+
+def test_a_super_packet_counts_as_the_segments_it_becomes(tmp_path):
+    capture = Capture()
+    capture.tcp(True, 4 * MSS + 10, OTHER, server=(PARENT_IP, 5201))   # one GSO packet: five segments
+    capture.tcp(True, 500, OTHER, server=(PARENT_IP, 5201))
+    traffic = read_link(capture.write(tmp_path / "g.pcap"), [CHILD_MAC], [PARENT_MAC], {}, THRESHOLD)
+    up = traffic.directions[UP]
+    assert up.bytes == (4 * MSS + 10 + SEGMENT_HEADERS) + (500 + SEGMENT_HEADERS)
+    assert up.wire_bytes == up.bytes + 4 * SEGMENT_HEADERS
+    assert (up.packets, up.gso_packets) == (2, 1)
+
+
+# ---------------------------------------------------------------- a hand-made run directory
+
+SPEC = """
+name: handmade
+seed: 1
+application: {name: mnist_mlp}
+data: {dataset: mnist, partition: iid}
+windows: {interval: 1s, limit: 1}
+defaults: {link: {bw: 8Mbit, delay: 10ms}}
+sensors: {rate: 10/s}
+nodes:
+  - id: root
+  - {id: w1, parent: root, sensors: [0]}
+network: {switch: ovs-user}
+"""
+MODEL_ARRAYS = 4 * MSS + 300 - 200   # the MODEL/PUSH message sizes of exchange_capture(), less a header
+
+
+def frames_counted(capture: Capture, direction: str) -> tuple[int, int]:
+    """(frame bytes, frames) of ``direction`` as an interface counter would count them."""
+    frames = [f for f in capture.frames if (f.src == CHILD_MAC) == (direction == UP) and f.src != STRANGER_MAC]
+    return sum(len(f) for f in frames), len(frames)
+
+
+def write_run(run_dir: Path, sensor_skew: float = 1.0) -> tuple[Capture, Capture]:
+    """A run directory as meters and the processes would leave it: the tree link's capture agrees
+    with the counters; the sensor link's counters say ``sensor_skew`` times what it captured."""
+    net = run_dir / "net"
+    net.mkdir(parents=True)
+    (run_dir / "spec.yaml").write_text(SPEC)
+    (run_dir / "wiring.json").write_text(json.dumps({"endpoints": {
+        "root": {"host": PARENT_IP, "port": NODE_PORT}, "w1": {"host": CHILD_IP, "port": NODE_PORT},
+        "sensor0": {"host": SENSOR_IP, "port": SENSOR_PORT}}}))
+    tree, sensor = exchange_capture(), Capture()
+    tree.write(net / "w1-root.pcap")
+    sensor.message(True, 100 * MSS, OTHER, server=(PARENT_IP, 5201))
+    sensor.write(net / "sensor0-w1.pcap")
+    params = {"bw_mbit": 8.0, "delay_ms": 10.0, "jitter_ms": 0.0, "loss_pct": 0.0, "queue": None}
+    links = [{"label": "w1-root", "kind": "tree", "ends": ["w1", "root"], "params": params, "pcap": "w1-root.pcap",
+              "capture": "s1-eth1",
+              "interfaces": [{"name": "s2-eth1", "host": None}, {"name": "s1-eth1", "host": None}],
+              "a_macs": [CHILD_MAC], "b_macs": [PARENT_MAC], "openflow": {"dpid": "0000000000000001", "port": 2}},
+             {"label": "sensor0-w1", "kind": "sensor", "ends": ["sensor0", "w1"], "params": params,
+              "pcap": "sensor0-w1.pcap", "capture": "s2-eth2", "interfaces": [{"name": "d0-eth0", "host": "d0"},
+                                                                                {"name": "s2-eth2", "host": None}],
+              "a_macs": [CHILD_MAC], "b_macs": [PARENT_MAC], "openflow": None}]
+    captures = {"w1-root": {"captured": 1, "received": 1, "dropped": 0}}
+    (net / "meters.json").write_text(json.dumps({"links": links, "controller": {"used": True}, "captures": captures}))
+    write_counters(net, tree, sensor, sensor_skew)
+    write_logs(run_dir)
+    return tree, sensor
+
+
+def write_counters(net: Path, tree: Capture, sensor: Capture, sensor_skew: float) -> None:
+    def interface(rx: tuple, tx: tuple) -> dict:
+        return {"rx_bytes": rx[0], "rx_packets": rx[1], "rx_errors": 0, "rx_dropped": 0,
+                "tx_bytes": tx[0], "tx_packets": tx[1], "tx_errors": 0, "tx_dropped": 0}
+    up, down = frames_counted(tree, UP), frames_counted(tree, DOWN)
+    sensor_up = frames_counted(sensor, UP)
+    skewed = (int(sensor_up[0] * sensor_skew), sensor_up[1])
+    zero = interface((0, 0), (0, 0))
+    end = {"s1-eth1": interface(up, down), "s2-eth1": interface(down, up),
+           "s2-eth2": interface(skewed, frames_counted(sensor, DOWN)), "d0-eth0": interface((0, 0), sensor_up)}
+    samples = [{"time": 1.0, "sample": "start", "interfaces": {name: zero for name in end}},
+               {"time": 9.0, "sample": "end", "interfaces": end}]
+    (net / "counters.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    port = {"dpid": "0000000000000001", "port": 2, "name": "s1-eth1"}
+    stats = [{**port, "time": 1.0, "rx_bytes": 0, "rx_packets": 0, "tx_bytes": 0, "tx_packets": 0},
+             {**port, "time": 9.0, "rx_bytes": up[0], "rx_packets": up[1], "tx_bytes": down[0],
+              "tx_packets": down[1]},
+             {**port, "time": 9.5, "rx_bytes": 2 ** 64 - 1, "rx_packets": None, "tx_bytes": None, "tx_packets": None}]
+    (net / "portstats.jsonl").write_text("".join(json.dumps(s) + "\n" for s in stats) + '{"cut short')
+
+
+def write_logs(run_dir: Path) -> None:
+    model = {"bytes": MODEL_ARRAYS + 200, "payload_bytes": MODEL_ARRAYS}
+    w1 = [(10.0, {"direction": "sent", "kind": "PULL", "seq": 1, "bytes": 120, "payload_bytes": 0}),
+          (10.05, {"direction": "received", "kind": "MODEL", "seq": 1, **model}),
+          (11.0, {"direction": "sent", "kind": "PUSH", "seq": 2, **model}),
+          (11.04, {"direction": "received", "kind": "ACK", "seq": 2, "bytes": 80, "payload_bytes": 0})]
+    root = [(ts, {**fields, "direction": "received" if fields["direction"] == "sent" else "sent"}) for ts, fields in w1]
+    logs = {"w1": [(ts, "CONNECTION", {**f, "peer": "root"}) for ts, f in w1],
+            "root": [(ts, "CONNECTION", {**f, "peer": "w1"}) for ts, f in root],
+            "sensor0": [(10.0, "STATISTIC", {"window": 0, "samples": 10, "bytes": 140_000})]}
+    (run_dir / "logs").mkdir()
+    for ident, events in logs.items():
+        lines = [json.dumps({"node": ident, "type": kind, "payload": payload, "ts": ts})
+                 for ts, kind, payload in events]
+        (run_dir / "logs" / f"{ident}.jsonl").write_text("".join(line + "\n" for line in lines))
+
+
+def test_every_source_per_link_and_direction(tmp_path):
+    tree, _ = write_run(tmp_path / "run")
+    result = network_cost(tmp_path / "run")
+    item = result["items"][0]
+    assert item["link"] == "w1-root" and item["ends"] == ["w1", "root"]
+    up_ip = sum(v for (d, _), v in tree.expected.items() if d == UP)
+    assert item["up_bytes"] == up_ip and item["up"]["pcap"]["bytes"] == up_ip
+    for source in ("counters", "openflow"):  # like for like: frames less 14 bytes each
+        assert item["up"][source]["bytes"] == up_ip
+    assert item["up"]["disagreement"] == 0.0 and item["total"]["disagreement"] == 0.0
+    assert item["up"]["openflow"]["packets"] == item["up"]["pcap"]["packets"]  # the 2^64-1 sample is ignored
+    assert item["down"]["far_end"]["interface"] == "s2-eth1" and item["down"]["far_end"]["bytes"] > 0
+    assert item["up"]["payload"] == {"message_bytes": 120 + MODEL_ARRAYS + 200, "array_bytes": MODEL_ARRAYS,
+                                     "messages": 2}
+    assert item["up"]["overhead"] == pytest.approx(item["up"]["pcap"]["wire_bytes"] / (120 + MODEL_ARRAYS + 200))
+    assert item["by_class"][MODEL_PULL] == tree.expected[(UP, MODEL_PULL)] + tree.expected[(DOWN, MODEL_PULL)]
+    assert result["sources"] == ["pcap", "payload", "counters", "openflow"]
+    assert result["controller"] == {"used": True}
+
+
+def test_links_beyond_the_tolerance_are_flagged_with_the_numbers(tmp_path):
+    write_run(tmp_path / "run", sensor_skew=1.05)
+    result = network_cost(tmp_path / "run")
+    sensor = result["items"][1]
+    assert sensor["bytes"] > 100_000
+    assert sensor["up"]["openflow"] is None and sensor["total"]["openflow"] is None
+    assert sensor["up"]["disagreement"] == pytest.approx(0.05 / 1.05, rel=0.02)
+    assert result["flagged"] == ["sensor0-w1"] and sensor["flagged"]
+    assert any("wire sources disagree by 4.8%" in flag and "counters" in flag for flag in sensor["flags"])
+    assert sensor["up"]["payload"] == {"message_bytes": 140_000, "array_bytes": None, "messages": 1}
+    assert "cost_model" not in sensor
+    assert result["max_disagreement"] == pytest.approx(sensor["total"]["disagreement"])
+
+
+def test_cost_model_and_exchange_times(tmp_path):
+    write_run(tmp_path / "run")
+    item = network_cost(tmp_path / "run")["items"][0]
+    model = item["cost_model"]
+    assert (model["windows"], model["transfers"]) == (1, 4)
+    assert (model["model_bytes"], model["message_bytes"]) == (MODEL_ARRAYS, MODEL_ARRAYS + 200)
+    assert model["simulator_estimate"] == 2 * MODEL_ARRAYS
+    expected = 4 * ((MODEL_ARRAYS + 200) * (1 + TCP_OVERHEAD) + 100 + 2 * SEGMENT_HEADERS)  # PULL 120, ACK 80
+    assert model["expected_bytes"] == round(expected)
+    assert model["ratio"] == pytest.approx(item["wire_bytes"] / expected)
+    assert (model["logged_transfers"], model["captured_transfers"]) == (2, 2)
+    pull, push = item["exchanges"]["items"]
+    assert (pull["kind"], pull["bytes"], pull["time_s"]) == ("pull", 120 + MODEL_ARRAYS + 200, pytest.approx(0.05))
+    assert pull["expected_s"] == pytest.approx(0.020 + pull["bytes"] * (1 + TCP_OVERHEAD) * 8 / 8e6)
+    assert push["time_s"] == pytest.approx(0.04) and item["exchanges"]["push"]["count"] == 1
+    assert expected_time(1000, {"bw_mbit": None, "delay_ms": 5.0}) == pytest.approx(0.01)
+
+
+def test_other_policies_get_no_cost_model_and_unmeasured_runs_say_so(tmp_path):
+    write_run(tmp_path / "run")
+    spec = tmp_path / "run" / "spec.yaml"
+    spec.write_text(spec.read_text().replace("link: {bw: 8Mbit, delay: 10ms}}",
+                                             "link: {bw: 8Mbit, delay: 10ms}, policy: {type: window, every: 2}}"))
+    assert load_spec(spec).node("w1").policy.type == "window"
+    assert network_cost(tmp_path / "run")["items"][0]["cost_model"] == {"policy": "window", "applies": False}
+    (tmp_path / "bare").mkdir()
+    assert "items" not in network_cost(tmp_path / "bare")
+
+
+# ---------------------------------------------------------------- on real emulated networks
+
+EXCHANGE = """
+import sys, time, zmq
+role, parent, sensor = sys.argv[1:4]
+model, pulls, pushes, samples, sample = map(int, sys.argv[4:])
+context = zmq.Context()
+if role == "parent":
+    router = context.socket(zmq.ROUTER)
+    router.bind("tcp://*:5555")
+    while True:
+        identity, header, *arrays = router.recv_multipart()
+        reply = [b'{"type":"MODEL"}', bytes(model)] if header == b'{"type":"PULL"}' else [b'{"type":"ACK"}']
+        router.send_multipart([identity, *reply])
+        if header == b'{"type":"DONE"}':
+            break
+elif role == "sensor":
+    publisher = context.socket(zmq.PUB)
+    publisher.bind("tcp://*:5556")
+    time.sleep(1.5)  # the child subscribes meanwhile
+    for n in range(samples):
+        publisher.send_multipart([b'{"type":"SAMPLE"}', bytes(sample)])
+else:
+    subscriber = context.socket(zmq.SUB)
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+    subscriber.connect(f"tcp://{sensor}:5556")
+    for n in range(samples):
+        subscriber.recv_multipart()
+    dealer = context.socket(zmq.DEALER)
+    dealer.connect(f"tcp://{parent}:5555")
+    requests = [[b'{"type":"PULL"}']] * pulls + [[b'{"type":"PUSH"}', bytes(model)]] * pushes
+    for request in requests + [[b'{"type":"DONE"}']]:
+        dealer.send_multipart(request)
+        dealer.recv_multipart()
+context.destroy(linger=2000)
+"""
+MODEL, PULLS, PUSHES, SAMPLES, SAMPLE = 30_000, 3, 2, 60, 2_000
+
+
+@pytest.mark.root
+def test_a_zeromq_exchange_is_classified_on_the_wire(tmp_path):
+    switch = "ovs-user" if CAPS.ovs_user.ok else "lxbr"
+    with metered(NETWORK_SPEC.replace("SWITCH", switch), tmp_path) as (run, network, meters):
+        root, w1, sensor = (network.host(ident) for ident in ("root", "w1", "sensor0"))
+        (run.path / "wiring.json").write_text(json.dumps({"endpoints": {
+            "root": {"host": root.IP(), "port": NODE_PORT}, "w1": {"host": w1.IP(), "port": NODE_PORT},
+            "sensor0": {"host": sensor.IP(), "port": SENSOR_PORT}}}))
+        numbers = [str(n) for n in (MODEL, PULLS, PUSHES, SAMPLES, SAMPLE)]
+        processes = [host.popen([sys.executable, "-c", EXCHANGE, role, root.IP(), sensor.IP(), *numbers])
+                     for host, role in ((root, "parent"), (sensor, "sensor"), (w1, "child"))]
+        for process in processes:
+            run.ledger.record_process(process.pid, "test exchange")
+        assert [process.wait(timeout=60) for process in processes] == [0, 0, 0]
+    items = {item["link"]: item for item in network_cost(run.path)["items"]}
+    tree, sensor_link = items["w1-root"], items["sensor0-w1"]
+    assert tree["model_messages"] == {MODEL_PULL: PULLS, UPDATE_PUSH: PUSHES}
+    carried = MODEL * (1 + SEGMENT_HEADERS / MSS)   # a model's segments, before their acknowledgements
+    assert carried * PULLS < tree["down"]["pcap"]["by_class"][MODEL_PULL] < 1.03 * carried * PULLS
+    assert carried * PUSHES < tree["up"]["pcap"]["by_class"][UPDATE_PUSH] < 1.03 * carried * PUSHES
+    acknowledgements = tree["up"]["pcap"]["by_class"][MODEL_PULL] + tree["down"]["pcap"]["by_class"][UPDATE_PUSH]
+    assert acknowledgements < 0.05 * carried * (PULLS + PUSHES)
+    assert tree["by_class"][CONTROL] < 3_000   # handshakes, greetings, DONE and its ACK
+    sent = SAMPLES * SAMPLE
+    assert sent < sensor_link["up"]["pcap"]["by_class"][SENSOR_DATA] < 1.1 * sent
+    assert not tree["flagged"] and not sensor_link["flagged"]
+
+
+@pytest.mark.root
+def test_the_seeds_tree_with_the_simple_policy_costs_what_the_model_says(tmp_path):
+    spec_text = (Path(__file__).parent.parent / "examples" / "seeds-1ps-3w.yaml").read_text()
+    with metered(spec_text, tmp_path) as (run, network, meters):
+        experiment = Experiment(network.spec, run, network, lambda line: None)
+        try:
+            experiment.wire()
+            start_at = experiment.start_time()
+            experiment.launch(start_at)
+            completed = experiment.wait(start_at + network.spec.timeout)
+        finally:
+            experiment.stop()
+    assert completed and not experiment.progress.errors
+    result = network_cost(run.path)
+    tree = [item for item in result["items"] if item["kind"] == "tree"]
+    assert [item["link"] for item in tree] == ["w1-root", "w2-root", "w3-root"]
+    for item in tree:
+        model = item["cost_model"]
+        assert model["within_tolerance"], (item["link"], model)
+        assert model["captured_transfers"] == model["logged_transfers"] >= model["transfers"]
+        assert item["exchanges"]["pull"]["count"] >= network.spec.windows.limit
+    assert result["flagged"] == [] and result["max_disagreement"] < 0.02
+    for item in result["items"]:
+        if item["kind"] == "sensor":
+            assert item["by_class"][SENSOR_DATA] > 0.95 * item["bytes"]
