@@ -4,14 +4,16 @@
 ``manifest.json`` (versions, kernel, capabilities, backends, names and
 addresses), ``resources.jsonl`` (the ledger of created resources), and what
 the run measured. One run at a time may hold emulated-network resources on a
-machine: the active run is named in ``/run/edgetestbed/active.json``, and a new
-run refuses to start while an earlier run's recorded resources still exist.
+machine: a live run holds an flock on ``/run/edgetestbed/lock``, the active run
+is named in ``/run/edgetestbed/active.json``, and a new run refuses to start while
+another is live or an earlier (crashed) run's recorded resources still exist.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -29,6 +31,7 @@ from edgetestbed.topo import resources
 from edgetestbed.topo.resources import Ledger
 
 ACTIVE_FILE = Path("/run/edgetestbed/active.json")
+LOCK_FILE = ACTIVE_FILE.with_name("lock")
 LEDGER_NAME = "resources.jsonl"
 MANIFEST_NAME = "manifest.json"
 
@@ -137,15 +140,25 @@ def refuse_if_busy(run: RunDir | None = None) -> None:
 
 @contextlib.contextmanager
 def exclusive(run: RunDir) -> Iterator[RunDir]:
-    """Hold the machine for ``run``; refuse while another run's resources exist."""
-    refuse_if_busy(run)
+    """Hold the machine for ``run``; refuse while another run is live or left resources behind.
+
+    A live run holds an flock on LOCK_FILE (the kernel drops it if the process dies,
+    so a crash never leaves the machine locked); the active file names the run whose
+    records ``clean`` uses if it crashed.
+    """
     ACTIVE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(ACTIVE_FILE, {"run_dir": str(run.path.resolve()), "pid": os.getpid()})
-    try:
-        yield run
-    finally:
-        if not _present(run):
-            _release(run)
+    with open(LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LeftoverError("another run is in progress on this machine; wait for it to finish") from None
+        refuse_if_busy(run)
+        _write_json_atomic(ACTIVE_FILE, {"run_dir": str(run.path.resolve()), "pid": os.getpid()})
+        try:
+            yield run
+        finally:
+            if not _present(run):
+                _release(run)
 
 
 def _release(run: RunDir) -> None:
