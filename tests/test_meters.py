@@ -71,10 +71,10 @@ def transfer(network, run, sender: str, receiver: str, size: int) -> int:
     server = network.host(receiver).popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
     run.ledger.record_process(server.pid, "test receiver")
     assert server.stdout.readline().strip() == "listening"
-    network.host(sender).cmd(f"{sys.executable} -c '{SENDER}' {network.host(receiver).IP()} {size}")
-    received = int(server.stdout.readline())
-    server.wait(timeout=10)
-    return received
+    client = network.host(sender).popen([sys.executable, "-c", SENDER, network.host(receiver).IP(), str(size)])
+    run.ledger.record_process(client.pid, "test sender")
+    assert client.wait(timeout=60) == 0, "the sender could not deliver: is the network whole?"
+    return int(server.communicate(timeout=10)[0])
 
 
 def nothing_left(run) -> list:
