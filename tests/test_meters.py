@@ -8,43 +8,45 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import pytest
 
 from edgetestbed.analysis.netcost import MSS, SEGMENT_HEADERS, TCP_OVERHEAD, TOLERANCE, network_cost
-from edgetestbed.rundir import active_run
+from edgetestbed.errors import LeftoverError
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo import resources
 from edgetestbed.topo.meters import NetworkMeters, parse_tcpdump_report, read_counters
 from edgetestbed.topo.spec import load_spec_text
 from test_network import SPEC, switch_backends  # the network tests' tree: root, w1, w2, sensors, cloud
 
-MACHINE_WAIT = 600.0  # another run (a colleague's test) may hold the machine: wait for it
+MACHINE_WAIT = 600.0  # seconds to wait while another run holds the machine
+T = TypeVar("T")
 
-def wait_for_the_machine() -> None:
-    """Until no other run holds emulated-network resources (one run at a time per machine)."""
+
+def while_busy(attempt: Callable[[], T]) -> T:
+    """``attempt()``, retried while another run (a colleague's test) holds the machine."""
     deadline = time.monotonic() + MACHINE_WAIT
-    while time.monotonic() < deadline:
-        other = active_run()
-        if other is None or not any(resources.exists(e) for e in other.ledger.entries()):
-            return
-        time.sleep(2)
-    pytest.fail(f"another run held the machine for {MACHINE_WAIT:.0f} s")
+    while True:
+        try:
+            return attempt()
+        except LeftoverError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 @contextlib.contextmanager
 def metered(spec_text: str, runs_dir: Path) -> Iterator[tuple]:
     """A network built from ``spec_text`` with its meters running; meters stopped, then the network
     torn down, on every path. Yields ``(run, network, meters)``."""
-    wait_for_the_machine()
-    with open_testbed(load_spec_text(spec_text, "meters.yaml"), runs_dir, "test") as (run, network):
+    spec = load_spec_text(spec_text, "meters.yaml")
+    with contextlib.ExitStack() as stack:
+        run, network = while_busy(lambda: stack.enter_context(open_testbed(spec, runs_dir, "test")))
         meters = NetworkMeters(network, run.path, run.ledger, counter_interval=0.5)
         meters.start()
-        try:
-            yield run, network, meters
-        finally:
-            meters.stop()
+        stack.callback(meters.stop)
+        yield run, network, meters
 
 
 RECEIVER = """

@@ -19,9 +19,9 @@ from scapy.utils import wrpcap
 from edgetestbed.analysis.netcost import SEGMENT_HEADERS, TCP_OVERHEAD, expected_time, network_cost
 from edgetestbed.analysis.pcap import (CONTROL, DOWN, MODEL_PULL, OTHER, SENSOR_DATA, UNKNOWN, UP, UPDATE_PUSH,
                                        read_link)
-from edgetestbed.runner import Experiment
+from edgetestbed.runner import run_experiment
 from edgetestbed.topo.spec import load_spec
-from test_meters import metered
+from test_meters import metered, while_busy
 from test_network import CAPS, SPEC as NETWORK_SPEC
 
 CHILD_MAC, PARENT_MAC, STRANGER_MAC = "00:00:00:00:00:02", "00:00:00:00:00:01", "66:66:66:66:66:66"
@@ -351,26 +351,19 @@ def test_a_zeromq_exchange_is_classified_on_the_wire(tmp_path):
 
 @pytest.mark.root
 def test_the_seeds_tree_with_the_simple_policy_costs_what_the_model_says(tmp_path):
-    spec_text = (Path(__file__).parent.parent / "examples" / "seeds-1ps-3w.yaml").read_text()
-    with metered(spec_text, tmp_path) as (run, network, meters):
-        experiment = Experiment(network.spec, run, network, lambda line: None)
-        try:
-            experiment.wire()
-            start_at = experiment.start_time()
-            experiment.launch(start_at)
-            completed = experiment.wait(start_at + network.spec.timeout)
-        finally:
-            experiment.stop()
-    assert completed and not experiment.progress.errors
-    result = network_cost(run.path)
+    spec = load_spec(Path(__file__).parent.parent / "examples" / "seeds-1ps-3w.yaml")
+    summary = while_busy(lambda: run_experiment(spec, tmp_path, say=lambda line: None))
+    assert summary["completed"], summary
+    result = network_cost(Path(summary["run_dir"]))
     tree = [item for item in result["items"] if item["kind"] == "tree"]
     assert [item["link"] for item in tree] == ["w1-root", "w2-root", "w3-root"]
     for item in tree:
         model = item["cost_model"]
         assert model["within_tolerance"], (item["link"], model)
         assert model["captured_transfers"] == model["logged_transfers"] >= model["transfers"]
-        assert item["exchanges"]["pull"]["count"] >= network.spec.windows.limit
+        assert item["exchanges"]["pull"]["count"] >= spec.windows.limit
     assert result["flagged"] == [] and result["max_disagreement"] < 0.02
+    assert set(result["sources"]) >= {"pcap", "counters", "payload"}
     for item in result["items"]:
         if item["kind"] == "sensor":
             assert item["by_class"][SENSOR_DATA] > 0.95 * item["bytes"]
