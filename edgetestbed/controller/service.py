@@ -90,6 +90,10 @@ class ControllerService:
         self.attached = False
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def events_path(self) -> Path:
         return self.net_dir / "controller.jsonl"
 

@@ -30,7 +30,8 @@ stopped after every node is done and before teardown. It writes to ``RUN/net/``:
     ``b_macs`` (the MAC of every interface on each side of the link, so that a captured
     frame's direction is known from its source), ``openflow`` (``{"dpid", "port"}`` of the
     capture interface, or None); then ``controller``, ``captures`` (tcpdump's own counts:
-    ``captured``, ``received`` by the filter, ``dropped`` by the kernel), ``started`` and
+    ``captured``, ``received`` by the filter, ``dropped`` by the kernel), ``cpu_seconds`` (what
+    measuring cost: ``captures``, every tcpdump together, and ``controller``), ``started`` and
     ``stopped`` times.
 
 Where a link is captured: on the switch port of its parent side ``b`` (the parent's switch
@@ -46,6 +47,7 @@ far end's counters (``a``'s interface), which are sampled too.
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -213,6 +215,10 @@ class Capture:
             self.stop()
             raise RuntimeError(f"tcpdump on {self.interface} did not start: {line.strip() or 'no output'}")
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def stop(self) -> dict:
         """Stop tcpdump (it flushes the file and reports its counts); return those counts."""
         if self._process is None:
@@ -227,6 +233,15 @@ class Capture:
         self._process = None
         self.stats = parse_tcpdump_report(report)
         return self.stats
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a live process so far (0 if there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _read_line(stream, timeout: float) -> str:
@@ -363,6 +378,7 @@ class NetworkMeters:
         time.sleep(DRAIN_SECONDS)
         stopped = time.time()
         try:
+            self.description["cpu_seconds"] = self._cpu_seconds()
             if self.counters is not None:
                 self.counters.stop()
             self.description["captures"] = {label: capture.stop() for label, capture in self.captures.items()}
@@ -377,6 +393,12 @@ class NetworkMeters:
             self.description["stopped"] = time.time()
             if self.description.get("links"):
                 self._write_description()
+
+    def _cpu_seconds(self) -> dict:
+        """What measuring cost: CPU seconds of the captures and of the controller."""
+        controller = self.controller.pid if self.controller is not None else None
+        return {"captures": round(sum(cpu_seconds(c.pid) for c in self.captures.values()), 3),
+                "controller": round(cpu_seconds(controller), 3)}
 
     def _write_description(self) -> None:
         (self.net_dir / "meters.json").write_text(json.dumps(self.description, indent=1) + "\n")
