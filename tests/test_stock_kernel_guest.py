@@ -12,13 +12,17 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from edgetestbed.analysis.netcost import network_cost
+from edgetestbed.controller.jsonlines import read_json_lines
 from edgetestbed.runner import run_experiment
 from edgetestbed.testbed import open_testbed
+from edgetestbed.topo.meters import NetworkMeters
 from edgetestbed.topo.probe import probe
 from edgetestbed.topo.spec import load_spec_text
 
@@ -107,82 +111,80 @@ network: {switch: ovs, shaping: netem}
 """
 
 
-def ofctl_port_stats(switch: str) -> dict[str, dict[str, int]]:
-    """OpenFlow port statistics of an OVS bridge: {port: {rx_packets, rx_bytes, tx_packets, tx_bytes}}."""
-    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--names", "dump-ports", switch],
-                         capture_output=True, text=True, check=True).stdout
-    stats: dict[str, dict[str, int]] = {}
-    for port, rx_pkts, rx_bytes, tx_pkts, tx_bytes in re.findall(
-            r'port\s+"?([\w-]+)"?: rx pkts=(\d+), bytes=(\d+).*?\n\s+tx pkts=(\d+), bytes=(\d+)', out):
-        stats[port] = {"rx_packets": int(rx_pkts), "rx_bytes": int(rx_bytes),
-                       "tx_packets": int(tx_pkts), "tx_bytes": int(tx_bytes)}
-    return stats
+def sysfs_counters(interface: str) -> dict[str, int]:
+    """A root-namespace interface's kernel counters (the switch ports live there)."""
+    return {f"{side}_{kind}": int(Path(f"/sys/class/net/{interface}/statistics/{side}_{kind}").read_text())
+            for side in ("rx", "tx") for kind in ("bytes", "packets")}
 
 
-def kernel_counters(node, intf: str) -> dict[str, int]:
-    """An interface's kernel counters, read inside the namespace of the node that has it."""
-    names = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
-    text = node.cmd(" ".join(f"cat /sys/class/net/{intf}/statistics/{n};" for n in names))
-    return dict(zip(names, map(int, text.split())))
+def within(reported: int, kernel: int) -> bool:
+    return abs(reported - kernel) <= COUNTER_TOLERANCE * max(kernel, 1)
 
 
-def switch_ports(network) -> list:
-    """(switch interface, the interface at the other end of its link) for every switch port."""
-    pairs = []
-    for switch in network.plan.switches:
-        for intf in network.net[switch].intfList():
-            if intf.link is not None:
-                link = intf.link
-                pairs.append((intf, link.intf2 if link.intf1 is intf else link.intf1))
-    return pairs
+def latest_port_stats(controller, after: float) -> dict[str, dict]:
+    """The controller's last port statistics per port taken after ``after``."""
+    return {line["name"]: line for line in read_json_lines(controller.portstats_path) if line["time"] > after}
 
 
-def within(measured: int, reference: int) -> bool:
-    return abs(measured - reference) <= COUNTER_TOLERANCE * max(reference, 1)
+def table_miss_packets(switch: str) -> int:
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch], capture_output=True,
+                         text=True, check=True).stdout
+    (miss,) = [line for line in out.splitlines() if "priority=0" in line]
+    return int(re.search(r"n_packets=(\d+)", miss)[1])
 
 
 @needs_ovs_kernel
 @needs_netem
-def test_ovs_kernel_datapath_forwards_and_its_port_stats_match_the_kernel(tmp_path):
-    """Every switch is an OVS kernel-datapath bridge, traffic crosses them, and each
-    port's OpenFlow statistics agree within 2 % with the kernel counters of the veth end
-    on the other side of its link (what one end transmits the other receives).
+def test_ovs_kernel_datapath_under_the_controller_counts_like_the_kernel(tmp_path):
+    """The OVS kernel datapath under the project's OpenFlow controller: every bridge is a
+    kernel datapath port, the controller connects and forwards with its own entries (no
+    frame misses them), and the port statistics it reports agree within 2 % with the
+    kernel's counters of the same ports, for every port the test's traffic crossed.
 
-    The project's OpenFlow controller is not used yet (switches run standalone): this
-    checks the datapath and the switches' own port statistics. Scaled down: 4 MB of TCP.
+    Scaled down: a root and one worker with one sensor, 4 MiB of TCP from w1 to the root.
     """
     spec = load_spec_text(TINY, "tiny.yaml")
     with open_testbed(spec, tmp_path, "test") as (run, network):
-        datapath = subprocess.run(["ovs-dpctl", "show"], capture_output=True, text=True).stdout
-        for switch in network.plan.switches:  # a kernel datapath port per bridge (and its ports)
-            assert re.search(rf"port \d+: {switch} \(internal\)", datapath), datapath
-        root, w1 = network.host("root"), network.host("w1")
-        assert network.net.pingAll(timeout=2) == 0.0
-        server = root.popen(["iperf3", "-s", "-1", "-p", "5201"])
-        w1.cmd("sleep 1")
-        w1.cmd(f"iperf3 -c {root.IP()} -p 5201 -n 4M --connect-timeout 5000")
-        server.wait(timeout=60)
-        ports = {name: stats for switch in network.plan.switches
-                 for name, stats in ofctl_port_stats(switch).items()}
-        compared, mismatches = [], []
-        for intf, peer in switch_ports(network):
-            port, kernel = ports[intf.name], kernel_counters(peer.node, peer.name)
-            if max(kernel.values()) < BUSY_PORT_BYTES:
-                continue  # a port the test's traffic did not cross (a few ARP/IPv6 frames)
-            compared.append(intf.name)
-            pairs = ((port["rx_bytes"], kernel["tx_bytes"]), (port["tx_bytes"], kernel["rx_bytes"]),
-                     (port["rx_packets"], kernel["tx_packets"]), (port["tx_packets"], kernel["rx_packets"]))
-            if not all(within(ours, theirs) for ours, theirs in pairs):
-                mismatches.append((intf.name, port, peer.name, kernel))
-        # the path w1 -> root: w1's access port, both ends of the shaped edge, root's access port
-        assert len(compared) == 4 and not mismatches, (compared, mismatches)
+        meters = NetworkMeters(network, run.path, run.ledger, counter_interval=0.5)
+        meters.start()
+        try:
+            datapath = subprocess.run(["ovs-dpctl", "show"], capture_output=True, text=True).stdout
+            for switch in network.plan.switches:
+                assert re.search(rf"port \d+: {switch} \(internal\)", datapath), datapath
+            controller = meters.controller
+            assert {"connected", "ready"} <= {event["event"] for event in controller.events()}
+            assert network.net.pingAll(timeout=2) == 0.0
+            root, w1 = network.host("root"), network.host("w1")
+            server = root.popen(["iperf3", "-s", "-1", "-p", "5201"])
+            w1.cmd(f"iperf3 -c {root.IP()} -p 5201 -n 4M --connect-timeout 5000")
+            server.wait(timeout=60)
+            time.sleep(0.5)  # quiet: the counters stand still
+            moment = time.time()
+            assert controller.await_stats_after(moment, timeout=10)
+            reported = latest_port_stats(controller, moment)
+            compared = []
+            for switch in network.plan.switches:
+                for port in network.net[switch].intfNames():
+                    kernel = sysfs_counters(port)
+                    if kernel["rx_bytes"] + kernel["tx_bytes"] < BUSY_PORT_BYTES:
+                        continue  # a port the test's traffic did not cross
+                    compared.append(port)
+                    for name, value in kernel.items():
+                        assert within(reported[port][name], value), (port, name, reported[port], kernel)
+            # w1's access port, both ends of the shaped edge w1 -> root, root's access port
+            assert len(compared) == 4, compared
+            assert all(table_miss_packets(switch) == 0 for switch in network.plan.switches)
+        finally:
+            meters.stop()
     assert json.loads((run.path / "manifest.json").read_text())["teardown_leftovers"] == []
 
 
 @needs_ovs_kernel
 @needs_netem
 def test_short_training_run_completes(tmp_path):
-    """run_experiment end to end on netem links and OVS kernel switches.
+    """run_experiment end to end on netem links and OVS kernel switches, its network measured:
+    on the tree edge the controller's port statistics agree with the kernel's counters
+    within 2 %, and no link's sources (capture, counters, OpenFlow) disagree.
 
     Scaled down: a root and one worker with one sensor, 3 windows of 2 s, a 10-unit
     hidden layer, no cloud baseline; every host gets a whole core so Python starts in
@@ -195,3 +197,9 @@ def test_short_training_run_completes(tmp_path):
     (run,) = tmp_path.iterdir()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["backends"]["switch"] == "ovs" and manifest["backends"]["shaping"] == "netem"
+    cost = network_cost(run)  # capture, kernel counters and the controller's port stats agree
+    assert cost["controller"]["used"] and cost["flagged"] == [], cost["flagged"]
+    (edge,) = [item for item in cost["items"] if item["link"] == "w1-root"]
+    for direction in ("up", "down"):
+        counted = edge[direction]
+        assert counted["openflow"]["bytes"] == pytest.approx(counted["counters"]["bytes"], rel=COUNTER_TOLERANCE)

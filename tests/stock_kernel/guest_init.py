@@ -14,8 +14,8 @@ unpacked kernel's modules are, which modules to load). It
    orphan meanwhile (it is PID 1: otherwise zombies would look like live leftovers to
    the testbed's teardown checks);
 4. copies the JSON files the tests left (run manifests, linkcheck results, summaries)
-   to ``/etb-results/artifacts``, writes ``/etb-results/status.json`` and reboots,
-   which ends QEMU (``-no-reboot``).
+   to ``/etb-results/artifacts``, writes ``/etb-results/status.json`` (with how long
+   the guest stood still, see `StallMonitor`) and reboots, which ends QEMU (``-no-reboot``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -92,10 +93,36 @@ def collect_artifacts() -> int:
     return copied
 
 
+class StallMonitor(threading.Thread):
+    """How long the guest stood still: the longest a 50 ms sleep overran, and how often by
+    more than 0.2 s. The emulated CPUs stop whenever the host does not run QEMU's threads,
+    and guest time keeps going meanwhile; traffic tools then catch up in bursts that a
+    link's queue may not hold. A failed timing test next to long stalls points at the host."""
+
+    TICK_S = 0.05
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.longest_s, self.over_200ms = 0.0, 0
+
+    def run(self) -> None:
+        while True:
+            before = time.monotonic()
+            time.sleep(self.TICK_S)
+            late = time.monotonic() - before - self.TICK_S
+            self.longest_s = max(self.longest_s, late)
+            self.over_200ms += late > 0.2
+
+    def report(self) -> dict:
+        return {"longest_stall_s": round(self.longest_s, 3), "stalls_over_200ms": self.over_200ms}
+
+
 def main(job_path: str) -> None:
     started = time.monotonic()
     os.environ.update(PATH=PATH, HOME="/root", LANG="C.UTF-8")  # the kernel gives PID 1 almost none
     status: dict = {"pytest_exit": None, "kernel": os.uname().release}
+    stalls = StallMonitor()
+    stalls.start()
     try:
         job = json.loads(Path(job_path).read_text())
         prepare(job)
@@ -107,6 +134,7 @@ def main(job_path: str) -> None:
         status["error"] = f"{type(error).__name__}: {error}"
     finally:
         status["guest_s"] = round(time.monotonic() - started, 1)
+        status.update(stalls.report())
         (RESULTS / "status.json").write_text(json.dumps(status))
         os.sync()
         Path("/proc/sysrq-trigger").write_text("b")
