@@ -115,7 +115,20 @@ def parse_depends(text: str) -> str:
 
 
 def fetch_kernel(cache: Path = CACHE) -> Kernel:
-    """The current stock kernel, unpacked in the cache (downloaded only if not there yet)."""
+    """The current stock kernel, unpacked in the cache (downloaded only if not there yet).
+
+    apt's package lists may be missing or stale (naming a kernel the archive no longer
+    has): then they are updated once and the fetch tried again.
+    """
+    try:
+        return _fetch_kernel(cache)
+    except RuntimeError as error:
+        say(f"{error}\nupdating apt's package lists and trying again")
+        run(["apt-get", "update", "-q"])
+        return _fetch_kernel(cache)
+
+
+def _fetch_kernel(cache: Path) -> Kernel:
     package = parse_depends(run(["apt-cache", "depends", META_PACKAGE]))
     kernel = Kernel(package, package.removeprefix("linux-image-"), cache / package)
     if not (kernel.dir / READY).exists():

@@ -45,6 +45,22 @@ def test_kernel_package_is_read_from_apt_cache_depends():
         harness.parse_depends("linux-image-amd64\n")
 
 
+def test_stale_apt_lists_are_updated_once_and_a_cached_kernel_is_reused(tmp_path, monkeypatch):
+    calls, answers = [], iter(["linux-image-amd64\n", APT_CACHE_DEPENDS])
+
+    def fake_run(argv: list[str], cwd=None) -> str:
+        calls.append(argv[:2])
+        return next(answers) if argv[0] == "apt-cache" else ""
+
+    monkeypatch.setattr(harness, "run", fake_run)
+    cached = tmp_path / "linux-image-6.1.0-56-amd64"
+    cached.mkdir()
+    (cached / harness.READY).write_text("linux-image-6.1.0-56-amd64\n")
+    kernel = harness.fetch_kernel(tmp_path)
+    assert calls == [["apt-cache", "depends"], ["apt-get", "update"], ["apt-cache", "depends"]]
+    assert (kernel.version, kernel.dir) == ("6.1.0-56-amd64", cached)
+
+
 def test_modules_load_after_their_dependencies_once_each():
     dep = harness.read_modules_dep(MODULES_DEP)
     order = harness.load_order(dep, ["9pnet_virtio", "9p"])
