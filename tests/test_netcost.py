@@ -241,6 +241,10 @@ def test_every_source_per_link_and_direction(tmp_path):
 
 def test_links_beyond_the_tolerance_are_flagged_with_the_numbers(tmp_path):
     write_run(tmp_path / "run", sensor_skew=1.05)
+    meters = tmp_path / "run" / "net" / "meters.json"
+    described = json.loads(meters.read_text())
+    described["captures"]["sensor0-w1"] = {"captured": 5, "received": 9, "dropped": 2}
+    meters.write_text(json.dumps(described))
     result = network_cost(tmp_path / "run")
     sensor = result["items"][1]
     assert sensor["bytes"] > 100_000
@@ -248,6 +252,7 @@ def test_links_beyond_the_tolerance_are_flagged_with_the_numbers(tmp_path):
     assert sensor["up"]["disagreement"] == pytest.approx(0.05 / 1.05, rel=0.02)
     assert result["flagged"] == ["sensor0-w1"] and sensor["flagged"]
     assert any("wire sources disagree by 4.8%" in flag and "counters" in flag for flag in sensor["flags"])
+    assert "the kernel dropped 2 packets before tcpdump took them" in sensor["flags"]
     assert sensor["up"]["payload"] == {"message_bytes": 140_000, "array_bytes": None, "messages": 1}
     assert "cost_model" not in sensor
     assert result["max_disagreement"] == pytest.approx(sensor["total"]["disagreement"])
