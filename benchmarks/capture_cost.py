@@ -5,8 +5,8 @@
     64 kB models in MSS segments with their acknowledgements, requests, replies), written
     as tcpdump writes it (snaplen 96) and sized to ``--gigabytes`` of IP traffic; and
     :func:`~edgetestbed.analysis.netcost.network_cost` on the training run's directory.
-(b) ``throughput``, each once without and once with the meters (captures on every link,
-    counters, and the controller with OVS switches):
+(b) ``throughput``, without and with the meters (captures on every link, counters, and the
+    controller with OVS switches), alternating, ``--repeats`` times each; medians compared:
     - training: ``examples/default.yaml``; samples per second of training time over every
       worker window (workers' STATISTIC ``samples`` / ``train_time``), run time, and the
       meters' own CPU seconds. Target: < 5 % slowdown.
@@ -167,20 +167,27 @@ def bulk(runs_dir: Path, measured: bool, seconds: int) -> dict:
             "tcp_mbit_s": round(report["end"]["sum_received"]["bits_per_second"] / 1e6, 1)}
 
 
-def slowdown(without: float, with_: float) -> float:
-    return round(100 * (1 - with_ / without), 1)
+def slowdown(runs: list[dict], figure: str) -> float:
+    """Per cent less ``figure`` with the meters than without (medians over the repeats)."""
+    def median(measured: bool) -> float:
+        return statistics.median(r[figure] for r in runs if r["measured"] == measured)
+    return round(100 * (1 - median(True) / median(False)), 1)
 
 
-def throughput(runs_dir: Path, seconds: int) -> dict:
-    runs = [training(runs_dir, measured) for measured in (False, True)]
-    tcp = [bulk(runs_dir, measured, seconds) for measured in (False, True)]
+def throughput(runs_dir: Path, seconds: int, repeats: int) -> dict:
+    """Without and with the meters, alternating, ``repeats`` times each."""
+    modes = [measured for _ in range(repeats) for measured in (False, True)]
+    runs = [training(runs_dir, measured) for measured in modes]
+    tcp = [bulk(runs_dir, measured, seconds) for measured in modes]
+    measured_run = Path(next(r["run_dir"] for r in runs if r["measured"]))
     began = time.perf_counter()
-    cost = network_cost(Path(runs[1]["run_dir"]))
+    cost = network_cost(measured_run)
     analysed = time.perf_counter() - began
-    return {"training": runs, "training_slowdown_pct": slowdown(*(r["samples_per_train_second"] for r in runs)),
-            "tcp": tcp, "tcp_slowdown_pct": slowdown(*(r["tcp_mbit_s"] for r in tcp)),
-            "default_example": {"analysis_seconds": round(analysed, 2), "traffic_bytes": cost["total_bytes"],
-                                "max_disagreement": cost["max_disagreement"], "flagged": cost["flagged"],
+    return {"training": runs, "training_slowdown_pct": slowdown(runs, "samples_per_train_second"),
+            "tcp": tcp, "tcp_slowdown_pct": slowdown(tcp, "tcp_mbit_s"),
+            "default_example": {"run_dir": str(measured_run), "analysis_seconds": round(analysed, 2),
+                                "traffic_bytes": cost["total_bytes"], "max_disagreement": cost["max_disagreement"],
+                                "flagged": cost["flagged"],
                                 "links": {item["link"]: {"bytes": item["bytes"],
                                                          "disagreement": item["total"]["disagreement"],
                                                          "cost_ratio": item.get("cost_model", {}).get("ratio")}
@@ -192,6 +199,7 @@ def main() -> None:
     parser.add_argument("--part", choices=("analysis", "throughput", "all"), default="all")
     parser.add_argument("--gigabytes", type=float, default=1.0)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--runs-dir", type=Path, default=Path(tempfile.gettempdir()) / "etb-capture-bench")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -199,7 +207,7 @@ def main() -> None:
         results["analysis"] = analysis(args.gigabytes)
         print(json.dumps(results["analysis"], indent=1))
     if args.part in ("throughput", "all"):
-        results["throughput"] = throughput(args.runs_dir, args.seconds)
+        results["throughput"] = throughput(args.runs_dir, args.seconds, args.repeats)
         print(json.dumps(results["throughput"], indent=1))
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -268,7 +268,7 @@ def test_cost_model_and_exchange_times(tmp_path):
     expected = 4 * ((MODEL_ARRAYS + 200) * (1 + TCP_OVERHEAD) + 100 + 2 * SEGMENT_HEADERS)  # PULL 120, ACK 80
     assert model["expected_bytes"] == round(expected)
     assert model["ratio"] == pytest.approx(item["wire_bytes"] / expected)
-    assert (model["logged_transfers"], model["captured_transfers"]) == (2, 2)
+    assert (model["logged_transfers"], model["captured_transfers"], model["extra_transfers"]) == (2, 2, -2)
     pull, push = item["exchanges"]["items"]
     assert (pull["kind"], pull["bytes"], pull["time_s"]) == ("pull", 120 + MODEL_ARRAYS + 200, pytest.approx(0.05))
     assert pull["expected_s"] == pytest.approx(0.020 + pull["bytes"] * (1 + TCP_OVERHEAD) * 8 / 8e6)

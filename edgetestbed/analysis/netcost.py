@@ -71,8 +71,10 @@ per two segments (5.4 %), plus the small request or reply of its exchange (its l
 median size, in one segment, acknowledged once); ``measured_bytes`` (capture
 ``wire_bytes``, both directions), ``ratio`` = measured / expected, ``within_tolerance``
 (|ratio − 1| ≤ ``COST_TOLERANCE``, 10 %); ``logged_transfers`` and ``captured_transfers``
-(model messages in the logs and model-sized bursts in the capture: more than ``transfers``
-means extra synchronisation pulls or retries).
+(model messages in the logs and model-sized bursts in the capture) and ``extra_transfers``
+(captured − ``transfers``): more final synchronisation pulls (a deeper tree takes longer until
+every worker's last window has reached the root and come back; a worker pulls every quarter
+window meanwhile) or retries. Each extra transfer adds about 1 / ``transfers`` to the ratio.
 
 ``exchanges`` (from the child's log): every request the child sent (PULL, PUSH) matched
 with its reply (MODEL, ACK) by sequence number; ``time`` from the first send of the request
@@ -335,12 +337,13 @@ def cost_model(run: RunLogs, child: str, item: Mapping[str, Any], messages: Mapp
     small_bytes = statistics.median(small) if small else 0
     expected = transfers * (message_bytes * (1 + TCP_OVERHEAD) + small_bytes + 2 * SEGMENT_HEADERS)
     ratio = item["wire_bytes"] / expected
+    captured = sum(item["model_messages"].values())
     return {"policy": policy, "applies": True, "windows": windows, "transfers": transfers,
             "model_bytes": model_bytes, "message_bytes": message_bytes, "small_message_bytes": small_bytes,
             "simulator_estimate": 2 * windows * model_bytes, "expected_bytes": round(expected),
             "measured_bytes": item["wire_bytes"], "ratio": ratio,
             "within_tolerance": abs(ratio - 1) <= COST_TOLERANCE, "tolerance": COST_TOLERANCE,
-            "logged_transfers": len(models), "captured_transfers": sum(item["model_messages"].values())}
+            "logged_transfers": len(models), "captured_transfers": captured, "extra_transfers": captured - transfers}
 
 
 def exchanges(run: RunLogs, child: str, parent: str, params: Mapping[str, Any]) -> dict:
