@@ -171,6 +171,7 @@ def _root_mac(name: str) -> str | None:
 
 
 def link_tap(topology: Topology, link: LinkPlan) -> LinkTap:
+    """Where ``link`` is measured: its interfaces from ``a`` to ``b``, captured at the last one."""
     network = topology.network
     bridge = network.inline_bridges.get(link.label)
     if bridge:
