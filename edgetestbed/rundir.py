@@ -139,6 +139,18 @@ def refuse_if_busy(run: RunDir | None = None) -> None:
 
 
 @contextlib.contextmanager
+def _machine_lock() -> Iterator[None]:
+    """Hold LOCK_FILE's flock, or LeftoverError if a live run holds it."""
+    ACTIVE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LeftoverError("another run is in progress on this machine; wait for it to finish") from None
+        yield
+
+
+@contextlib.contextmanager
 def exclusive(run: RunDir) -> Iterator[RunDir]:
     """Hold the machine for ``run``; refuse while another run is live or left resources behind.
 
@@ -146,12 +158,7 @@ def exclusive(run: RunDir) -> Iterator[RunDir]:
     so a crash never leaves the machine locked); the active file names the run whose
     records ``clean`` uses if it crashed.
     """
-    ACTIVE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOCK_FILE, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LeftoverError("another run is in progress on this machine; wait for it to finish") from None
+    with _machine_lock():
         refuse_if_busy(run)
         _write_json_atomic(ACTIVE_FILE, {"run_dir": str(run.path.resolve()), "pid": os.getpid()})
         try:
@@ -171,18 +178,17 @@ def _release(run: RunDir) -> None:
 def clean(path: Path | None = None) -> tuple[RunDir | None, list[dict], list[dict]]:
     """Remove a crashed run's leftovers (the active run's unless ``path`` is given).
 
-    Returns the run, what was removed and what could not be removed.
+    Returns the run, what was removed and what could not be removed. Refuses while
+    any run is live: names repeat across runs, so a crashed run's recorded names
+    could by then belong to the live run's network.
     """
     run = RunDir.open(path) if path else active_run()
     if run is None:
         return None, [], []
-    owner = json.loads(ACTIVE_FILE.read_text())["pid"] if ACTIVE_FILE.exists() else None
-    if owner not in (None, os.getpid()) and Path(f"/proc/{owner}").exists():
-        raise UserError(f"the run in {run.path} is still in progress (PID {owner}); "
-                        "stop it with Ctrl-C or SIGTERM, it cleans up after itself")
-    present = _present(run)
-    leftovers = resources.remove_all(present)
-    if not _present(run):
-        _release(run)
+    with _machine_lock():
+        present = _present(run)
+        leftovers = resources.remove_all(present)
+        if not _present(run):
+            _release(run)
     removed = [entry for entry in present if entry not in leftovers]
     return run, removed, leftovers
