@@ -66,7 +66,7 @@ NETWORK_MODULES = ("sch_netem", "sch_htb", "sch_tbf", "sch_ingress", "cls_u32", 
                    "ifb", "tun", "veth", "bridge", "br_netfilter", "openvswitch")
 GUEST_CPUS = 2
 GUEST_MEMORY_MB = 3072
-DEFAULT_TIMEOUT_S = 600        # a guest run takes 3.5-4.5 min; CI must end within 30
+DEFAULT_TIMEOUT_S = 720        # a guest run takes 3.5-4.5 min (6 with linkcheck retries)
 READY = "ready"
 
 
