@@ -133,11 +133,14 @@ def bench_raw_mininet(text: str, switch: str) -> dict:
             for switch_name in plan.switches:
                 net.addSwitch(rename(switch_name), cls=cls, dpid=f"{len(net.switches) + 1:x}", **params)
             for host in plan.hosts:
-                net.addHost(rename(host.name), ip=host.ip).setCPUFrac(host.cpu / CORES)
+                net.addHost(rename(host.name), ip=host.ip)
                 net.addLink(rename(host.name), rename(host.switch))
             for link in plan.shaped_links:
                 net.addLink(rename(link.a), rename(link.b), bw=link.spec.bw_mbit)
             net.start()
+            # limits last, as edgetestbed does: setup commands in a 1 %-of-a-core shell crawl
+            for host in plan.hosts:
+                net[rename(host.name)].setCPUFrac(host.cpu / CORES)
         with timed(result, "teardown_s"):
             net.stop()
     _remove_mininet_cgroup_leftovers([rename(h.name) for h in plan.hosts])

@@ -82,7 +82,7 @@ def open_testbed(spec: Spec, runs_dir: Path, purpose: str) -> Iterator[tuple[Run
         finally:
             with _teardown_uninterrupted():
                 leftovers = network.stop()
-            run.write_manifest({"teardown_leftovers": leftovers,
+            run.write_manifest({"teardown_leftovers": leftovers, "teardown_error": network.stop_error,
                                 "shaper_counters": network.shaper_counters})
             if leftovers:
                 raise UserError(f"teardown left {len(leftovers)} resources behind (recorded in "

@@ -41,9 +41,15 @@ class LimitedHost(Host):
 
     def __init__(self, name: str, cgroup: HostCgroup, cpu: float, memory: int, **params) -> None:
         self.cgroup = cgroup
+        self.limits = (cpu, memory)
         super().__init__(name, **params)
-        cgroup.set_limits(cpu, memory)
         cgroup.add_process(self.pid)
+
+    def apply_limits(self) -> None:
+        """Enforce the CPU and memory limits: once the host is configured, since every
+        setup command (ip, tc, sysctl) runs in the host's shell, and at 0.05 cores each
+        would take tens of milliseconds."""
+        self.cgroup.set_limits(*self.limits)
 
     def popen(self, *args, **kwargs):
         kwargs.setdefault("preexec_fn", self._join_cgroup)
@@ -111,6 +117,7 @@ class EmulatedNetwork:
         self._ports: dict[str, int] = {}
         self._cgroups = RunCgroups(backends.cgroups, tag, ledger)
         self.shaper_counters: dict = {}
+        self.stop_error: str | None = None   # what Mininet's own teardown raised, if anything
 
     # --- public surface -------------------------------------------------------------
 
@@ -136,13 +143,21 @@ class EmulatedNetwork:
             raise
 
     def stop(self) -> list[dict]:
-        """Remove everything this network created; return what could not be removed."""
-        if self.shaper is not None:
-            self.shaper_counters = self.shaper.stop()
-            self.shaper = None
-        if self.net is not None:
-            self.net.stop()
-            self.net = None
+        """Remove everything this network created; return what could not be removed.
+
+        Mininet's own stop is tried first (it knows the order), but an interrupted
+        build can leave it unable to finish: whatever it leaves, the ledger sweep
+        that follows removes by record.
+        """
+        try:
+            if self.shaper is not None:
+                self.shaper_counters = self.shaper.stop()
+            if self.net is not None:
+                self.net.stop()
+        except Exception as error:  # noqa: BLE001 - the sweep below removes what is left
+            self.stop_error = f"{type(error).__name__}: {error}"
+        finally:
+            self.shaper = self.net = None
         return resources.remove_all(self.ledger.entries())
 
     # --- building -------------------------------------------------------------------
@@ -178,6 +193,7 @@ class EmulatedNetwork:
         self._allow_congestion_control(self.spec.network.congestion_control)
         for host in self.net.hosts:
             self._configure_host(host)
+            host.apply_limits()
         if self.shaped_ports:
             self.shaper = UserspaceShaper(f"ETB-{self.tag}", self.shaped_ports, self.run_dir / "net",
                                           self.spec.seed, self.ledger)
