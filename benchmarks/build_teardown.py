@@ -33,7 +33,7 @@ from mininet.node import CPULimitedHost, OVSSwitch
 from mininet.nodelib import LinuxBridge
 
 from edgetestbed.rundir import RunDir, exclusive
-from edgetestbed.testbed import signals_as_interrupts
+from edgetestbed.signals import signals_as_interrupts
 from edgetestbed.topo.cgroups import CGROUP_ROOT
 from edgetestbed.topo.network import EmulatedNetwork
 from edgetestbed.topo.plan import plan_network

@@ -60,7 +60,7 @@ from edgetestbed.analysis.compare import compare_runs, format_comparison, write_
 from edgetestbed.errors import LeftoverError, SpecError
 from edgetestbed.rundir import RunDir
 from edgetestbed.runner import run_experiment
-from edgetestbed.testbed import signals_as_interrupts
+from edgetestbed.signals import signals_as_interrupts
 from edgetestbed.topo.spec import (NAME_PATTERN, DocPath, Spec, SpecIn, _did_you_mean, _Problems,
                                    _read_yaml, load_spec, load_spec_text)
 from edgetestbed.topo.units import format_rate, parse_rate, quote

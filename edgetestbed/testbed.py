@@ -11,45 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import signal
 from pathlib import Path
 from typing import Iterator
 
 from edgetestbed.errors import CapabilityError, UserError
 from edgetestbed.rundir import RunDir, exclusive, refuse_if_busy
+from edgetestbed.signals import signals_as_interrupts
 from edgetestbed.topo.network import EmulatedNetwork
 from edgetestbed.topo.probe import Capabilities, choose_backends, probe
 from edgetestbed.topo.spec import Spec
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised like Ctrl-C so every ``finally`` runs."""
-
-
-def _raise_interrupted(signum: int, _frame) -> None:
-    raise Interrupted(f"received {signal.Signals(signum).name}")
-
-
-@contextlib.contextmanager
-def signals_as_interrupts() -> Iterator[None]:
-    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def _teardown_uninterrupted() -> Iterator[None]:
-    """A second Ctrl-C must not abandon a half-removed network."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN)
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def check_fits(spec: Spec, caps: Capabilities) -> None:
@@ -80,8 +50,7 @@ def open_testbed(spec: Spec, runs_dir: Path, purpose: str) -> Iterator[tuple[Run
             run.write_manifest({"network": network.describe()})
             yield run, network
         finally:
-            with _teardown_uninterrupted():
-                leftovers = network.stop()
+            leftovers = network.stop()
             run.write_manifest({"teardown_leftovers": leftovers, "teardown_error": network.stop_error,
                                 "shaper_counters": network.shaper_counters})
             if leftovers:
