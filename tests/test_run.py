@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from edgetestbed.runner import Experiment, run_experiment
 from edgetestbed.sensors.streams import StreamDefinition
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo.spec import load_spec, load_spec_text
+from test_report import assert_opens_in_chromium, report_without_root
 
 pytestmark = pytest.mark.root
 
@@ -43,7 +45,8 @@ def small_spec(nodes: str, application: str = "mnist_mlp", data: str = "{dataset
 
 def test_the_readme_default_run(tmp_path):
     """`python -m edgetestbed run`: every node DONE, root >= 80 %, cloud >= root - 5 points,
-    and each worker better on its own (biased) digits than on the others."""
+    each worker better on its own (biased) digits than on the others; and its report,
+    regenerated without root, opens in headless Chromium with every plot."""
     result = subprocess.run([sys.executable, "-m", "edgetestbed", "run", "--runs-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -64,6 +67,8 @@ def test_the_readme_default_run(tmp_path):
         mine = sum(per_class[d] for d in own) / len(own)
         others = [per_class[d] for d in range(10) if d not in own]
         assert mine > sum(others) / len(others), (worker.id, per_class)
+    with tempfile.TemporaryDirectory(prefix="etb-report-") as scratch:
+        assert_opens_in_chromium(report_without_root(run_dir, Path(scratch)), tmp_path / "chromium")
 
 
 POLICIES = """  - {id: root, cpu: 0.3}
