@@ -53,20 +53,25 @@ def test_downpour_counts_merges_on_parameter_servers():
 
 
 def test_time_policy_follows_the_clock_from_the_start_time():
+    """Pushes every ``push`` s from the start; pulls every ``pull`` s, half a pull interval
+    out of phase, so that a pull never lands right after a push, before the parent merged it."""
     policy = create_policy("time", {"push": 2.0, "pull": 3.0}, trains=True, start_at=100.0)
     tick = lambda now: Event(Moment.TICK, 0, now)  # noqa: E731
-    assert not policy.wants_push(tick(101.9)) and not policy.wants_pull(tick(101.9))
+    assert not policy.wants_push(tick(101.4)) and not policy.wants_pull(tick(101.4))
+    assert policy.wants_pull(tick(101.5)) and not policy.wants_push(tick(101.5))
+    policy.pulled(101.5)
     assert policy.wants_push(tick(102.0)) and not policy.wants_pull(tick(102.0))
     policy.pushed(102.0)
-    assert not policy.wants_push(tick(103.5)) and policy.wants_pull(Event(Moment.STEP_END, 1, 103.5))
-    policy.pulled(103.5)
-    assert policy.wants_push(tick(104.0)) and not policy.wants_pull(tick(106.4))
-    assert policy.wants_pull(tick(106.5))
+    assert not policy.wants_push(tick(103.9)) and not policy.wants_pull(tick(104.4))
+    assert policy.wants_push(tick(104.0)) and policy.wants_pull(Event(Moment.STEP_END, 1, 104.5))
 
 
 def test_time_policy_pulls_as_often_as_it_pushes_by_default():
     policy = create_policy("time", {"push": 1.5, "pull": None}, trains=False, start_at=0.0)
-    assert policy.wants_pull(Event(Moment.TICK, 0, 1.5)) and policy.wants_push(Event(Moment.TICK, 0, 1.5))
+    assert policy.wants_pull(Event(Moment.TICK, 0, 0.75)) and not policy.wants_push(Event(Moment.TICK, 0, 0.75))
+    policy.pulled(0.75)
+    assert policy.wants_push(Event(Moment.TICK, 0, 1.5)) and not policy.wants_pull(Event(Moment.TICK, 0, 1.5))
+    assert policy.wants_pull(Event(Moment.TICK, 0, 2.25))
 
 
 def test_unknown_policy_is_a_user_error():
