@@ -35,12 +35,12 @@ BASETEMP = Path("/tmp/etb-guest")
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # (filesystem type, mount point, options); tmpfs over the Open vSwitch directories hides
-# the host's database, whose bridges would otherwise be re-created in the guest.
+# the host's database, whose bridges would otherwise be re-created in the guest. No tmpfs
+# over /tmp: the project may be checked out there (the overlay root is writable anyway).
 MOUNTS = (
     ("devpts", "/dev/pts", "gid=5,mode=620,ptmxmode=666"),
     ("tmpfs", "/dev/shm", "mode=1777"),
     ("tmpfs", "/run", "mode=755"),
-    ("tmpfs", "/tmp", "mode=1777"),
     ("cgroup2", "/sys/fs/cgroup", "nsdelegate"),
     ("tmpfs", "/etc/openvswitch", "mode=755"),
     ("tmpfs", "/var/lib/openvswitch", "mode=755"),
