@@ -4,7 +4,7 @@ Started by init.sh (stage 1) through ``/etb-results/stage2`` with the job file t
 wrote (``job.json``: project, python, pytest arguments, kernel version, where the
 unpacked kernel's modules are, which modules to load). It
 
-1. mounts what a running system has (devpts, /run, /tmp, cgroup2 like Debian 12 and
+1. mounts what a running system has (devpts, /run, cgroup2 like Debian 12 and
    Ubuntu 24.04, fresh Open vSwitch state so no host database leaks in), and the
    stock kernel's module tree at /lib/modules/VERSION so ``modprobe`` works for any
    module, including those the project's own code loads on demand;
