@@ -51,6 +51,9 @@ WARMUP_PINGS = 2
 PING_INTERVAL_S = 0.005       # 200/s: 100 samples in about half a second
 PING_FRAME_BITS = 98 * 8      # 56-byte ICMP payload + ICMP, IP and Ethernet headers
 PING_LOAD = 0.05              # pings use at most this share of the link, so they never queue
+# Pings at least 2 x jitter apart: closer ones would, on an emulator that never reorders (the
+# user-space shaper), wait behind the one before and bias the median up by ~5 % of the delay.
+JITTER_SPACING = 2.0
 UDP_HEADERS_BYTES = 42        # Ethernet 14 + IP 20 + UDP 8: what htb counts beyond the payload
 LOSS_DATAGRAMS = 2500         # per direction; >= 2000 keeps the 99 % interval useful
 LOSS_PROBE_LOAD = 0.8         # of the link rate: no queue overflow, so every drop is the link's
@@ -283,10 +286,11 @@ class _Path:
 
         The first pings are not counted (they include ARP and, on OVS, the slow path
         of a new flow). The interval keeps pings under ``PING_LOAD`` of the link so
-        they never queue behind each other. No ``-w``: with a deadline ping keeps
+        they never queue behind each other, and ``JITTER_SPACING`` × jitter apart so
+        jitter cannot line them up behind each other either. No ``-w``: with a deadline ping keeps
         sending until it has ``-c`` replies and leaves the last requests unanswered.
         """
-        interval = PING_INTERVAL_S
+        interval = max(PING_INTERVAL_S, JITTER_SPACING * configured.jitter_ms / 1000)
         if configured.bw_mbit:
             interval = max(interval, PING_FRAME_BITS / (PING_LOAD * configured.bw_mbit * 1e6))
         count = PINGS + WARMUP_PINGS
