@@ -115,7 +115,7 @@ def test_malformed_messages_and_a_parameter_server_killed_for_seconds(tmp_path):
     keep training every window and resume exchanging; every node finishes."""
     spec = load_spec_text(small_spec(FAULTS, limit=8))
     with open_testbed(spec, tmp_path, "test") as (run, network):
-        experiment = Experiment(spec, run, network, say=lambda _: None)
+        experiment = Experiment(spec, run, network, progress=lambda _: None)
         experiment.wire()
         start_at = experiment.start_time()
         experiment.launch(start_at)
