@@ -125,9 +125,12 @@ class Experiment:
         Wiring(endpoints).write(self.run.path / "wiring.json")
 
     def start_time(self) -> float:
-        """Late enough for the slowest-limited process to start and connect before window 0."""
-        slowest = min(host.cpu for host in self.network.plan.hosts)
-        return time.time() + 2.0 + STARTUP_CPU_SECONDS / min(slowest, 1.0)
+        """Late enough for every process to start and connect before window 0: the most
+        limited one alone, and all of them together on this machine's cores."""
+        hosts = self.network.plan.hosts
+        slowest = STARTUP_CPU_SECONDS / min(min(host.cpu for host in hosts), 1.0)
+        together = STARTUP_CPU_SECONDS * len(hosts) / (os.cpu_count() or 1)
+        return time.time() + 2.0 + max(slowest, together)
 
     def launch(self, start_at: float) -> None:
         self.logs.mkdir(exist_ok=True)
