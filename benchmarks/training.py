@@ -111,13 +111,19 @@ def scale(workdir: Path, sizes: list[tuple[int, int]]) -> list[dict]:
     for workers, servers in sizes:
         began = time.monotonic()
         summary = run_experiment(load_spec_text(tree(workers, servers)), workdir, say=lambda _: None)
+        usage = json.loads((Path(summary["run_dir"]) / "manifest.json").read_text())["cgroup_usage"]
         row = {"workers": workers, "parameter_servers": servers, "sensors": 2 * workers,
                "completed": summary["completed"], "seconds": round(time.monotonic() - began, 1),
-               "final_score": summary["final_score"], "errors": summary["errors"]}
+               "final_score": summary["final_score"], "errors": summary["errors"],
+               "late_starters": summary["late_starters"],
+               "cloud_memory_peak_mib": round(usage["cloud"]["memory_peak_bytes"] / 2**20),
+               "run_dir": summary["run_dir"]}
         rows.append(row)
         print(f"{workers} workers, {servers} parameter servers, {2 * workers} sensors: "
               f"{'completed' if row['completed'] else 'DID NOT COMPLETE'} in {row['seconds']} s, "
-              f"root {summary['final_score'].get('root')}", flush=True)
+              f"root {summary['final_score'].get('root')}, cloud {summary['final_score'].get('cloud')} "
+              f"(peak {row['cloud_memory_peak_mib']} MiB of 512), "
+              f"{len(row['late_starters'])} processes started late", flush=True)
     return rows
 
 

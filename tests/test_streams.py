@@ -164,3 +164,12 @@ def test_from_mapping_reads_the_spec_section():
     assert definition.params == {"bias": 0.7}
     with pytest.raises(UserError, match="'dataset' is required"):
         StreamDefinition.from_mapping({"partition": "iid"})
+
+
+def test_take_each_stacks_each_streams_next_samples_in_turn():
+    definition = StreamDefinition("mnist", "biased")
+    together = streams.take_each([definition.stream(k, 3, 1) for k in range(3)], 50)
+    one_by_one = [take(definition.stream(k, 3, 1), 50) for k in range(3)]
+    np.testing.assert_array_equal(together[0], np.concatenate([x for x, _ in one_by_one]))
+    np.testing.assert_array_equal(together[1], np.concatenate([y for _, y in one_by_one]))
+    assert together[0].dtype == np.float32 and together[0].shape == (150, 784)

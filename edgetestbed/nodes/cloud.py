@@ -21,7 +21,7 @@ import numpy as np
 from edgetestbed.nodes.eventlog import Stopwatch
 from edgetestbed.nodes.runtime import Runtime
 from edgetestbed.sensors.sensor import Schedule, sensor_stream
-from edgetestbed.sensors.streams import take
+from edgetestbed.sensors.streams import take_each
 
 
 class CloudBaseline:
@@ -43,9 +43,7 @@ class CloudBaseline:
         return {"windows": limit, "samples": self.samples, **self.runtime.evaluate(self.app)}
 
     def _window_samples(self, window: int) -> Tuple[np.ndarray, np.ndarray]:
-        count = len(self.schedule.samples_in(window))
-        parts = [take(stream, count) for stream in self.streams]
-        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+        return take_each(self.streams, len(self.schedule.samples_in(window)))
 
     def _train(self, window: int) -> None:
         watch = Stopwatch()
