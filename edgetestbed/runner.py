@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 
 from edgetestbed.nodes.wiring import Endpoint, Wiring
 from edgetestbed.rundir import RunDir
+from edgetestbed.sensors.sensor import kept_pace, pace_warning, window_grace
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo import resources
 from edgetestbed.topo.meters import NetworkMeters
@@ -74,6 +75,7 @@ class Progress:
     started: dict[str, float] = field(default_factory=dict)  # ident -> unix time of START
     finished: dict[str, str] = field(default_factory=dict)   # ident -> DONE | STOP | ERROR
     errors: dict[str, str] = field(default_factory=dict)
+    behind: tuple = (0.0, None, None)  # the latest any sample left: (seconds, sensor, window)
 
     def read(self, logs: Path, idents: Iterable[str]) -> None:
         for ident in idents:
@@ -97,6 +99,8 @@ class Progress:
         elif kind == "STATISTIC":
             if "window" in payload:
                 self.windows[ident] = payload["window"] + 1
+            if payload.get("behind", 0.0) > self.behind[0]:
+                self.behind = (payload["behind"], ident, payload.get("window"))
             score = payload.get("accuracy", payload.get("score"))
             if score is not None:
                 self.accuracy[ident] = score
@@ -155,7 +159,8 @@ class Experiment:
         self.processes[ident] = (process, self.run.ledger.record_process(process.pid, argv))
 
     def wait(self, deadline: float) -> bool:
-        """Until every node and the cloud finished; False if the deadline passed first."""
+        """Until every node and the cloud finished; False if the deadline passed first, or
+        if the machine fell a whole window behind the spec's clock (:attr:`fell_behind`)."""
         shown = ""
         while time.time() < deadline:
             self.progress.read(self.logs, self.processes)
@@ -166,8 +171,16 @@ class Experiment:
                 shown = line
             if all(ident in self.progress.finished for ident in self.nodes):
                 return True
+            if self.fell_behind:
+                return False
             time.sleep(0.5)
         return False
+
+    @property
+    def fell_behind(self) -> bool:
+        """A sensor sent samples a whole window late: the rest of the run would not be the
+        spec's (every later window's data late), so it is stopped rather than reported."""
+        return self.progress.behind[0] > self.spec.windows.interval
 
     def _note_exits(self) -> None:
         """A process that exited without DONE/STOP crashed: record it so the wait can end."""
@@ -199,7 +212,9 @@ def summarize(spec: Spec, run: RunDir, progress: Progress, seconds: float, compl
 
     ``late_starters`` names processes that started after window 0 began: their first
     window saw fewer samples than the spec asks (their host's CPU limit is too tight
-    for Python to start in the margin given).
+    for Python to start in the margin given). ``pace`` says whether every sample left
+    within the window grace of its send time (else the machine was too slow for the
+    spec; see :func:`~edgetestbed.sensors.sensor.kept_pace`).
     """
     levels = {"root": [spec.root.id], "parameter servers": [n.id for n in spec.parameter_servers],
               "workers": [n.id for n in spec.workers]}
@@ -211,7 +226,16 @@ def summarize(spec: Spec, run: RunDir, progress: Progress, seconds: float, compl
     return {"run_dir": str(run.path), "completed": completed, "seconds": round(seconds, 1),
             "final_score": accuracy, "tree_bytes_sent": sent,
             "finished": progress.finished, "errors": progress.errors,
-            "late_starters": sorted(i for i, ts in progress.started.items() if ts > start_at)}
+            "late_starters": sorted(i for i, ts in progress.started.items() if ts > start_at),
+            "pace": _pace(spec, progress)}
+
+
+def _pace(spec: Spec, progress: Progress) -> dict:
+    behind, sensor, window = progress.behind
+    interval = spec.windows.interval
+    return {"kept": kept_pace(behind, interval), "sensor_behind_max_s": round(behind, 3), "sensor": sensor,
+            "window": window, "tolerance_s": round(window_grace(interval), 3),
+            "stopped": behind > interval}
 
 
 def _mean(values: list[float]) -> float | None:
@@ -233,10 +257,14 @@ def _bytes_sent(logs: Path) -> int:
 def format_summary(summary: dict, spec: Spec) -> str:
     scores = ", ".join(f"{level} {value:.3f}" for level, value in summary["final_score"].items()
                        if value is not None)
-    status = "every node finished" if summary["completed"] else \
-        f"INCOMPLETE: {summary['errors'] or 'timed out or interrupted'}"
+    pace = summary["pace"]
+    stopped = "stopped early" if pace["stopped"] else "timed out or interrupted"
+    status = "every node finished" if summary["completed"] else f"INCOMPLETE: {summary['errors'] or stopped}"
     if summary["late_starters"]:
         status += f"; started after window 0 began: {', '.join(summary['late_starters'])}"
+    if not pace["kept"]:
+        status += "; " + pace_warning(pace["sensor"], pace["window"], pace["sensor_behind_max_s"],
+                                      spec.windows.interval)
     return "\n".join([
         f"run directory: {summary['run_dir']}",
         f"final {'accuracy' if spec.data.dataset == 'mnist' else 'score'}: {scores}",

@@ -7,7 +7,7 @@ import json
 import sys
 import types
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
@@ -328,3 +328,22 @@ def test_bytes_measured_on_the_wire_replace_the_logged_ones(handmade, monkeypatc
     fake_netcost(monkeypatch, {"source": "packet captures", "note": "no net/meters.json"})
     links = compute_metrics(handmade)["links"]
     assert links["source"] == "node logs" and links["note"].endswith("network cost analysis: no net/meters.json")
+
+
+def test_pace_is_kept_while_every_sample_leaves_within_the_window_grace(tmp_path):
+    """Sensors' ``behind`` decides; workers' lateness is reported (w2 trains 0.3 s after each window)."""
+    def with_behind(behind_by_sensor: Dict[str, List[float]]) -> Dict[str, Any]:
+        logs = handmade_logs()
+        for sensor, behind in behind_by_sensor.items():
+            logs[sensor] = [(ts, kind, {**payload, "behind": behind[payload["window"]]} if kind == "STATISTIC"
+                             else payload) for ts, kind, payload in logs[sensor]]
+        return compute_metrics(write_handmade_run(tmp_path / str(len(list(tmp_path.iterdir()))), logs))["pace"]
+
+    on_time = with_behind({"sensor0": [0.0, 0.01], "sensor1": [0.0, 0.0]})
+    assert on_time["kept"] and on_time["tolerance_s"] == 0.1 and on_time["sensor_behind_max_s"] == 0.01
+    assert on_time["window_late_max_s"] == pytest.approx(0.3) and on_time["worker"] == "w2"
+    assert on_time["window_late_median_s"] == pytest.approx(0.3)
+    late = with_behind({"sensor0": [0.0, 0.01], "sensor1": [0.05, 0.4]})
+    assert late["kept"] is False and (late["sensor"], late["sensor_window"]) == ("sensor1", 1)
+    assert late["sensor_behind_max_s"] == 0.4
+    assert compute_metrics(write_handmade_run(tmp_path / "old"))["pace"]["kept"] is None  # no sensor said

@@ -54,6 +54,7 @@ def test_the_readme_default_run(tmp_path):
     assert f"run directory: {run_dir}" in result.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["finished"].values()) == {"DONE"}
+    assert summary["pace"]["kept"], summary["pace"]   # else the figures are not the spec's network's
     scores = summary["final_score"]
     assert scores["root"] >= 0.80
     assert scores["cloud"] >= scores["root"] - 0.05
@@ -150,3 +151,19 @@ def test_other_applications_over_the_emulated_network(tmp_path, application, dat
     assert summary["completed"], summary
     first, *_, last = (e["payload"][metric] for e in events(Path(summary["run_dir"]), "root", "STATISTIC"))
     assert (last < first) if metric == "rmse" else (last > 0.75)
+
+
+def test_a_run_the_machine_cannot_keep_pace_with_is_stopped_and_says_so(tmp_path):
+    """Sensors asked for 5000 samples/s on 0.05 core fall behind at once: the run stops a
+    window behind, long before its 20 windows, and the summary and metrics say why."""
+    nodes = "  - {id: root}\n  - {id: w1, parent: root, sensors: [0]}\n"
+    spec = small_spec(nodes, limit=20).replace("rate: 100/s", "rate: 5000/s")
+    said: list[str] = []
+    summary = run_experiment(load_spec_text(spec), tmp_path, say=said.append)
+    pace = summary["pace"]
+    assert not summary["completed"] and pace["stopped"] and not pace["kept"], summary
+    assert pace["sensor"] == "sensor0" and pace["sensor_behind_max_s"] > 1.0
+    assert summary["seconds"] < 20 + 10, "stopped early, not after its 20 windows"
+    assert "THE MACHINE FELL BEHIND" in "\n".join(said) and "stopped" in "\n".join(said)
+    metrics = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())
+    assert metrics["pace"]["kept"] is False and metrics["summary"]["kept_pace"] is False

@@ -32,11 +32,12 @@ from edgetestbed.nodes.eventlog import CONNECTION, DONE, ERROR, MALFORMED, MODEL
     UNREACHABLE
 from edgetestbed.nodes.model import covers
 from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
+from edgetestbed.sensors.sensor import kept_pace, window_grace
 from edgetestbed.sensors.streams import N_DIGITS, StreamDefinition
 from edgetestbed.topo.plan import CLOUD_ID, LinkPlan, plan_network
 from edgetestbed.topo.spec import LinkSpec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE
@@ -420,6 +421,39 @@ def _own_vs_other(curve: Curve, own: List[int], root_final: Optional[list]) -> D
             "root_final_own": root[0], "root_final_other": root[1]}
 
 
+def pace_section(run: RunLogs) -> Dict[str, Any]:
+    """Whether the machine kept the spec's clock, and how late the workers' windows closed.
+
+    ``kept`` comes from the sensors alone: they only sleep and send, so a sample that left
+    later than the window grace means the machine could not run every process at the
+    spec's pace (and that sample missed its window). Workers' lateness (``trained_at``
+    minus the window's end) also grows with slow exchanges, which the spec may well ask
+    for, so it is reported, not judged."""
+    interval = run.spec.windows.interval
+    behind = [(e.payload["behind"], ident, e.payload.get("window")) for ident in run.processes
+              for e in run.events(ident, STATISTIC) if isinstance(e.payload.get("behind"), (int, float))]
+    worst_sensor = max(behind, default=(None, None, None))
+    if not worst_sensor[0]:  # every sample on time: no sensor to name
+        worst_sensor = (worst_sensor[0], None, None)
+    late = _windows_late(run)
+    worst_window = late[-1] if late else (None, None, None)
+    return {"tolerance_s": round(window_grace(interval), 3),
+            "kept": None if worst_sensor[0] is None else kept_pace(worst_sensor[0], interval),
+            "sensor_behind_max_s": worst_sensor[0], "sensor": worst_sensor[1], "sensor_window": worst_sensor[2],
+            "window_late_median_s": late[len(late) // 2][0] if late else None,
+            "window_late_max_s": worst_window[0], "worker": worst_window[1], "worker_window": worst_window[2]}
+
+
+def _windows_late(run: RunLogs) -> List[Tuple[float, str, int]]:
+    """``(seconds, worker, window)`` for every window a worker finished, latest last:
+    how long after the window's end its training finished."""
+    if run.start_at is None:
+        return []
+    interval = run.spec.windows.interval
+    return sorted((at - (run.start_at + (window + 1) * interval), worker.id, window)
+                  for worker in run.spec.workers for window, at in window_finish_times(run, worker.id).items())
+
+
 def completeness_section(run: RunLogs) -> Dict[str, Any]:
     """What a run cut short is missing: unreadable lines, absent logs, unfinished processes."""
     missing = list(run.problems)
@@ -451,7 +485,8 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
             "total_bytes": links["total_bytes"], "tree_bytes": links["tree_bytes"],
             "top_level_bytes": links["top_level_bytes"], "bytes_source": links["source"],
             "cpu_seconds_nodes": sum(nodes[ident]["cpu_seconds"] or 0.0 for ident in tree),
-            "run_time_s": run["run_time_s"], "complete": metrics["completeness"]["complete"]}
+            "run_time_s": run["run_time_s"], "complete": metrics["completeness"]["complete"],
+            "kept_pace": metrics["pace"]["kept"]}
 
 
 # ---------------------------------------------------------------- entry points
@@ -468,7 +503,7 @@ def metrics_of(run: RunLogs) -> Dict[str, Any]:
     curves = {ident: score_curve(run, ident, metric) for ident in tracked} if metric else {}
     metrics: Dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "run": run_section(run, metric),
-        "completeness": completeness_section(run), "nodes": nodes_section(run, curves),
+        "completeness": completeness_section(run), "pace": pace_section(run), "nodes": nodes_section(run, curves),
         "accuracy": {"metric": metric, "nodes": curves}, "lag": lag_section(curves, metric),
         "latency": latency_section(run), "convergence": convergence_section(run, curves, metric),
         "own_vs_other": own_vs_other_section(run, curves), "links": links_section(run)}

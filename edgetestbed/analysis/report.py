@@ -24,6 +24,7 @@ from edgetestbed.analysis import plots
 from edgetestbed.analysis.metrics import link_params, metrics_of, write_metrics
 from edgetestbed.analysis.plots import human_bytes, link_parameters
 from edgetestbed.analysis.runlogs import RunLogs
+from edgetestbed.sensors.sensor import pace_warning
 from edgetestbed.topo.units import format_size
 
 PLOTS_DIR = "plots"
@@ -157,6 +158,10 @@ def answer_lines(metrics: Mapping[str, Any]) -> List[str]:
              f"CPU of the tree's nodes: {seconds(summary['cpu_seconds_nodes'])}; run time {seconds(summary['run_time_s'])}"]
     if not summary["complete"]:
         lines.append(f"INCOMPLETE RUN: {len(metrics['completeness']['missing'])} gaps, listed below")
+    pace = metrics["pace"]
+    if pace["kept"] is False:
+        lines.append(pace_warning(pace["sensor"], pace["sensor_window"], pace["sensor_behind_max_s"],
+                                  metrics["run"]["windows"]["interval_s"]))
     return lines
 
 

@@ -29,7 +29,7 @@ from edgetestbed.nodes import protocol
 from edgetestbed.nodes.eventlog import (CONNECTION, DONE, ERROR, MALFORMED, START, STATISTIC, STOP, EventLog,
                                        Stopwatch, usage)
 from edgetestbed.nodes.wiring import Wiring
-from edgetestbed.sensors.sensor import stream_definition
+from edgetestbed.sensors.sensor import stream_definition, window_grace
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id
 from edgetestbed.topo.spec import NodeSpec, Spec, load_spec
 
@@ -97,7 +97,7 @@ class Runtime:
     @property
     def grace(self) -> float:
         """How long after a window's end its last samples may still be on the way."""
-        return min(0.1 * self.interval, 0.5)
+        return window_grace(self.interval)
 
     def request_timeout(self, model_bytes: int) -> float:
         """How long a child waits for its parent's reply before retrying: half a window

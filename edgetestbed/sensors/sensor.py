@@ -8,8 +8,12 @@ in which window is :class:`Schedule`, shared with the cloud baseline, which rege
 the same samples locally.
 
 Log events (``logs/sensor<K>.jsonl``): ``STATISTIC`` per window ``{window, samples,
-bytes, behind}`` (``bytes`` on the wire incl. ZMTP framing; ``behind``: how late the
-window's last sample left, in seconds), ``DONE`` ``{samples, bytes}``.
+bytes, behind}`` (``bytes`` on the wire incl. ZMTP framing; ``behind``: the most any of
+the window's samples left after its send time, in seconds), ``DONE`` ``{samples, bytes}``.
+
+``behind`` is the run's pace evidence: a sensor only sleeps and sends, so a sample
+leaving more than :func:`window_grace` late means the machine could not run every
+process as fast as the spec asks (:func:`kept_pace`).
 """
 
 from __future__ import annotations
@@ -72,6 +76,24 @@ class Schedule:
         return self.start_at + (window + 1) * self.interval
 
 
+def window_grace(interval: float) -> float:
+    """How long after a window's end its last samples may still be on the way: receivers
+    wait this long before closing a window, so a sample later than this misses it."""
+    return min(0.1 * interval, 0.5)
+
+
+def kept_pace(behind: float, interval: float) -> bool:
+    """Whether samples that left up to ``behind`` seconds late still reached their window."""
+    return behind <= window_grace(interval)
+
+
+def pace_warning(sensor: str, window: int, behind: float, interval: float) -> str:
+    """What to tell a user whose run did not keep pace (run summary and report alike)."""
+    return (f"THE MACHINE FELL BEHIND: {sensor} sent window {window}'s samples up to {behind:.1f} s late "
+            f"(tolerance {window_grace(interval):g} s), so timings and accuracy are not those of the spec's "
+            f"network; give the run fewer hosts or more CPU")
+
+
 class Sensor:
     """One sensor process's publishing loop."""
 
@@ -95,7 +117,7 @@ class Sensor:
         samples = self.schedule.samples_in(window)
         sent_bytes, behind = 0, 0.0
         for n in samples:
-            behind = max(0.0, time.time() - self.schedule.send_time(n))
+            behind = max(behind, time.time() - self.schedule.send_time(n))
             time.sleep(max(0.0, self.schedule.send_time(n) - time.time()))
             sent_bytes += self._send(n, window)
         self.sent["samples"] += len(samples)
