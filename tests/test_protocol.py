@@ -60,8 +60,8 @@ def test_reply_echoes_seq_and_requests_carry_no_arrays():
 def test_sample_messages_for_both_label_kinds():
     for labels, y in ((np.array([3, 7]), 7), (np.array([1.5]), 81.0)):
         dtype = protocol.label_dtype(labels)
-        schema = Schema.for_samples((5,), dtype)
-        got = decode(encode(protocol.sample_message("sensor0", 11, 2, np.ones(5), y, dtype)), schema)
+        schema = Schema.for_samples((5,), "float32", dtype)
+        got = decode(encode(protocol.sample_message("sensor0", 11, 2, np.ones(5, dtype=np.float32), y, dtype)), schema)
         assert got.type == SAMPLE and got.arrays[1].item() == y and got.arrays[0].dtype == np.float32
 
 

@@ -173,3 +173,17 @@ def test_take_each_stacks_each_streams_next_samples_in_turn():
     np.testing.assert_array_equal(together[0], np.concatenate([x for x, _ in one_by_one]))
     np.testing.assert_array_equal(together[1], np.concatenate([y for _, y in one_by_one]))
     assert together[0].dtype == np.float32 and together[0].shape == (150, 784)
+
+
+@pytest.mark.parametrize("dataset, partition, wire_dtype, wire_bytes", [
+    ("mnist", "biased", "uint8", 784), ("aqi", "by_year", "float32", None)])
+def test_sensors_send_features_in_their_native_dtype_and_workers_get_them_back_exactly(
+        dataset, partition, wire_dtype, wire_bytes):
+    definition = StreamDefinition(dataset, partition)
+    x, _ = take(definition.stream(1, 4, 3), 50)
+    on_wire = np.stack([definition.to_wire(sample) for sample in x])
+    assert on_wire.dtype == np.dtype(wire_dtype) and definition.wire_dtype == wire_dtype
+    assert wire_bytes is None or on_wire[0].nbytes == wire_bytes   # MNIST: the 8-bit pixels, not float32's 3136
+    back = definition.from_wire(on_wire)
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, x)

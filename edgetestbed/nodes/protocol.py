@@ -128,9 +128,9 @@ class Schema:
         return cls({kind: arrays[kind] for kind in accept})
 
     @classmethod
-    def for_samples(cls, feature_shape: Sequence[int], label_dtype: str) -> "Schema":
-        """Sensor samples: float32 features of ``feature_shape`` and a scalar label."""
-        return cls({SAMPLE: (ArraySpec("float32", tuple(feature_shape)), ArraySpec(label_dtype, ()))})
+    def for_samples(cls, feature_shape: Sequence[int], feature_dtype: str, label_dtype: str) -> "Schema":
+        """Sensor samples: features of ``feature_shape`` and ``feature_dtype``, and a scalar label."""
+        return cls({SAMPLE: (ArraySpec(feature_dtype, tuple(feature_shape)), ArraySpec(label_dtype, ()))})
 
     def max_frame_bytes(self) -> int:
         """The largest frame any accepted message has (header or array)."""
@@ -154,9 +154,9 @@ def label_dtype(labels: np.ndarray) -> str:
 
 
 def sample_message(sender: str, seq: int, window: int, x: np.ndarray, y: Any, y_dtype: str) -> Message:
-    """A sensor's ``SAMPLE`` message for one ``(x, y)`` sample."""
+    """A sensor's ``SAMPLE`` message for one ``(x, y)`` sample (``x`` in its wire dtype)."""
     return Message(SAMPLE, sender, seq=seq, window=window, samples=1,
-                   arrays=(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=y_dtype)))
+                   arrays=(np.asarray(x), np.asarray(y, dtype=y_dtype)))
 
 
 def encode(message: Message) -> List[Any]:

@@ -41,6 +41,7 @@ from edgetestbed.nodes.protocol import Schema
 from edgetestbed.nodes.runtime import Runtime
 from edgetestbed.nodes.upstream import Exchange
 from edgetestbed.topo.plan import sensor_id
+from edgetestbed.sensors.sensor import stream_definition
 
 TICK_SECONDS = 0.05
 
@@ -57,7 +58,8 @@ class Inbox:
         for index in sensors:
             self.socket.connect(runtime.wiring.address(sensor_id(index)))
         x_test, y_test = runtime.evaluation_data
-        self.schema = Schema.for_samples(x_test.shape[1:], protocol.label_dtype(y_test))
+        self.definition = stream_definition(runtime.spec)
+        self.schema = Schema.for_samples(x_test.shape[1:], self.definition.wire_dtype, protocol.label_dtype(y_test))
         self.samples: Dict[int, List[Tuple[str, int, np.ndarray, np.ndarray]]] = defaultdict(list)
         self.bytes: Dict[int, int] = defaultdict(int)
 
@@ -88,9 +90,9 @@ class Inbox:
         taken = sorted((s for w in windows for s in self.samples.pop(w)), key=lambda s: (s[0], s[1]))
         traffic = {"late": late, "sensor_messages": len(taken),
                    "sensor_bytes": sum(self.bytes.pop(w) for w in windows)}
-        x_shape = self.schema.arrays_by_type[protocol.SAMPLE][0].shape
-        x = np.array([s[2] for s in taken], dtype=np.float32).reshape(len(taken), *x_shape)
-        return x, np.array([s[3] for s in taken]), traffic
+        x_spec = self.schema.arrays_by_type[protocol.SAMPLE][0]
+        x = np.array([s[2] for s in taken], dtype=x_spec.dtype).reshape(len(taken), *x_spec.shape)
+        return self.definition.from_wire(x), np.array([s[3] for s in taken]), traffic
 
 
 class Worker:

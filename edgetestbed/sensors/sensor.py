@@ -102,6 +102,7 @@ class Sensor:
         self.index = index
         self.schedule = Schedule.of(runtime.spec, runtime.start_at)
         self.stream = sensor_stream(runtime.spec, index)
+        self.definition = stream_definition(runtime.spec)
         self.publisher = runtime.sockets.open(zmq.PUB, sndhwm=0)
         self.publisher.bind(runtime.wiring.bind_address(runtime.ident))
         self.label_dtype = ""
@@ -126,6 +127,7 @@ class Sensor:
 
     def _send(self, n: int, window: int) -> int:
         x, y = next(self.stream)
+        x = self.definition.to_wire(x)
         self.label_dtype = self.label_dtype or protocol.label_dtype(np.asarray(y))
         frames = protocol.encode(protocol.sample_message(self.runtime.ident, n, window, x, y, self.label_dtype))
         self.publisher.send_multipart(frames, copy=False)

@@ -10,7 +10,8 @@ locally instead of receiving it over the network.
 Streams draw from training data only; :meth:`~StreamDefinition.evaluation_data` is the
 held-out set in the same representation.
 
-MNIST (``x``: float32 784-vector ``pixel / 256``, ``y``: int digit). A sensor streams its
+MNIST (``x``: float32 784-vector ``pixel / 256``, ``y``: int digit; a sensor sends the
+8-bit pixels themselves, see :meth:`StreamDefinition.to_wire`). A sensor streams its
 pool of training images in a fresh random order on every pass (so it repeats an image
 only after streaming all others), or, for the label partitions, draws a digit from its
 distribution over digits and then takes the next image of that digit the same way.
@@ -68,6 +69,7 @@ from edgetestbed.sensors.datasets import Mnist, load_aqi, load_mnist
 Sample = Tuple[np.ndarray, Union[int, float]]
 
 N_DIGITS = 10
+PIXEL_SCALE = np.float32(256)  # MNIST features are pixel / 256: exact in float32, exactly invertible
 AQI_TRAIN_YEARS = (2010, 2011, 2012, 2013)
 AQI_TEST_YEAR = 2014
 AQI_SKEWED = ("wind_speed", "snow_hours", "rain_hours")
@@ -214,9 +216,8 @@ def _mnist_stream(pool: np.ndarray, probabilities: Optional[np.ndarray],
                   seed: np.random.SeedSequence) -> Iterator[Sample]:
     """Endless MNIST training samples (float32 ``pixel / 256``, digit) from ``pool``."""
     mnist = _mnist_pixels()
-    scale = np.float32(256)
     for index in _indices(mnist.y_train, pool, probabilities, seed):
-        yield mnist.x_train[index] / scale, int(mnist.y_train[index])
+        yield mnist.x_train[index] / PIXEL_SCALE, int(mnist.y_train[index])
 
 
 @functools.lru_cache(maxsize=1)
@@ -374,6 +375,24 @@ class StreamDefinition:
         function = _MNIST_PARTITIONS[self.partition][0]
         return function(self.params, sensor_index, n_sensors)
 
+    @property
+    def wire_dtype(self) -> str:
+        """The dtype a sensor sends features in: MNIST's 8-bit pixels, as a camera would
+        (a quarter of float32's bytes and packets), AQI's features as float32."""
+        return "uint8" if self.dataset == "mnist" else "float32"
+
+    def to_wire(self, x: np.ndarray) -> np.ndarray:
+        """One sample's (or a stack's) features as a sensor sends them; exact."""
+        if self.dataset == "mnist":
+            return (np.asarray(x) * PIXEL_SCALE).astype(np.uint8)
+        return np.asarray(x, dtype=np.float32)
+
+    def from_wire(self, x: np.ndarray) -> np.ndarray:
+        """Features received from sensors back as the float32 the stream yields; exact."""
+        if self.dataset == "mnist":
+            return np.asarray(x, dtype=np.uint8) / PIXEL_SCALE
+        return np.asarray(x, dtype=np.float32)
+
     def evaluation_data(self) -> Tuple[np.ndarray, np.ndarray]:
         """The held-out test set as ``(x, y)`` arrays in the streams' representation.
 
@@ -386,7 +405,7 @@ class StreamDefinition:
             rows = (table.years == AQI_TEST_YEAR) & table.usable
             return table.x[rows], table.y[rows]
         mnist = _mnist_pixels()
-        return mnist.x_test / np.float32(256), mnist.y_test
+        return mnist.x_test / PIXEL_SCALE, mnist.y_test
 
 
 def stream_for(dataset: str, partition: str, params: Optional[Mapping[str, Any]],
