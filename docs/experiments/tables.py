@@ -5,7 +5,8 @@ sweep's cost-vs-accuracy plot beside this script.
 
 Every figure comes from a point's newest completed run (``metrics.json``); no root needed.
 Columns beyond ``compare``'s: the workers' mean accuracy after their last window (before the
-final pull), the time the root first reached 40 %, and bytes per worker link.
+final pull), the time the root first reached 40 %, bytes per worker link, the switch backend,
+and whether the machine kept the spec's pace.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 SWEEPS = ("workers", "levels", "delays", "policies")
 THRESHOLD = 0.40
 COLUMNS = ("point", "root acc", "cloud acc", "lag", "convergence s", "latency s", "worker-link MB (mean)",
-           "MB into root", "tree MB", "worker acc (mean)", "time to 40 % s", "bytes from", "switch")
+           "MB into root", "tree MB", "worker acc (mean)", "time to 40 % s", "bytes from", "switch", "kept pace")
 
 
 def time_to(curve: Dict[str, List[float]], threshold: float) -> str:
@@ -40,7 +41,8 @@ def row(point: str, metrics: Dict[str, Any]) -> List[str]:
             f"{summary['convergence_s']:.1f}", f"{summary['latency_s']:.2f}",
             f"{sum(worker_links) / len(worker_links) / 1e6:.2f}", f"{summary['top_level_bytes'] / 1e6:.2f}",
             f"{summary['tree_bytes'] / 1e6:.2f}", f"{sum(last_windows) / len(last_windows):.3f}",
-            time_to(curves[run["root"]], THRESHOLD), summary["bytes_source"], run["backends"]["switch"]]
+            time_to(curves[run["root"]], THRESHOLD), summary["bytes_source"], run["backends"]["switch"],
+            {True: "yes", False: "NO"}.get(metrics["pace"]["kept"], "?")]
 
 
 def table(sweep_dir: Path) -> str:
