@@ -159,12 +159,16 @@ class Experiment:
         self.processes[ident] = (process, self.run.ledger.record_process(process.pid, argv))
 
     def wait(self, deadline: float) -> bool:
-        """Until every node and the cloud finished; False if the deadline passed first, or
-        if the machine fell a whole window behind the spec's clock (:attr:`fell_behind`)."""
+        """Until every node and the cloud finished; False if the deadline passed first, if
+        the machine fell a whole window behind the spec's clock (:attr:`fell_behind`), or if
+        the network stopped emulating the spec (recorded in ``progress.errors["network"]``)."""
         shown = ""
         while time.time() < deadline:
             self.progress.read(self.logs, self.processes)
             self._note_exits()
+            if problem := self.network.failure():
+                self.progress.errors["network"] = problem
+                return False
             line = self._progress_line()
             if line != shown:
                 self.progress_line(line)

@@ -167,3 +167,24 @@ def test_a_run_the_machine_cannot_keep_pace_with_is_stopped_and_says_so(tmp_path
     assert "THE MACHINE FELL BEHIND" in "\n".join(said) and "stopped" in "\n".join(said)
     metrics = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())
     assert metrics["pace"]["kept"] is False and metrics["summary"]["kept_pace"] is False
+
+
+def test_a_run_whose_link_shaper_dies_stops_and_says_so(tmp_path):
+    """Without netem every shaped link runs through one user-space handler; if it dies the
+    links carry nothing, so the run must stop with that reason rather than time out."""
+    spec = load_spec_text(small_spec("  - {id: root}\n  - {id: w1, parent: root, sensors: [0]}\n", limit=30))
+    with open_testbed(spec, tmp_path, "test") as (run, network):
+        if network.shaper is None:
+            pytest.skip(f"links are shaped by {network.backends.shaping}: no user-space shaper to lose")
+        experiment = Experiment(spec, run, network, progress=lambda _: None)
+        experiment.wire()
+        start_at = experiment.start_time()
+        experiment.launch(start_at)
+        time.sleep(max(0.0, start_at + 1.5 - time.time()))
+        os.kill(network.shaper.pid, signal.SIGKILL)
+        killed_at = time.time()
+        completed = experiment.wait(start_at + spec.timeout)
+        stopped_at = time.time()
+        experiment.stop()
+    assert not completed and stopped_at - killed_at < 5
+    assert "link shaper exited with status -9" in experiment.progress.errors["network"]

@@ -143,6 +143,11 @@ class EmulatedNetwork:
             self.stop()
             raise
 
+    def failure(self) -> str | None:
+        """Why the network stopped emulating the spec while running (its user-space shaper
+        died), or None."""
+        return self.shaper.failure() if self.shaper is not None else None
+
     def stop(self) -> list[dict]:
         """Remove everything this network created; return what could not be removed.
 

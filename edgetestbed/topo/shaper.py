@@ -151,6 +151,19 @@ class UserspaceShaper:
             self._counters = self._read_counters()
         return self._counters
 
+    @property
+    def pid(self) -> int | None:
+        """The handler's process id (None before start)."""
+        return self._process.pid if self._process is not None else None
+
+    def failure(self) -> str | None:
+        """Why the links are no longer shaped, if the handler exited while the rules are in
+        place (NFQUEUE then drops every packet of every shaped link); else None."""
+        if self._process is None or self._counters is not None or self._process.poll() is None:
+            return None
+        return (f"the user-space link shaper exited with status {self._process.returncode} "
+                f"({self._log_tail()}): shaped links carry nothing any more")
+
     def _start_handler(self) -> dict[str, int]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.counters_path.unlink(missing_ok=True)  # only this handler's counters count
