@@ -75,7 +75,7 @@ class Progress:
     started: dict[str, float] = field(default_factory=dict)  # ident -> unix time of START
     finished: dict[str, str] = field(default_factory=dict)   # ident -> DONE | STOP | ERROR
     errors: dict[str, str] = field(default_factory=dict)
-    behind: tuple = (0.0, None, None)  # the latest any sample left: (seconds, sensor, window)
+    behind: tuple[float, str | None, int | None] = (0.0, None, None)  # latest sample: (s, sensor, window)
 
     def read(self, logs: Path, idents: Iterable[str]) -> None:
         for ident in idents:
