@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 
 from edgetestbed.nodes.wiring import Endpoint, Wiring
 from edgetestbed.rundir import RunDir
-from edgetestbed.sensors.sensor import kept_pace, pace_warning, window_grace
+from edgetestbed.sensors.sensor import kept_pace, lost_a_window, pace_warning, window_grace
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo import resources
 from edgetestbed.topo.meters import NetworkMeters
@@ -182,9 +182,8 @@ class Experiment:
 
     @property
     def fell_behind(self) -> bool:
-        """A sensor sent samples a whole window late: the rest of the run would not be the
-        spec's (every later window's data late), so it is stopped rather than reported."""
-        return self.progress.behind[0] > self.spec.windows.interval
+        """A sensor sent samples a whole window late (see :func:`lost_a_window`)."""
+        return lost_a_window(self.progress.behind[0], self.spec.windows.interval)
 
     def _note_exits(self) -> None:
         """A process that exited without DONE/STOP crashed: record it so the wait can end."""
@@ -239,7 +238,7 @@ def _pace(spec: Spec, progress: Progress) -> dict:
     interval = spec.windows.interval
     return {"kept": kept_pace(behind, interval), "sensor_behind_max_s": round(behind, 3), "sensor": sensor,
             "window": window, "tolerance_s": round(window_grace(interval), 3),
-            "stopped": behind > interval}
+            "stopped": lost_a_window(behind, interval)}
 
 
 def _mean(values: list[float]) -> float | None:

@@ -32,8 +32,8 @@ from edgetestbed.nodes.eventlog import CONNECTION, DONE, ERROR, MALFORMED, MODEL
     UNREACHABLE
 from edgetestbed.nodes.model import covers
 from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
-from edgetestbed.sensors.sensor import kept_pace, window_grace
-from edgetestbed.sensors.streams import N_DIGITS, StreamDefinition
+from edgetestbed.sensors.sensor import kept_pace, stream_definition, window_grace
+from edgetestbed.sensors.streams import N_DIGITS
 from edgetestbed.topo.plan import CLOUD_ID, LinkPlan, plan_network
 from edgetestbed.topo.spec import LinkSpec
 
@@ -400,7 +400,7 @@ def own_vs_other_section(run: RunLogs, curves: Mapping[str, Curve]) -> Dict[str,
     spec = run.spec
     if spec.data.dataset != "mnist":
         return {"workers": {}, "note": f"{spec.data.dataset}: no classes to split"}
-    definition = StreamDefinition(spec.data.dataset, spec.data.partition, dict(spec.data.params))
+    definition = stream_definition(spec)
     n_sensors = max(spec.sensor_ids) + 1
     root_final = (curves.get(spec.root.id, {}).get("per_class") or [None])[-1]
     workers = {}

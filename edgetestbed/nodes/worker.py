@@ -40,8 +40,8 @@ from edgetestbed.nodes.policies import Moment, create_policy
 from edgetestbed.nodes.protocol import Schema
 from edgetestbed.nodes.runtime import Runtime
 from edgetestbed.nodes.upstream import Exchange
-from edgetestbed.topo.plan import sensor_id
 from edgetestbed.sensors.sensor import stream_definition
+from edgetestbed.topo.plan import sensor_id
 
 TICK_SECONDS = 0.05
 

@@ -87,6 +87,12 @@ def kept_pace(behind: float, interval: float) -> bool:
     return behind <= window_grace(interval)
 
 
+def lost_a_window(behind: float, interval: float) -> bool:
+    """Whether samples left a whole window late: every later window's data would be late
+    too, so a run is stopped rather than reported."""
+    return behind > interval
+
+
 def pace_warning(sensor: str, window: int, behind: float, interval: float) -> str:
     """What to tell a user whose run did not keep pace (run summary and report alike)."""
     return (f"THE MACHINE FELL BEHIND: {sensor} sent window {window}'s samples up to {behind:.1f} s late "
