@@ -399,11 +399,14 @@ def test_each_policy_exchanges_when_it_should(loopback):
 
 # ---------------------------------------------------------------- process contract
 
-def test_sigterm_stops_processes_cleanly(loopback):
+@pytest.mark.parametrize("moment", ["starting", "mid-run"])
+def test_sigterm_stops_processes_cleanly(loopback, moment):
     run = loopback(run_spec("  - {id: root}\n  - {id: w1, parent: root, sensors: [0]}\n", limit=60))
     run.start_all()
     while not all((run.dir / "logs" / f"{ident}.jsonl").exists() for ident in run.idents):
         time.sleep(0.05)
+    if moment == "mid-run":
+        run.at(1.5)
     for process in run.processes.values():
         os.kill(process.pid, signal.SIGTERM)
     codes = run.wait(5)

@@ -38,7 +38,7 @@ class CloudBaseline:
     def run(self) -> Dict[str, Any]:
         limit = self.runtime.spec.windows.limit
         for window in range(limit):
-            time.sleep(max(0.0, self.runtime.window_end(window) + self.runtime.grace - time.time()))
+            self.runtime.sleep_until(self.runtime.window_end(window) + self.runtime.grace)
             self._train(window)
         return {"windows": limit, "samples": self.samples, **self.runtime.evaluate(self.app)}
 

@@ -8,14 +8,15 @@ A process is started as ``python -m edgetestbed.nodes --run-dir R --node ID --st
 :func:`run_process` wraps a role's main loop: it logs ``START``, then ``DONE`` with the
 role's summary, or ``STOP`` on SIGTERM/SIGINT (exit 0), or ``ERROR`` (exit 2 for a
 user's mistake, 1 for a crash); sockets are closed with linger 0 and the log is closed
-on every path.
+on every path. Roles wait only through :meth:`Runtime.poll` and :meth:`Runtime.sleep_until`,
+where a stop request takes effect (see :mod:`edgetestbed.nodes.stopping`).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
@@ -28,16 +29,13 @@ from edgetestbed.errors import UserError
 from edgetestbed.nodes import protocol
 from edgetestbed.nodes.eventlog import (CONNECTION, DONE, ERROR, MALFORMED, START, STATISTIC, STOP, EventLog,
                                        Stopwatch, usage)
+from edgetestbed.nodes.stopping import Stopped, StopRequest
 from edgetestbed.nodes.wiring import Wiring
 from edgetestbed.sensors.sensor import stream_definition, window_grace
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id
 from edgetestbed.topo.spec import NodeSpec, Spec, load_spec
 
 TRAINING_SEED_WORD = 7  # keeps nodes' training-order seeds apart from the streams' seeds
-
-
-class Stopped(BaseException):
-    """SIGTERM or SIGINT arrived; unwinds the main loop like KeyboardInterrupt."""
 
 
 class Sockets:
@@ -71,16 +69,25 @@ class Sockets:
 class Runtime:
     """One process's view of the run."""
 
-    def __init__(self, run_dir: Path, ident: str, start_at: float) -> None:
+    def __init__(self, run_dir: Path, ident: str, start_at: float, stop: StopRequest) -> None:
         self.run_dir = Path(run_dir)
         self.ident = ident
         self.start_at = start_at
+        self.stop = stop
         self.spec: Spec = load_spec(self.run_dir / "spec.yaml")
         _check_ident(self.spec, ident)
         self.wiring = Wiring.load(self.run_dir / "wiring.json")
         self.log = EventLog(self.run_dir / "logs" / f"{ident}.jsonl", ident)
         self.sockets = Sockets()
         self._evaluation: Optional[tuple] = None
+
+    # -- waiting, where a stop request takes effect
+    def poll(self, sock: zmq.Socket, seconds: float) -> bool:
+        """Whether ``sock`` has a message to read within ``seconds``."""
+        return bool(self.stop.waiting(lambda: sock.poll(seconds * 1000)))
+
+    def sleep_until(self, moment: float) -> None:
+        self.stop.waiting(lambda: time.sleep(max(0.0, moment - time.time())))
 
     # -- the spec, seen from this process
     @property
@@ -200,24 +207,15 @@ def _check_ident(spec: Spec, ident: str) -> None:
                         f"the sensors {', '.join(sensors)}" + (f" and {CLOUD_ID}" if spec.cloud else " and no cloud"))
 
 
-def _raise_stopped(signum: int, frame: Any) -> None:
-    for other in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(other, signal.SIG_IGN)
-    raise Stopped(signal.Signals(signum).name)
-
-
 def run_process(run_dir: Path, ident: str, start_at: float, role: str,
                 main: Callable[[Runtime], Mapping[str, Any]]) -> int:
     """Run ``main`` as process ``ident`` with START/DONE/STOP/ERROR logging; the exit status."""
-    signal.signal(signal.SIGTERM, _raise_stopped)
-    signal.signal(signal.SIGINT, _raise_stopped)
+    stop = StopRequest().install()
     try:
-        runtime = Runtime(run_dir, ident, start_at)
+        runtime = Runtime(run_dir, ident, start_at, stop)
     except UserError as error:
         print(f"edgetestbed {ident}: {error}", file=sys.stderr)
         return error.exit_status
-    except Stopped:
-        return 0
     try:
         runtime.log.write(START, **{"role": role, **runtime.describe()})
         summary = main(runtime)

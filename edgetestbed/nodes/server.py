@@ -132,7 +132,7 @@ class ParameterServer:
 
     # -- serving
     def _serve(self, until: float) -> None:
-        while (remaining := until - time.time()) > 0 and self.router.poll(remaining * 1000):
+        while (remaining := until - time.time()) > 0 and self.runtime.poll(self.router, remaining):
             identity, *frames = self.router.recv_multipart(copy=False)
             self._handle(identity.bytes, frames)
 

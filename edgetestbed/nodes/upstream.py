@@ -85,7 +85,7 @@ class Parent:
     def _await_reply(self, request: Message, deadline: float) -> Optional[Message]:
         """The reply to ``request`` if it comes before ``deadline``; other messages are dropped."""
         while (remaining := deadline - time.time()) > 0:
-            if not self.socket.poll(remaining * 1000):
+            if not self.runtime.poll(self.socket, remaining):
                 return None
             frames = self.socket.recv_multipart(copy=False)
             reply = self.runtime.decode(frames, self.schema, self.parent_id)

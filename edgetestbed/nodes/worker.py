@@ -67,13 +67,13 @@ class Inbox:
         """Take in samples until ``deadline`` (at least those already waiting, even if it has
         passed), calling ``on_idle`` every tick."""
         while (remaining := deadline - time.time()) > 0:
-            if self.socket.poll(min(remaining, TICK_SECONDS) * 1000):
+            if self.runtime.poll(self.socket, min(remaining, TICK_SECONDS)):
                 self._receive_waiting()
             on_idle()
         self._receive_waiting()
 
     def _receive_waiting(self) -> None:
-        while self.socket.poll(0):
+        while self.runtime.poll(self.socket, 0):
             frames = self.socket.recv_multipart(copy=False)
             sample = self.runtime.decode(frames, self.schema)
             if sample is None:
@@ -167,5 +167,5 @@ class Worker:
         """After the last window: push the rest, pull until complete or ``sync_wait`` is over."""
         deadline = self.runtime.window_end(self.limit - 1) + self.runtime.sync_wait
         while not self.exchange.sync_step() and time.time() < deadline:
-            time.sleep(TICK_SECONDS)
+            self.runtime.sleep_until(time.time() + TICK_SECONDS)
         return self.exchange.complete()

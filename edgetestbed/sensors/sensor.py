@@ -125,7 +125,7 @@ class Sensor:
         sent_bytes, behind = 0, 0.0
         for n in samples:
             behind = max(behind, time.time() - self.schedule.send_time(n))
-            time.sleep(max(0.0, self.schedule.send_time(n) - time.time()))
+            self.runtime.sleep_until(self.schedule.send_time(n))
             sent_bytes += self._send(n, window)
         self.sent["samples"] += len(samples)
         self.sent["bytes"] += sent_bytes
