@@ -10,12 +10,16 @@ import pytest
 
 from edgetestbed.errors import UserError
 from edgetestbed.sensors import datasets, streams
-from edgetestbed.sensors.streams import StreamDefinition, stream_for, take
+from edgetestbed.sensors.streams import StreamDefinition, take
 
 
 @pytest.fixture(scope="module", autouse=True)
 def fetched():
     datasets.fetch_all(quiet=True)
+
+
+def stream_for(dataset, partition, params, sensor_index, n_sensors, seed):
+    return StreamDefinition(dataset, partition, params or {}).stream(sensor_index, n_sensors, seed)
 
 
 def _digest(dataset, partition, sensor, n_sensors, seed, n=300):
@@ -157,13 +161,6 @@ def test_forward_fill_and_previous_hours():
 def test_bad_definitions_are_user_errors(dataset, partition, params, message):
     with pytest.raises(UserError, match=message):
         StreamDefinition(dataset, partition, params)
-
-
-def test_from_mapping_reads_the_spec_section():
-    definition = StreamDefinition.from_mapping({"dataset": "mnist", "partition": "biased", "bias": 0.7})
-    assert definition.params == {"bias": 0.7}
-    with pytest.raises(UserError, match="'dataset' is required"):
-        StreamDefinition.from_mapping({"partition": "iid"})
 
 
 def test_take_each_stacks_each_streams_next_samples_in_turn():

@@ -339,14 +339,6 @@ class StreamDefinition:
         defaults = _MNIST_PARTITIONS[self.partition][1] if self.dataset == "mnist" else _AQI_DEFAULTS
         object.__setattr__(self, "params", _resolve(self.partition, defaults, dict(self.params)))
 
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "StreamDefinition":
-        """From ``{dataset: ..., partition: ..., <params>...}`` as written in the spec."""
-        params = {key: value for key, value in data.items() if key not in ("dataset", "partition")}
-        if "dataset" not in data:
-            raise UserError("data: 'dataset' is required")
-        return cls(data["dataset"], data.get("partition", "iid"), params)
-
     def stream(self, sensor_index: int, n_sensors: int, seed: int) -> Iterator[Sample]:
         """Sensor ``sensor_index`` (0-based) of ``n_sensors``: endless ``(x, y)`` samples."""
         if not 0 <= sensor_index < n_sensors:
@@ -406,12 +398,6 @@ class StreamDefinition:
             return table.x[rows], table.y[rows]
         mnist = _mnist_pixels()
         return mnist.x_test / PIXEL_SCALE, mnist.y_test
-
-
-def stream_for(dataset: str, partition: str, params: Optional[Mapping[str, Any]],
-               sensor_index: int, n_sensors: int, seed: int) -> Iterator[Sample]:
-    """Shorthand for ``StreamDefinition(dataset, partition, params).stream(...)``."""
-    return StreamDefinition(dataset, partition, params or {}).stream(sensor_index, n_sensors, seed)
 
 
 def take(stream: Iterator[Sample], n: int) -> Tuple[np.ndarray, np.ndarray]:
