@@ -2,11 +2,11 @@
 
 The handler records the signal and raises `Stopped` only while the process is inside
 `StopRequest.waiting` (a socket poll or a sleep, where the main loops spend their time);
-otherwise the next wait raises it. An exception raised at an arbitrary bytecode can land
-in a finalizer, which swallows it (the process then runs on, deaf to further signals), or
-inside pyzmq between creating a socket and our recording it (the context then cannot
-terminate). A CI run once saw a root outlive SIGTERM by more than 5 s; the cause was not
-pinned down, and both of these were possible.
+otherwise the next wait raises it. Raised at an arbitrary bytecode, the exception can
+land in a finalizer (``__del__``), where Python prints and swallows it, and the process
+runs on: checked with a handler that raised and a signal sent from a finalizer (the case
+`tests/test_stopping.py` keeps). A CI run saw a root still running 5 s after SIGTERM; the
+landing site there was not pinned down.
 """
 
 from __future__ import annotations
