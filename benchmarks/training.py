@@ -7,7 +7,9 @@
     Target: testbed ≥ 90 % of bare-cgroup.
 (b) ``scale``: ``run`` on trees of growing size with the default example's per-node
     settings (cpu, memory, links, windows, policy); reports which complete, in how long,
-    and whether the machine kept the spec's pace (a run a whole window behind is stopped).
+    and whether the machine kept the spec's pace (a run a whole window behind is stopped),
+    and where the CPU went: each role's CPU seconds from the hosts' cgroups (the user-space
+    link shaper and the captures run outside them).
     Target: 50 workers, 5 parameter servers, 1 root, 100 sensors.
 
 Prints figures and writes ``benchmarks/results/training.json``.
@@ -108,6 +110,18 @@ def tree(workers: int, servers: int) -> str:
     return base.replace("name: mnist-default", f"name: scale-{workers}w") + "\nnodes:\n" + "\n".join(nodes) + cloud
 
 
+def cpu_by_role(usage: dict) -> dict:
+    """CPU seconds per role of a `tree` run, from its manifest's ``cgroup_usage``."""
+    def role(host: str) -> str:
+        if host.startswith("sensor"):
+            return "sensors"
+        return {"w": "workers", "p": "parameter_servers", "r": "parameter_servers"}.get(host[0], host)
+    seconds: dict = {}
+    for host, figures in usage.items():
+        seconds[role(host)] = seconds.get(role(host), 0.0) + figures["cpu_seconds"]
+    return {name: round(value, 1) for name, value in seconds.items()}
+
+
 def scale(workdir: Path, sizes: list[tuple[int, int]]) -> list[dict]:
     rows = []
     for workers, servers in sizes:
@@ -119,7 +133,7 @@ def scale(workdir: Path, sizes: list[tuple[int, int]]) -> list[dict]:
                "final_score": summary["final_score"], "errors": summary["errors"],
                "late_starters": summary["late_starters"], "pace": summary["pace"],
                "cloud_memory_peak_mib": round(usage["cloud"]["memory_peak_bytes"] / 2**20),
-               "run_dir": summary["run_dir"]}
+               "cpu_seconds": cpu_by_role(usage), "run_dir": summary["run_dir"]}
         rows.append(row)
         print(f"{workers} workers, {servers} parameter servers, {2 * workers} sensors: "
               f"{'completed' if row['completed'] else 'DID NOT COMPLETE'} in {row['seconds']} s, "
@@ -127,7 +141,8 @@ def scale(workdir: Path, sizes: list[tuple[int, int]]) -> list[dict]:
               f"(peak {row['cloud_memory_peak_mib']} MiB of 512), "
               f"{len(row['late_starters'])} processes started late, "
               f"{'kept pace' if row['pace']['kept'] else 'FELL BEHIND'} "
-              f"(samples up to {row['pace']['sensor_behind_max_s']} s late)", flush=True)
+              f"(samples up to {row['pace']['sensor_behind_max_s']} s late); CPU seconds "
+              + ", ".join(f"{role} {value}" for role, value in row["cpu_seconds"].items()), flush=True)
     kept = [row for row in rows if row["completed"] and row["pace"]["kept"]]
     largest = max(kept, key=lambda row: row["workers"], default=None)
     print("largest tree run to completion at the spec's pace: "
