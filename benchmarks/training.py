@@ -23,6 +23,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from edgetestbed.runner import PROCESS_ENV, run_experiment
@@ -30,7 +31,8 @@ from edgetestbed.testbed import open_testbed
 from edgetestbed.topo.cgroups import RunCgroups
 from edgetestbed.topo.probe import cgroup_version
 from edgetestbed.topo.resources import Ledger, remove_all
-from edgetestbed.topo.spec import load_spec_text
+from edgetestbed.topo.plan import sensor_id
+from edgetestbed.topo.spec import Spec, load_spec_text
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "training.json"
@@ -110,30 +112,30 @@ def tree(workers: int, servers: int) -> str:
     return base.replace("name: mnist-default", f"name: scale-{workers}w") + "\nnodes:\n" + "\n".join(nodes) + cloud
 
 
-def cpu_by_role(usage: dict) -> dict:
-    """CPU seconds per role of a `tree` run, from its manifest's ``cgroup_usage``."""
-    def role(host: str) -> str:
-        if host.startswith("sensor"):
-            return "sensors"
-        return {"w": "workers", "p": "parameter_servers", "r": "parameter_servers"}.get(host[0], host)
-    seconds: dict = {}
+def cpu_by_role(usage: dict, spec: Spec) -> dict:
+    """CPU seconds per role (sensors, workers, parameter servers with the root, cloud),
+    from a run manifest's ``cgroup_usage``."""
+    roles = {sensor_id(index): "sensors" for index in spec.sensor_ids}
+    roles.update({node.id: "workers" if node.is_worker else "parameter_servers" for node in spec.nodes})
+    seconds: dict = defaultdict(float)
     for host, figures in usage.items():
-        seconds[role(host)] = seconds.get(role(host), 0.0) + figures["cpu_seconds"]
-    return {name: round(value, 1) for name, value in seconds.items()}
+        seconds[roles.get(host, host)] += figures["cpu_seconds"]
+    return {role: round(value, 1) for role, value in seconds.items()}
 
 
 def scale(workdir: Path, sizes: list[tuple[int, int]]) -> list[dict]:
     rows = []
     for workers, servers in sizes:
         began = time.monotonic()
-        summary = run_experiment(load_spec_text(tree(workers, servers)), workdir, say=lambda _: None)
+        spec = load_spec_text(tree(workers, servers))
+        summary = run_experiment(spec, workdir, say=lambda _: None)
         usage = json.loads((Path(summary["run_dir"]) / "manifest.json").read_text())["cgroup_usage"]
         row = {"workers": workers, "parameter_servers": servers, "sensors": 2 * workers,
                "completed": summary["completed"], "seconds": round(time.monotonic() - began, 1),
                "final_score": summary["final_score"], "errors": summary["errors"],
                "late_starters": summary["late_starters"], "pace": summary["pace"],
                "cloud_memory_peak_mib": round(usage["cloud"]["memory_peak_bytes"] / 2**20),
-               "cpu_seconds": cpu_by_role(usage), "run_dir": summary["run_dir"]}
+               "cpu_seconds": cpu_by_role(usage, spec), "run_dir": summary["run_dir"]}
         rows.append(row)
         print(f"{workers} workers, {servers} parameter servers, {2 * workers} sensors: "
               f"{'completed' if row['completed'] else 'DID NOT COMPLETE'} in {row['seconds']} s, "
