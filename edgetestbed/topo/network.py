@@ -305,11 +305,30 @@ class EmulatedNetwork:
         if actual != algorithm:
             raise CapabilityError(f"{host.name}: TCP congestion control {algorithm!r} is not "
                                   f"available (got {actual!r}; see tcp_available_congestion_control)")
+        self._send_wire_sized_packets(host)
+
+    def _send_wire_sized_packets(self, host: Host) -> None:
+        """Turn off the host's segmentation offloads, so its TCP hands the links MTU-sized
+        packets, as a real link carries.
+
+        With them on, a GSO super-packet of up to 64 KB counts as one packet against a
+        link's ``queue`` and htb lets it overshoot the rate: a 10 Mbit/s link with a
+        20-packet queue carried 5.2-9.6 Mbit/s of TCP, with up to 220 retransmissions in
+        2 s; with them off, 9.56 every time, with 5-8 (measured on the Linux bridge).
+        """
+        features = ["tso", "off", "gso", "off"]
         if self.backends.switch == "ovs-user":
             # OVS's userspace datapath does not complete offloaded checksums: TCP would stall.
-            for intf in host.intfNames():
-                if intf != "lo":
-                    host.cmd(f"ethtool -K {intf} tx off")
+            features += ["tx", "off"]
+        for intf in host.intfNames():
+            if intf == "lo":
+                continue
+            ethtool = host.popen(["ethtool", "-K", intf, *features], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+            error = ethtool.communicate()[1].strip()
+            if ethtool.returncode:
+                raise CapabilityError(f"{host.name}: cannot turn off offloads on {intf} "
+                                      f"(ethtool -K {intf} {' '.join(features)}): {error}")
 
     # --- reporting ---------------------------------------------------------------------
 

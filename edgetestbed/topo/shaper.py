@@ -25,8 +25,9 @@ Compared with netem:
 - as in netem, delay counts from the packet's arrival (the kernel's receive timestamp),
   not from when the handler read it; and the handler runs at real-time priority (netem
   runs in softirq context), so busy CPUs barely stretch delays;
-- the queue limit counts wire-sized packets: NFQUEUE splits GSO super-packets, which a
-  netem qdisc would count as one each;
+- the queue limit counts wire-sized packets, as netem's does here: hosts send no GSO
+  super-packets (see ``EmulatedNetwork._send_wire_sized_packets``), and NFQUEUE would
+  split any;
 - only IPv4 is shaped (``bridge-nf-call-iptables``): ARP and IPv6 cross undelayed, where
   netem would delay them too. The testbed's own traffic is IPv4.
 """
