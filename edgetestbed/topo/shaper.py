@@ -25,9 +25,9 @@ Compared with netem:
 - as in netem, delay counts from the packet's arrival (the kernel's receive timestamp),
   not from when the handler read it; and the handler runs at real-time priority (netem
   runs in softirq context), so busy CPUs barely stretch delays;
-- the queue limit counts wire-sized packets, as netem's does here: hosts send no GSO
-  super-packets (see ``EmulatedNetwork._send_wire_sized_packets``), and NFQUEUE would
-  split any;
+- the queue limit counts wire-sized packets: hosts send no GSO super-packets here (see
+  ``EmulatedNetwork._turn_off_offloads``), and NFQUEUE would split any; netem counts
+  each super-packet as one;
 - only IPv4 is shaped (``bridge-nf-call-iptables``): ARP and IPv6 cross undelayed, where
   netem would delay them too. The testbed's own traffic is IPv4.
 """
