@@ -324,8 +324,10 @@ class EmulatedNetwork:
         if self.backends.switch == "ovs-user":
             # OVS's userspace datapath does not complete offloaded checksums: TCP would stall.
             features += ["tx", "off"]
+        if not features:
+            return
         for intf in host.intfNames():
-            if intf == "lo" or not features:
+            if intf == "lo":
                 continue
             ethtool = host.popen(["ethtool", "-K", intf, *features], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True)
