@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgetestbed.testbed import open_testbed
-from edgetestbed.topo.fidelity import Configured, format_table, measure_cpu_share, measure_link
+from edgetestbed.topo.fidelity import (Configured, LinkResult, MeasurementError, format_table,
+                                       measure_cpu_share, measure_link)
 from edgetestbed.topo.network import EmulatedNetwork
 from edgetestbed.topo.spec import Spec
 
@@ -27,22 +28,36 @@ def configured_for(link) -> Configured:
 def measure_links(network: EmulatedNetwork, say=print) -> list[tuple]:
     """Every shaped link, one at a time so measurements do not share the shaper or the CPU.
 
-    A link that misses a check is measured once more (a throughput test can lose a
-    second to the host's CPU limit or a lost iperf3 setup datagram): the verdict is
-    the second attempt's, and the first is kept beside it. Returns (result, earlier).
+    A link that misses a check, or cannot be measured at all, is measured once more (a
+    throughput test can lose a second to the host's CPU limit): the verdict is the
+    second attempt's, and the first is kept beside it. Returns (result, earlier).
     """
     results = []
     links = network.plan.shaped_links
     for number, link in enumerate(links, start=1):
         say(f"[{number}/{len(links)}] measuring {link.kind} link {link.label} ...")
-        a, b = (network.host(end) for end in link.ends)
-        result, earlier = measure_link(a, b, configured_for(link), link.ends), []
+        result, earlier = _measure(network, link), []
         if not result.ok:
-            missed = ", ".join(check for check, ok in result.checks.items() if not ok)
-            say(f"  {link.label} missed {missed}; measuring it once more")
-            result, earlier = measure_link(a, b, configured_for(link), link.ends), [result]
+            say(f"  {link.label} {_shortfall(result)}; measuring it once more")
+            result, earlier = _measure(network, link), [result]
         results.append((result, earlier))
     return results
+
+
+def _measure(network: EmulatedNetwork, link) -> LinkResult:
+    """One measurement of ``link``; if a tool fails, an unmeasured (failed) result saying why."""
+    (a, b), configured = (network.host(end) for end in link.ends), configured_for(link)
+    try:
+        return measure_link(a, b, configured, link.ends)
+    except MeasurementError as error:  # tools name Mininet's hosts: say which ends they are
+        why = f"hosts {a.name} ({link.ends[0]}), {b.name} ({link.ends[1]}): {error}"
+        return LinkResult.unmeasured(link.ends, configured, why)
+
+
+def _shortfall(result: LinkResult) -> str:
+    if result.measured is None:
+        return f"could not be measured ({result.error.splitlines()[0]})"
+    return "missed " + ", ".join(check for check, ok in result.checks.items() if not ok)
 
 
 def measure_cpu(network: EmulatedNetwork, say=print) -> list[dict]:

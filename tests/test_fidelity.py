@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from edgetestbed.topo.fidelity import (LOSS_DATAGRAMS, UDP_HEADERS_BYTES, Configured, LinkResult,
-                                       Measured, _loss_probe_plan, binomial_interval,
+                                       Measured, _loss_probe_plan, _Path, binomial_interval,
                                        format_table, measure_cpu_share, measure_link, verdict)
 
 GOOD = Measured(rtt_ms_median=40.3, rtt_ms_p95=41.0, rtt_ms_stdev=0.2,
@@ -140,16 +140,28 @@ def test_to_json_has_the_issue_fields_and_serializes():
     assert data["configured"] == {"delay_ms": 20, "jitter_ms": 0, "bw_mbit": 10, "loss_pct": 0}
     assert {"rtt_ms_median", "rtt_ms_p95", "bw_mbit", "loss_pct"} <= set(data["measured"])
     assert data["measured"]["bw_mbit"] == 7.0 and data["checks"]["bw"] is False
+    assert LinkResult.from_json(data) == result
+
+
+UNMEASURED = LinkResult.unmeasured(["w2", "ps1"], LINK, "iperf3 -u w2 -> ps1: hung; hung; hung\ndetails")
+
+
+def test_an_unmeasured_link_fails_and_its_json_says_why():
+    data = json.loads(json.dumps(UNMEASURED.to_json()))
+    assert data["ok"] is False and data["checks"] == {"measured": False} and data["measured"] is None
+    assert data["error"].startswith("iperf3 -u w2 -> ps1: hung")
+    assert LinkResult.from_json(data) == UNMEASURED
 
 
 def test_format_table_shows_each_link_and_what_failed():
     ok = LinkResult(("w1", "ps1"), LINK, GOOD, verdict(LINK, GOOD), ok=True)
     slow = replace(GOOD, bw_mbit_fwd=5.0)
     bad = LinkResult(("ps1", "root"), LINK, slow, verdict(LINK, slow), ok=False)
-    lines = format_table([ok, bad]).splitlines()
-    assert len(lines) == 3
+    lines = format_table([ok, bad, UNMEASURED]).splitlines()
+    assert len(lines) == 4
     assert lines[1].startswith("w1-ps1") and lines[1].endswith("ok")
     assert lines[2].startswith("ps1-root") and lines[2].endswith("FAIL: bw")
+    assert lines[3].startswith("w2-ps1") and lines[3].endswith("FAIL: measured: iperf3 -u w2 -> ps1: hung; hung; hung")
 
 
 # ---------------------------------------------------------------- on a real network
@@ -223,6 +235,32 @@ def test_measure_link_lossy_path_uses_udp_and_divides_loss_out(net):
         assert low <= pct / 100 <= high
 
 
+# iperf3's one-datagram UDP setup messages (a 4-byte payload: 32 bytes of IP); drops the first one.
+DROP_FIRST_SETUP_DATAGRAM = ("INPUT -p udp -m length --length 32 "
+                             "-m statistic --mode nth --every 1000000 --packet 0 -j DROP")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("lost", ["connect reply", "connect message"])
+def test_a_udp_test_whose_setup_datagram_is_lost_is_run_again(net, lost):
+    """A lossy link sometimes drops one of the two datagrams that set up iperf3's UDP
+    stream: the connect reply (the client then reads data while waiting for it and
+    fails: last CI's linkcheck on the 2 %-loss link) or the connect message (iperf3
+    hangs). Either way the test runs again and the rate is the link's."""
+    _need("iptables")
+    receiver, sender = net.get("fa1"), net.get("fb1")  # -R: the receiver runs the client
+    dropping = receiver if lost == "connect reply" else sender
+    dropping.cmd(f"iptables -A {DROP_FIRST_SETUP_DATAGRAM}")
+    try:
+        path = _Path(sender, receiver, seconds=2, slack_s=3)
+        rate = path.udp_rate(10, reverse=False)
+        dropped = dropping.cmd("iptables -L INPUT 1 -v -n -x").split()[0]  # the rule's packet count
+    finally:
+        dropping.cmd(f"iptables -D {DROP_FIRST_SETUP_DATAGRAM}")
+    assert dropped == "1"
+    assert abs(rate - 10) <= 0.1 * 10, rate  # linkcheck's tolerance
+
+
 SHORT_QUEUE_SPEC = """
 name: shortqueue
 application: {name: mnist_mlp}
@@ -261,6 +299,27 @@ def test_measure_link_rate_on_a_short_queue_is_the_links_every_time(tmp_path, de
                                     ("w1", "root")).measured
             rates += [measured.bw_mbit_fwd, measured.bw_mbit_rev]
     assert min(rates) >= 0.96 * TCP_CEILING_MBIT, rates
+
+
+@pytest.mark.root
+def test_linkcheck_reports_a_link_it_cannot_measure_and_measures_the_rest(tmp_path):
+    """A tool that fails on one link (here: every ping dropped) fails that link, twice,
+    with the reason; the other links are still measured."""
+    _need("iperf3", "ping", "iptables")
+    from edgetestbed.linkcheck import measure_links
+    from edgetestbed.testbed import open_testbed
+    from edgetestbed.topo.spec import load_spec_text
+
+    spec = load_spec_text(SHORT_QUEUE_SPEC.replace("DELAY", "5ms"), "unmeasurable.yaml")
+    with open_testbed(spec, tmp_path, "test") as (_, network):
+        network.host("root").cmd("iptables -A INPUT -p icmp -j DROP")
+        results = {result.link: (result, earlier) for result, earlier in measure_links(network, say=print)}
+    (unmeasured, earlier), (sensor_link, _) = results[("w1", "root")], results[("sensor0", "w1")]
+    for result in (unmeasured, *earlier):
+        assert not result.ok and result.measured is None and result.checks == {"measured": False}
+        reason = result.error.splitlines()[0]
+        assert "(w1)" in reason and "(root)" in reason and reason.endswith("too few replies"), reason
+    assert len(earlier) == 1 and sensor_link.measured is not None
 
 
 @pytest.fixture(scope="module")

@@ -64,12 +64,16 @@ def test_the_fidelity_check_and_verdicts_come_from_linkcheck_json(tmp_path):
     linkcheck = {"ok": False, "links": [
         {"link": ["w1", "root"], "configured": {"bw_mbit": 10.0, "delay_ms": 5.0}, "measured": measured,
          "checks": {"rtt": True, "bw": True, "loss": True}, "ok": True},
-        {"link": ["w2", "root"], "configured": {}, "measured": measured, "checks": {"rtt": False}, "ok": False}],
+        {"link": ["w2", "root"], "configured": {}, "measured": measured, "checks": {"rtt": False}, "ok": False},
+        {"link": ["s0", "w1"], "configured": {}, "measured": None, "checks": {"measured": False}, "ok": False,
+         "error": "ping s0 -> w1: too few replies\nPING 10.0.0.1 ..."}],
         "cpu": [{"host": "w1", "configured_cores": 0.5, "measured_share": 0.49, "ok": True}]}
     (run_dir / "linkcheck.json").write_text(json.dumps(linkcheck))
     markdown = (write_report(run_dir).parent / "report.md").read_text()
     assert "| w1-root | 10Mbit 5ms | 10.40 ms | 9.60 Mbit/s | 0.00 % | rtt ok, bw ok, loss ok | ok |" in markdown
     assert "| w2-root | unshaped | 10.40 ms | 9.60 Mbit/s | 0.00 % | rtt FAIL | FAIL |" in markdown
+    assert "| s0-w1 | unshaped | not measured: ping s0 -> w1: too few replies | - | - | measured FAIL | FAIL |" \
+        in markdown
     assert "| w1 | 0.5 | 0.490 | ok |" in markdown and "SOME FAILED" in markdown
 
 

@@ -297,16 +297,23 @@ def fidelity_section(linkcheck: Optional[Mapping[str, Any]]) -> List[Block]:
     if linkcheck is None:
         return [heading("Fidelity check"), text(f"No {LINKCHECK_NAME} in this run directory: the links were not "
                                                 "measured (python -m edgetestbed linkcheck measures them).")]
-    rows = [[f"{a}-{b}", link_parameters(result["configured"]), f"{result['measured']['rtt_ms_median']:.2f} ms",
-             f"{result['measured']['bw_mbit']:.2f} Mbit/s", f"{result['measured']['loss_pct']:.2f} %",
+    rows = [["-".join(result["link"]), link_parameters(result["configured"]), *measured_cells(result),
              ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in result["checks"].items()),
-             "ok" if result["ok"] else "FAIL"] for result in linkcheck.get("links", []) for a, b in [result["link"]]]
+             "ok" if result["ok"] else "FAIL"] for result in linkcheck.get("links", [])]
     cpu = [[r["host"], f"{r['configured_cores']:g}", f"{r['measured_share']:.3f}", "ok" if r["ok"] else "FAIL"]
            for r in linkcheck.get("cpu", [])]
     blocks = [heading("Fidelity check"), text(f"Every link measured against the spec: "
                                               f"{'all within tolerance' if linkcheck.get('ok') else 'SOME FAILED'}."),
               table(["link", "configured", "RTT (median)", "throughput", "loss", "checks", "verdict"], rows)]
     return blocks + ([table(["host", "cpu (cores)", "measured share", "verdict"], cpu)] if cpu else [])
+
+
+def measured_cells(result: Mapping[str, Any]) -> List[str]:
+    """RTT, throughput and loss of one linkcheck link; for an unmeasured one, why not."""
+    measured = result["measured"]
+    if measured is None:
+        return [f"not measured: {result['error'].splitlines()[0]}", "-", "-"]
+    return [f"{measured['rtt_ms_median']:.2f} ms", f"{measured['bw_mbit']:.2f} Mbit/s", f"{measured['loss_pct']:.2f} %"]
 
 
 def fidelity_verdicts(linkcheck: Optional[Mapping[str, Any]]) -> Dict[str, bool]:

@@ -31,7 +31,7 @@ import signal
 import statistics
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -63,6 +63,13 @@ SATURATION = 1.2              # UDP offered load for throughput on a lossy link
 TCP_OMIT_S = 1                # TCP slow start is not the link's rate
 IPERF_PORTS = range(20000, 60000)
 IPERF_ATTEMPTS = 3
+# iperf3 (3.12) errors that mean a lost setup packet, not a fault of the link: every SYN
+# of the control connection lost within --connect-timeout; or, in a UDP test with -R,
+# the stream's one-datagram connect reply lost, after which the client reads the
+# server's data while waiting for it and gives up (on the heterogeneous example's
+# 2 %-loss link, in the stock-kernel guest). Lost setup datagrams without -R make
+# iperf3 hang instead, also retried.
+SETUP_FAILURES = ("unable to connect to server", "unable to read from stream socket")
 BUSY_WARMUP_S = 0.3           # the busy loop settles into CFS throttling first
 
 
@@ -119,23 +126,44 @@ class Measured:
 
 @dataclass(frozen=True)
 class LinkResult:
-    """One link: configured vs measured, each check's verdict, and the overall one."""
+    """One link: configured vs measured, each check's verdict, and the overall one.
+
+    A link that could not be measured (a tool failed; see :meth:`unmeasured`) has no
+    ``measured``, says why in ``error``, and fails its one check, ``measured``.
+    """
 
     link: tuple[str, str]
     configured: Configured
-    measured: Measured
+    measured: Measured | None
     checks: dict[str, bool]
     ok: bool
+    error: str = ""
+
+    @classmethod
+    def unmeasured(cls, link: Sequence[str], configured: Configured, error: str) -> LinkResult:
+        """The result for a link whose measurement failed with ``error``."""
+        return cls(tuple(link), configured, None, {"measured": False}, False, error)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``linkcheck --json`` object for this link."""
-        measured = {"rtt_ms_median": self.measured.rtt_ms_median,
-                    "rtt_ms_p95": self.measured.rtt_ms_p95,
-                    "bw_mbit": self.measured.bw_mbit,
-                    "loss_pct": self.measured.loss_pct,
-                    **asdict(self.measured)}
+        """The ``linkcheck --json`` object for this link (``measured`` null if unmeasured)."""
+        measured = None if self.measured is None else {
+            "rtt_ms_median": self.measured.rtt_ms_median,
+            "rtt_ms_p95": self.measured.rtt_ms_p95,
+            "bw_mbit": self.measured.bw_mbit,
+            "loss_pct": self.measured.loss_pct,
+            **asdict(self.measured)}
         return {"link": list(self.link), "configured": asdict(self.configured),
-                "measured": measured, "checks": dict(self.checks), "ok": self.ok}
+                "measured": measured, "checks": dict(self.checks), "ok": self.ok,
+                "error": self.error or None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LinkResult:
+        """The result :meth:`to_json` wrote."""
+        measured = data["measured"]
+        if measured is not None:
+            measured = Measured(**{field.name: measured[field.name] for field in fields(Measured)})
+        return cls(tuple(data["link"]), Configured(**data["configured"]), measured,
+                   dict(data["checks"]), data["ok"], data.get("error") or "")
 
 
 # ---------------------------------------------------------------- verdicts (pure)
@@ -368,26 +396,38 @@ class _Path:
         """One iperf3 test of ``seconds`` (plus any omitted), ``client`` against a
         one-off server in ``server``; the client's JSON result.
 
-        Retried when it hangs: iperf3 (3.12) sets up a UDP stream with one datagram
-        each way and waits forever if a lossy link drops either.
+        Retried, up to ``IPERF_ATTEMPTS`` tests, when its setup fails, which a lossy link
+        does now and then without it saying anything about the link (see
+        ``SETUP_FAILURES``). Any other error ends the measurement at once.
         """
         argv = ["iperf3", "-c", server.IP(), "--json", "--connect-timeout", "3000",
                 "-t", str(seconds), *args]
         timeout = seconds + TCP_OMIT_S + self.slack_s
-        test = f"iperf3 {' '.join(args)} {client.name} -> {server.name}"
+        failures = []
         for _ in range(IPERF_ATTEMPTS):
-            process, port = _iperf3_server(server)
             try:
-                out = _run(client, [*argv, "-p", str(port)], timeout)
+                result = _iperf3_test(client, server, argv, timeout)
             except MeasurementTimeout:
+                failures.append("hung")
                 continue
-            finally:
-                _stop(process)
-            result = json.loads(out or "{}")
-            if "error" in result or "end" not in result:
-                raise MeasurementError(f"{test}: {result.get('error', 'no result')}")
-            return result
-        raise MeasurementError(f"{test}: hung {IPERF_ATTEMPTS} times")
+            error = result.get("error", "" if "end" in result else "no result")
+            if not error:
+                return result
+            failures.append(error)
+            if not error.startswith(SETUP_FAILURES):
+                break
+        raise MeasurementError(f"iperf3 {' '.join(args)} {client.name} -> {server.name}: "
+                               + "; ".join(failures))
+
+
+def _iperf3_test(client: Host, server: Host, argv: list[str], timeout: float) -> dict:
+    """Run the iperf3 client ``argv`` in ``client`` against a one-off server in ``server``."""
+    process, port = _iperf3_server(server)
+    try:
+        out = _run(client, [*argv, "-p", str(port)], timeout)
+    finally:
+        _stop(process)
+    return json.loads(out or "{}")
 
 
 def _loss_probe_plan(bw_mbit: float, seconds: int) -> tuple[int, float, int]:
@@ -507,10 +547,16 @@ def format_table(results: Sequence[LinkResult]) -> str:
 def _table_row(result: LinkResult) -> str:
     c, m = result.configured, result.measured
     failed = [check for check, ok in result.checks.items() if not ok]
-    bw_want = "-" if c.bw_mbit is None else f"{c.bw_mbit:.1f}"
     verdict_text = "ok" if result.ok else "FAIL: " + ", ".join(failed)
-    return (f"{'-'.join(result.link):<20} {2 * c.delay_ms:>8.1f} {m.rtt_ms_median:>7.2f}"
-            f" {m.rtt_ms_p95:>7.2f} {m.rtt_ms_stdev:>6.2f}"
-            f"  {bw_want:>7} {m.bw_mbit_fwd:>7.2f} {m.bw_mbit_rev:>7.2f}"
-            f"  {c.loss_pct:>9.2f} {m.loss_pct_fwd:>6.2f} {m.loss_pct_rev:>6.2f}"
+    if m is None:  # the error's first line says which tool failed and how
+        figures = ["-"] * 7
+        verdict_text += f": {result.error.splitlines()[0]}"
+    else:
+        figures = [f"{figure:.2f}" for figure in (m.rtt_ms_median, m.rtt_ms_p95, m.rtt_ms_stdev,
+                                                  m.bw_mbit_fwd, m.bw_mbit_rev,
+                                                  m.loss_pct_fwd, m.loss_pct_rev)]
+    median, p95, stdev, bw_fwd, bw_rev, loss_fwd, loss_rev = figures
+    bw_want = "-" if c.bw_mbit is None else f"{c.bw_mbit:.1f}"
+    return (f"{'-'.join(result.link):<20} {2 * c.delay_ms:>8.1f} {median:>7} {p95:>7} {stdev:>6}"
+            f"  {bw_want:>7} {bw_fwd:>7} {bw_rev:>7}  {c.loss_pct:>9.2f} {loss_fwd:>6} {loss_rev:>6}"
             f"  {verdict_text}")
