@@ -9,7 +9,8 @@ figure here is measured with real traffic between the two hosts at the ends of a
 - Throughput, each direction: iperf3 TCP goodput when the link is loss-free (what
   applications see); UDP offered above the link rate when it is lossy, because TCP
   cannot fill a lossy link (its window shrinks on every random loss, so it measures
-  the congestion controller, not the link). Counted at the receiver, which runs the
+  the congestion controller, not the link). Lost packets take no link time (as in
+  netem), so what arrives is the link's rate. Counted at the receiver, which runs the
   iperf3 client, so the test's control messages never queue behind its own data.
 - Loss, each direction: UDP datagram loss over at least ``LOSS_DATAGRAMS`` datagrams
   when loss is configured; the ping round trips when it is not.
@@ -59,10 +60,16 @@ UDP_HEADERS_BYTES = 42        # Ethernet 14 + IP 20 + UDP 8: what htb counts bey
 LOSS_DATAGRAMS = 2500         # per direction; >= 2000 keeps the 99 % interval useful
 LOSS_PROBE_LOAD = 0.8         # of the link rate: no queue overflow, so every drop is the link's
 LOSS_PROBE_MBIT = 10.0        # probe rate on a lossy link with no rate configured
-SATURATION = 1.2              # UDP offered load for throughput on a lossy link
-TCP_OMIT_S = 1                # TCP slow start is not the link's rate
+SATURATION = 1.2              # UDP offered load, after the link's loss, for its rate
+# The first second is not the link's rate: TCP's slow start; and with UDP on a lossy link,
+# a late (retransmitted) start message makes the receiver count data that waited in its
+# socket before its clock started (up to 1.5x the rate in 1 s tests at 20 % loss).
+OMIT_S = 1
 IPERF_PORTS = range(20000, 60000)
-IPERF_ATTEMPTS = 3
+IPERF_ATTEMPTS = 3            # at least; more on lossy links (see setup_attempts)
+MAX_IPERF_ATTEMPTS = 20
+SETUP_DATAGRAMS = 4           # a bidirectional UDP test's setup: message and reply per stream
+SETUP_FAILURE_ODDS = 1e-3     # of a lossy link failing the setup of every attempt
 # iperf3 (3.12) errors that mean a lost setup packet, not a fault of the link: every SYN
 # of the control connection lost within --connect-timeout; or, in a UDP test with -R,
 # the stream's one-datagram connect reply lost, after which the client reads the
@@ -266,20 +273,22 @@ def measure_link(a: Host, b: Host, configured: Configured, name: tuple[str, str]
     The path between them must be the link under test plus unshaped access links.
     ``duration`` is the seconds of traffic per throughput test (rounded up: iperf3
     counts whole seconds). With the default 2 s a loss-free link takes about 7 s (pings,
-    then 1 + 2 s of TCP each way) and a lossy one about 8 s (pings, a 2 s UDP loss run
-    both ways at once, 2 s of saturating UDP each way); slow lossy links (< 1.5 Mbit/s)
-    need longer loss runs to carry ``LOSS_DATAGRAMS``, and pings slow down below 3 Mbit/s.
+    then 1 + 2 s of TCP each way) and a lossy one about 9 s (pings, a 2 s UDP loss run
+    both ways at once, 1 + 2 s of saturating UDP each way); slow lossy links (< 1.5
+    Mbit/s) need longer loss runs to carry ``LOSS_DATAGRAMS``, pings slow down below 3
+    Mbit/s, and a lost setup datagram costs a test's time again (see ``_Path.iperf3``).
     """
     started = time.monotonic()
     path = _Path(a, b, seconds=max(1, math.ceil(duration)),
-                 slack_s=5 + 10 * 2 * (configured.delay_ms + configured.jitter_ms) / 1000)
+                 slack_s=5 + 10 * 2 * (configured.delay_ms + configured.jitter_ms) / 1000,
+                 attempts=setup_attempts(configured.loss_pct))
     rtts, pings = path.ping(configured)
     if configured.loss_pct > 0:
         (lost_fwd, n_fwd), (lost_rev, n_rev) = path.udp_loss(configured.bw_mbit)
     else:  # a lost round trip counts against both directions: an upper bound for each
         (lost_fwd, n_fwd) = (lost_rev, n_rev) = (pings - len(rtts), pings)
     loss_fwd, loss_rev = lost_fwd / max(n_fwd, 1), lost_rev / max(n_rev, 1)
-    method, bw_fwd, bw_rev = path.throughput(configured, (loss_fwd, loss_rev))
+    method, bw_fwd, bw_rev = path.throughput(configured)
     measured = Measured(
         rtt_ms_median=statistics.median(rtts),
         rtt_ms_p95=statistics.quantiles(rtts, n=20, method="inclusive")[18],
@@ -309,6 +318,7 @@ class _Path:
     b: Host
     seconds: int
     slack_s: float
+    attempts: int = IPERF_ATTEMPTS
 
     def ping(self, configured: Configured) -> tuple[list[float], int]:
         """RTT samples in ms, and how many pings they answer (both without warm-up).
@@ -334,31 +344,31 @@ class _Path:
             raise MeasurementError(f"ping {self.a.name} -> {self.b.name}: too few replies\n{out}")
         return rtts, int(summary[1]) - WARMUP_PINGS
 
-    def throughput(self, configured: Configured,
-                   losses: tuple[float, float]) -> tuple[str, float, float]:
+    def throughput(self, configured: Configured) -> tuple[str, float, float]:
         """How the rate was measured, and goodput a -> b and b -> a in Mbit/s.
 
-        Lossy link with a rate: UDP at the receiver with the link's measured loss
-        divided out (TCP cannot fill a lossy link). Otherwise TCP, what applications get.
+        Lossy link with a rate: UDP (TCP cannot fill a lossy link). Otherwise TCP, what
+        applications get.
         """
         if configured.loss_pct > 0 and configured.bw_mbit is not None:
-            fwd, rev = (self.udp_rate(configured.bw_mbit, reverse) / (1 - loss)
-                        if loss < 1 else 0.0
-                        for reverse, loss in zip((False, True), losses))
-            return "udp", fwd, rev
+            return "udp", *(self.udp_rate(configured.bw_mbit, configured.loss_pct, reverse)
+                            for reverse in (False, True))
         return "tcp", self.tcp_rate(reverse=False), self.tcp_rate(reverse=True)
 
     def tcp_rate(self, reverse: bool) -> float:
         """TCP goodput in Mbit/s at the receiver, slow start omitted."""
-        return self.goodput(["-O", str(TCP_OMIT_S)], reverse)
+        return self.goodput(["-O", str(OMIT_S)], reverse)
 
-    def udp_rate(self, bw_mbit: float, reverse: bool) -> float:
-        """UDP goodput in Mbit/s at the receiver, offered above the link rate.
+    def udp_rate(self, bw_mbit: float, loss_pct: float, reverse: bool) -> float:
+        """UDP goodput in Mbit/s at the receiver, offered so that the link stays full.
 
-        The link is saturated (its queue never empties), so the receiver sees the
-        shaper's rate times the link's own loss; the caller divides that loss out.
+        Both shapers drop before the rate limit (netem is a child of htb; the user-space
+        shaper drops on the in-line bridge's way in, htb limits its way out), so lost
+        packets take no link time: a lossy link carries its full rate of what arrives,
+        once the load left after its loss still exceeds that rate.
         """
-        return self.goodput(["-u", "-b", f"{SATURATION * bw_mbit * 1e6:.0f}"], reverse)
+        offered = SATURATION * bw_mbit * 1e6 / (1 - loss_pct / 100)
+        return self.goodput(["-u", "-b", f"{offered:.0f}", "-O", str(OMIT_S)], reverse)
 
     def goodput(self, args: list[str], reverse: bool) -> float:
         """Mbit/s received in one iperf3 test ``a`` -> ``b`` (``reverse``: ``b`` -> ``a``).
@@ -396,15 +406,15 @@ class _Path:
         """One iperf3 test of ``seconds`` (plus any omitted), ``client`` against a
         one-off server in ``server``; the client's JSON result.
 
-        Retried, up to ``IPERF_ATTEMPTS`` tests, when its setup fails, which a lossy link
-        does now and then without it saying anything about the link (see
-        ``SETUP_FAILURES``). Any other error ends the measurement at once.
+        Retried, up to ``attempts`` tests, when its setup fails, which a lossy link does
+        now and then without it saying anything about the link (see ``SETUP_FAILURES``).
+        Any other error ends the measurement at once.
         """
         argv = ["iperf3", "-c", server.IP(), "--json", "--connect-timeout", "3000",
                 "-t", str(seconds), *args]
-        timeout = seconds + TCP_OMIT_S + self.slack_s
+        timeout = seconds + OMIT_S + self.slack_s
         failures = []
-        for _ in range(IPERF_ATTEMPTS):
+        for _ in range(self.attempts):
             try:
                 result = _iperf3_test(client, server, argv, timeout)
             except MeasurementTimeout:
@@ -428,6 +438,19 @@ def _iperf3_test(client: Host, server: Host, argv: list[str], timeout: float) ->
     finally:
         _stop(process)
     return json.loads(out or "{}")
+
+
+def setup_attempts(loss_pct: float) -> int:
+    """How many iperf3 tests to try on a link with ``loss_pct`` loss each way, so that
+    every one's setup fails with odds below ``SETUP_FAILURE_ODDS``: 3 at 2 % (and
+    below), 7 at 10 %, 19 at 25 %; capped at ``MAX_IPERF_ATTEMPTS`` (about 26 % loss),
+    above which a measurement may fail and linkcheck says so.
+    """
+    one_setup_fails = 1 - (1 - loss_pct / 100) ** SETUP_DATAGRAMS
+    if one_setup_fails <= SETUP_FAILURE_ODDS:
+        return IPERF_ATTEMPTS
+    needed = math.ceil(math.log(SETUP_FAILURE_ODDS) / math.log(one_setup_fails))
+    return min(MAX_IPERF_ATTEMPTS, max(IPERF_ATTEMPTS, needed))
 
 
 def _loss_probe_plan(bw_mbit: float, seconds: int) -> tuple[int, float, int]:
