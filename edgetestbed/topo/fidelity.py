@@ -63,7 +63,7 @@ LOSS_PROBE_MBIT = 10.0        # probe rate on a lossy link with no rate configur
 SATURATION = 1.2              # UDP offered load, after the link's loss, for its rate
 # The first second is not the link's rate: TCP's slow start; and with UDP on a lossy link,
 # a late (retransmitted) start message makes the receiver count data that waited in its
-# socket before its clock started (up to 1.5x the rate in 1 s tests at 20 % loss).
+# socket before its clock started (up to 1.46x the rate in 2 s tests at 20 % loss).
 OMIT_S = 1
 IPERF_PORTS = range(20000, 60000)
 IPERF_ATTEMPTS = 3            # at least; more on lossy links (see setup_attempts)
