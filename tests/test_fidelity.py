@@ -19,7 +19,8 @@ import pytest
 
 from edgetestbed.topo.fidelity import (LOSS_DATAGRAMS, UDP_HEADERS_BYTES, Configured, LinkResult,
                                        Measured, _loss_probe_plan, _Path, binomial_interval,
-                                       format_table, measure_cpu_share, measure_link, verdict)
+                                       format_table, measure_cpu_share, measure_link, setup_attempts,
+                                       verdict)
 
 GOOD = Measured(rtt_ms_median=40.3, rtt_ms_p95=41.0, rtt_ms_stdev=0.2,
                 bw_mbit_fwd=9.55, bw_mbit_rev=9.5, loss_pct_fwd=0.0, loss_pct_rev=0.0,
@@ -130,6 +131,16 @@ def test_loss_probe_carries_enough_datagrams_without_filling_the_link(bw_mbit):
 
 
 # ---------------------------------------------------------------- reporting
+
+@pytest.mark.parametrize("loss_pct, attempts", [(0, 3), (2, 3), (10, 7), (25, 19), (50, 20)])
+def test_setup_attempts_keep_a_lost_setup_on_every_attempt_rare(loss_pct, attempts):
+    """Each attempt's setup crosses the link 4 times; all attempts failing stays below
+    1 in 1000 up to the cap of 20 attempts."""
+    assert setup_attempts(loss_pct) == attempts
+    one_fails = 1 - (1 - loss_pct / 100) ** 4
+    assert one_fails ** attempts <= 1e-3 or attempts == 20
+    assert attempts == 3 or one_fails ** (attempts - 1) > 1e-3
+
 
 def test_to_json_has_the_issue_fields_and_serializes():
     failing = replace(GOOD, bw_mbit_rev=7.0)
