@@ -57,7 +57,7 @@ def _measure(network: EmulatedNetwork, link) -> LinkResult:
 def _shortfall(result: LinkResult) -> str:
     if result.measured is None:
         return f"could not be measured ({result.error.splitlines()[0]})"
-    return "missed " + ", ".join(check for check, ok in result.checks.items() if not ok)
+    return "missed " + ", ".join(result.failed_checks)
 
 
 def measure_cpu(network: EmulatedNetwork, say=print) -> list[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from contextlib import contextmanager
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -251,6 +252,16 @@ def test_a_udp_test_whose_setup_datagram_is_lost_is_run_again(net, lost):
     assert abs(rate - 10) <= 0.1 * 10, rate  # linkcheck's tolerance
 
 
+@contextmanager
+def _testbed(spec_text: str, tmp_path: Path):
+    """The testbed's own network for ``spec_text``, built under ``tmp_path``, always torn down."""
+    from edgetestbed.testbed import open_testbed
+    from edgetestbed.topo.spec import load_spec_text
+
+    with open_testbed(load_spec_text(spec_text, "spec.yaml"), tmp_path, "test") as (_, network):
+        yield network
+
+
 SHORT_QUEUE_SPEC = """
 name: shortqueue
 application: {name: mnist_mlp}
@@ -277,11 +288,7 @@ def test_measure_link_rate_on_a_short_queue_is_the_links_every_time(tmp_path, de
     Three measurements, both directions, all within 4 % of what TCP can carry.
     """
     _need("iperf3", "ping")
-    from edgetestbed.testbed import open_testbed
-    from edgetestbed.topo.spec import load_spec_text
-
-    spec = load_spec_text(SHORT_QUEUE_SPEC.replace("DELAY", f"{delay_ms}ms"), "shortqueue.yaml")
-    with open_testbed(spec, tmp_path, "test") as (_, network):
+    with _testbed(SHORT_QUEUE_SPEC.replace("DELAY", f"{delay_ms}ms"), tmp_path) as network:
         ends = (network.host("w1"), network.host("root"))
         rates = []
         for _ in range(3):
@@ -302,11 +309,7 @@ def test_measure_link_on_a_lossy_link_finds_its_rate_and_loss(tmp_path, loss_pct
     divide the loss out of that rate (10.9 Mbit/s at 10 % loss) and, at 20 %, to offer
     a load that the loss left below the rate (read as 12 Mbit/s)."""
     _need("iperf3", "ping")
-    from edgetestbed.testbed import open_testbed
-    from edgetestbed.topo.spec import load_spec_text
-
-    spec = load_spec_text(LOSSY_SPEC.replace("LOSS", f"{loss_pct}%"), "lossy.yaml")
-    with open_testbed(spec, tmp_path, "test") as (_, network):
+    with _testbed(LOSSY_SPEC.replace("LOSS", f"{loss_pct}%"), tmp_path) as network:
         configured = Configured(delay_ms=5, bw_mbit=10, loss_pct=loss_pct)
         result = measure_link(network.host("w1"), network.host("root"), configured, ("w1", "root"))
     measured = result.measured
@@ -324,11 +327,8 @@ def test_linkcheck_reports_a_link_it_cannot_measure_and_measures_the_rest(tmp_pa
     with the reason; the other links are still measured."""
     _need("iperf3", "ping", "iptables")
     from edgetestbed.linkcheck import measure_links
-    from edgetestbed.testbed import open_testbed
-    from edgetestbed.topo.spec import load_spec_text
 
-    spec = load_spec_text(SHORT_QUEUE_SPEC.replace("DELAY", "5ms"), "unmeasurable.yaml")
-    with open_testbed(spec, tmp_path, "test") as (_, network):
+    with _testbed(SHORT_QUEUE_SPEC.replace("DELAY", "5ms"), tmp_path) as network:
         network.host("root").cmd("iptables -A INPUT -p icmp -j DROP")
         results = {result.link: (result, earlier) for result, earlier in measure_links(network, say=print)}
     (unmeasured, earlier), (sensor_link, _) = results[("w1", "root")], results[("sensor0", "w1")]

@@ -151,6 +151,11 @@ class LinkResult:
         """The result for a link whose measurement failed with ``error``."""
         return cls(tuple(link), configured, None, {"measured": False}, False, error)
 
+    @property
+    def failed_checks(self) -> list[str]:
+        """The checks this link missed, in the order they were made."""
+        return [check for check, ok in self.checks.items() if not ok]
+
     def to_json(self) -> dict[str, Any]:
         """The ``linkcheck --json`` object for this link (``measured`` null if unmeasured)."""
         measured = None if self.measured is None else {
@@ -585,8 +590,7 @@ def format_table(results: Sequence[LinkResult]) -> str:
 
 def _table_row(result: LinkResult) -> str:
     c, m = result.configured, result.measured
-    failed = [check for check, ok in result.checks.items() if not ok]
-    verdict_text = "ok" if result.ok else "FAIL: " + ", ".join(failed)
+    verdict_text = "ok" if result.ok else "FAIL: " + ", ".join(result.failed_checks)
     if m is None:  # the error's first line says which tool failed and how
         figures = ["-"] * 7
         verdict_text += f": {result.error.splitlines()[0]}"
