@@ -49,7 +49,6 @@ class BridgedPair:
         self.bridge = f"etb{self.tag}br"
         self.ports = {side: f"etb{self.tag}p{side}" for side in "ab"}  # bridge side of each veth
         self._created_namespaces: list[str] = []
-        self._servers: list[subprocess.Popen] = []
 
     def create(self) -> None:
         run("ip", "link", "add", self.bridge, "type", "bridge")
@@ -70,8 +69,6 @@ class BridgedPair:
     def remove(self) -> list[dict]:
         """Remove everything recorded, then the namespaces; return what is left."""
         leftovers = resources.remove_all(self.ledger.entries())
-        for server in self._servers:
-            server.poll()
         for namespace in reversed(self._created_namespaces):
             run("ip", "netns", "del", namespace, check=False)
         return leftovers
@@ -81,16 +78,23 @@ class BridgedPair:
         return run("ip", "netns", "exec", self.namespaces[side], *argv,
                    timeout=timeout, check=check)
 
-    def start_iperf_server(self) -> None:
-        argv = ["ip", "netns", "exec", self.namespaces["b"], "iperf3", "-s", "-B", ADDRESS["b"],
+    def start_iperf_server(self) -> tuple[subprocess.Popen, dict]:
+        """A one-off iperf3 server (``-1``: one test, then exit) listening in b, and its ledger entry.
+
+        Each test gets its own: a server shared across tests could still be inside an
+        earlier test (one whose lost setup datagram left it waiting) when the next client
+        came, and it answers that client "busy" or, closing the connection unread, with
+        a reset ("unable to receive control message: Connection reset by peer").
+        """
+        argv = ["ip", "netns", "exec", self.namespaces["b"], "iperf3", "-s", "-1", "-B", ADDRESS["b"],
                 "-p", str(IPERF_PORT)]
         server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._servers.append(server)
-        self.ledger.record_process(server.pid, argv)
+        entry = self.ledger.record_process(server.pid, argv)
         deadline = time.monotonic() + 5
         while not self.exec("b", "ss", "-Hltn", f"sport = :{IPERF_PORT}").stdout.strip():
             assert time.monotonic() < deadline, "iperf3 server did not start listening"
             time.sleep(0.05)
+        return server, entry
 
     def ping(self, count: int, interval: float) -> list[tuple[int, float]]:
         """(icmp_seq, RTT ms) of each reply from a to b, in the order the replies arrived."""
@@ -103,12 +107,13 @@ class BridgedPair:
         """iperf3 ``--json`` report of a client in a talking to the server in b.
 
         A failed or hung client (killed after duration + 8 s) is retried up to ``attempts``
-        times, after a pause in which the server gives up on the aborted test.
+        times, each against a new one-off server.
         """
         argv = ["iperf3", "-c", ADDRESS["b"], "-p", str(IPERF_PORT), "-t", str(duration), "--json",
                 *args]
         problem = ""
         for _ in range(attempts):
+            server, entry = self.start_iperf_server()
             try:
                 done = self.exec("a", *argv, timeout=duration + 8, check=False)
             except subprocess.TimeoutExpired:
@@ -118,7 +123,9 @@ class BridgedPair:
                 if "error" not in report:
                     return report
                 problem = report["error"]
-            time.sleep(1)
+            finally:
+                resources.remove(entry)  # a server still inside an aborted test goes with it
+                server.wait()
         raise AssertionError(f"iperf3 {' '.join(args)} failed {attempts} times: {problem}")
 
 
@@ -231,7 +238,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory):
     network = BridgedPair(Ledger(tmp_path_factory.mktemp("shaper") / "ledger.jsonl"))
     try:
         network.create()
-        network.start_iperf_server()
         yield network
     finally:
         leftovers = network.remove()
