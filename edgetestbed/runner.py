@@ -94,13 +94,13 @@ class Progress:
 
     def _apply(self, ident: str, event: dict) -> None:
         kind, payload = event.get("type"), event.get("payload", {})
+        if payload.get("behind", 0.0) > self.behind[0]:  # a sensor's STATISTIC or BEHIND
+            self.behind = (payload["behind"], ident, payload.get("window"))
         if kind == "START":
             self.started[ident] = event["ts"]
         elif kind == "STATISTIC":
             if "window" in payload:
                 self.windows[ident] = payload["window"] + 1
-            if payload.get("behind", 0.0) > self.behind[0]:
-                self.behind = (payload["behind"], ident, payload.get("window"))
             score = payload.get("accuracy", payload.get("score"))
             if score is not None:
                 self.accuracy[ident] = score

@@ -347,3 +347,9 @@ def test_pace_is_kept_while_every_sample_leaves_within_the_window_grace(tmp_path
     assert late["kept"] is False and (late["sensor"], late["sensor_window"]) == ("sensor1", 1)
     assert late["sensor_behind_max_s"] == 0.4
     assert compute_metrics(write_handmade_run(tmp_path / "old"))["pace"]["kept"] is None  # no sensor said
+    # A sensor a whole window late says BEHIND at once; the run stops it before that window's STATISTIC.
+    stopped = handmade_logs()
+    stopped["sensor1"].append((stopped["sensor1"][-1][0], "BEHIND", {"window": 1, "behind": 1.5}))
+    pace = compute_metrics(write_handmade_run(tmp_path / "stopped", stopped))["pace"]
+    assert pace["kept"] is False
+    assert (pace["sensor"], pace["sensor_window"], pace["sensor_behind_max_s"]) == ("sensor1", 1, 1.5)

@@ -163,7 +163,10 @@ def test_a_run_the_machine_cannot_keep_pace_with_is_stopped_and_says_so(tmp_path
     pace = summary["pace"]
     assert not summary["completed"] and pace["stopped"] and not pace["kept"], summary
     assert pace["sensor"] == "sensor0" and pace["sensor_behind_max_s"] > 1.0
-    assert summary["seconds"] < 20 + 10, "stopped early, not after its 20 windows"
+    # Stopped early is counted in windows, not wall-clock seconds: summary["seconds"] also
+    # holds the build and teardown (33 s in all on CI's 2 cores, against 30 s allowed).
+    trained = [e["payload"]["window"] for e in events(Path(summary["run_dir"]), "w1", "STATISTIC")]
+    assert len(trained) < 20 // 2, f"stopped early, not after its 20 windows: w1 trained {trained}"
     assert "THE MACHINE FELL BEHIND" in "\n".join(said) and "stopped" in "\n".join(said)
     metrics = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())
     assert metrics["pace"]["kept"] is False and metrics["summary"]["kept_pace"] is False

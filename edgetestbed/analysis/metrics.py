@@ -28,8 +28,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from edgetestbed.analysis.runlogs import Event, RunLogs
-from edgetestbed.nodes.eventlog import CONNECTION, DONE, ERROR, MALFORMED, MODEL_RECEIVED, RETRY, STATISTIC, STOP, \
-    UNREACHABLE
+from edgetestbed.nodes.eventlog import BEHIND, CONNECTION, DONE, ERROR, MALFORMED, MODEL_RECEIVED, RETRY, \
+    STATISTIC, STOP, UNREACHABLE
 from edgetestbed.nodes.model import covers
 from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
 from edgetestbed.sensors.sensor import kept_pace, stream_definition, window_grace
@@ -431,7 +431,8 @@ def pace_section(run: RunLogs) -> Dict[str, Any]:
     for, so it is reported, not judged."""
     interval = run.spec.windows.interval
     behind = [(e.payload["behind"], ident, e.payload.get("window")) for ident in run.processes
-              for e in run.events(ident, STATISTIC) if isinstance(e.payload.get("behind"), (int, float))]
+              for e in run.events(ident, STATISTIC, BEHIND)
+              if isinstance(e.payload.get("behind"), (int, float))]
     worst_sensor = max(behind, default=(None, None, None))
     if not worst_sensor[0]:  # every sample on time: no sensor to name
         worst_sensor = (worst_sensor[0], None, None)
