@@ -135,8 +135,7 @@ def training(runs_dir: Path, measured: bool) -> dict:
         experiment = Experiment(spec, run, built, lambda line: None)
         try:
             experiment.wire()
-            start_at = experiment.start_time()
-            experiment.launch(start_at)
+            start_at = experiment.launch()
             completed = experiment.wait(start_at + spec.timeout)
         finally:
             experiment.stop()

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt as interrupt:
-        print(f"interrupted ({interrupt or 'Ctrl-C'}); the network was torn down", file=sys.stderr)
+        print(f"interrupted ({str(interrupt) or 'Ctrl-C'}); the network was torn down", file=sys.stderr)
         return 130
 
 

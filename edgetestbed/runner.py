@@ -2,10 +2,12 @@
 
 One run: build the spec's network (`open_testbed`), start the network meters
 (captures, counters, OpenFlow port statistics), write ``wiring.json`` (who
-listens where), start the processes inside their hosts — sensors, then the tree
-top-down, then the cloud baseline — all aligned on one start time, show progress
-from their logs, wait until every node has said DONE (or the spec's timeout),
-stop what is still running, tear the network down, and summarize.
+listens where), start the processes inside their hosts — the sensors and the
+cloud baseline, then the tree level by level from the root, each group once the
+one before is ready — and open the start barrier when all are
+(:mod:`edgetestbed.nodes.start`), show progress from their logs, wait until every
+node has said DONE (or the spec's timeout), stop what is still running, tear the
+network down, and summarize.
 
 Processes are started with ``popen`` in their hosts, so they run inside the
 host's cgroup and network namespace; each is recorded in the run's ledger, so a
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from edgetestbed.errors import UserError
+from edgetestbed.nodes.start import READY_TIMEOUT_S, START_LEAD_S, write_start
 from edgetestbed.nodes.wiring import Endpoint, Wiring
 from edgetestbed.rundir import RunDir
 from edgetestbed.sensors.sensor import kept_pace, lost_a_window, pace_warning, window_grace
@@ -34,8 +38,7 @@ from edgetestbed.topo.spec import Spec
 
 NODE_PORT = 5555
 SENSOR_PORT = 5556
-# Importing Python, numpy and zmq takes ~0.3 s of CPU (measured); at 0.05 core, 6 s of wall time.
-STARTUP_CPU_SECONDS = 0.35
+LOG_TAIL_LINES = 10  # of a process's own output, when it fails to start
 # Single-threaded numpy: a host limited to a fraction of a core gains nothing from BLAS threads.
 PROCESS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "PYTHONUNBUFFERED": "1"}
@@ -70,6 +73,7 @@ class Progress:
     """What the logs said so far, read incrementally."""
 
     offsets: dict[str, int] = field(default_factory=dict)
+    ready: dict[str, float] = field(default_factory=dict)    # ident -> unix time of READY
     windows: dict[str, int] = field(default_factory=dict)
     accuracy: dict[str, float] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)  # ident -> unix time of START
@@ -96,7 +100,9 @@ class Progress:
         kind, payload = event.get("type"), event.get("payload", {})
         if payload.get("behind", 0.0) > self.behind[0]:  # a sensor's STATISTIC or BEHIND
             self.behind = (payload["behind"], ident, payload.get("window"))
-        if kind == "START":
+        if kind == "READY":
+            self.ready[ident] = event["ts"]
+        elif kind == "START":
             self.started[ident] = event["ts"]
         elif kind == "STATISTIC":
             if "window" in payload:
@@ -119,6 +125,10 @@ class Experiment:
         self.processes: dict[str, tuple] = {}   # ident -> (Popen, ledger entry)
         self.progress = Progress()
         self.nodes = [node.id for node in spec.nodes] + ([CLOUD_ID] if spec.cloud else [])
+        self.commands = {sensor_id(k): ("edgetestbed.sensors", "--sensor", str(k)) for k in spec.sensor_ids}
+        self.commands.update({ident: ("edgetestbed.nodes", "--node", ident) for ident in self.nodes})
+        self.launched: dict[str, float] = {}   # ident -> unix time its (latest) process was started
+        self.start_at: float | None = None     # window 0's start, once the barrier opened
 
     def wire(self) -> None:
         """Every process listens on its host's address; ports are the same on every host."""
@@ -128,35 +138,72 @@ class Experiment:
             endpoints[host.ident] = Endpoint(host.ip.split("/")[0], port)
         Wiring(endpoints).write(self.run.path / "wiring.json")
 
-    def start_time(self) -> float:
-        """Late enough for every process to start and connect before window 0: the most
-        limited one alone, and all of them together on this machine's cores."""
-        hosts = self.network.plan.hosts
-        slowest = STARTUP_CPU_SECONDS / min(min(host.cpu for host in hosts), 1.0)
-        together = STARTUP_CPU_SECONDS * len(hosts) / (os.cpu_count() or 1)
-        return time.time() + 2.0 + max(slowest, together)
+    def launch(self) -> float:
+        """Start every process and open the start barrier; window 0's start (unix time).
 
-    def launch(self, start_at: float) -> None:
+        Groups start one after another, each once the one before is ready, so that every
+        process listens before anyone dials it: the sensors with the cloud baseline (which
+        dials no one), then the tree level by level from the root.
+        """
         self.logs.mkdir(exist_ok=True)
-        for index in self.spec.sensor_ids:
-            self._start(sensor_id(index), "edgetestbed.sensors", "--sensor", str(index), start_at)
-        for node in sorted(self.spec.nodes, key=lambda n: n.level):  # parents listen before children dial
-            self._start(node.id, "edgetestbed.nodes", "--node", node.id, start_at)
-        if self.spec.cloud is not None:
-            self._start(CLOUD_ID, "edgetestbed.nodes", "--node", CLOUD_ID, start_at)
+        first = [sensor_id(index) for index in self.spec.sensor_ids] + ([CLOUD_ID] if self.spec.cloud else [])
+        levels = sorted({node.level for node in self.spec.nodes})
+        for group in [first] + [[n.id for n in self.spec.nodes if n.level == level] for level in levels]:
+            for ident in group:
+                self._start(ident)
+            self._wait_ready(group)
+        self.start_at = time.time() + START_LEAD_S
+        write_start(self.run.path, self.start_at)
+        return self.start_at
 
-    def restart(self, ident: str, start_at: float) -> None:
-        """Start a node's process again (after it was killed): fault injection for tests and studies."""
-        self._start(ident, "edgetestbed.nodes", "--node", ident, start_at)
+    def whereabouts(self) -> str:
+        """How far the run got, for a message: starting, or the latest window a worker reached."""
+        if self.start_at is None:
+            return "while its processes were starting"
+        reached = max((self.progress.windows.get(w.id, 0) for w in self.spec.workers), default=0)
+        return f"after {reached} of {self.spec.windows.limit} windows"
 
-    def _start(self, ident: str, module: str, flag: str, value: str, start_at: float) -> None:
-        argv = [sys.executable, "-m", module, "--run-dir", str(self.run.path.resolve()),
-                flag, value, "--start-at", f"{start_at:.3f}"]
+    def ready_after(self) -> dict[str, float]:
+        """Seconds from each process's launch to its READY (the latest process of each ident)."""
+        return {ident: round(self.progress.ready[ident] - launched, 2)
+                for ident, launched in self.launched.items() if self.progress.ready.get(ident, 0) >= launched}
+
+    def restart(self, ident: str) -> None:
+        """Start a node's process again (after it was killed): fault injection for tests and
+        studies. It passes the open start barrier at once and joins the running clock."""
+        self._start(ident)
+
+    def _start(self, ident: str) -> None:
+        module, flag, value = self.commands[ident]
+        argv = [sys.executable, "-m", module, "--run-dir", str(self.run.path.resolve()), flag, value]
         output = open(self.logs / f"{ident}.out", "wb")
         process = self.network.host(ident).popen(argv, stdout=output, stderr=output,
                                                  env={**os.environ, **PROCESS_ENV})
         output.close()
+        self.launched[ident] = time.time()
         self.processes[ident] = (process, self.run.ledger.record_process(process.pid, argv))
+
+    def _wait_ready(self, group: list[str]) -> None:
+        """Until every process of ``group`` logged READY; UserError naming those that exited
+        first or were not ready within READY_TIMEOUT_S, with the tail of their output."""
+        deadline, shown = time.time() + READY_TIMEOUT_S, ""
+        while waiting := [ident for ident in group if ident not in self.progress.ready]:
+            self._note_exits()
+            culprits = [ident for ident in waiting if ident in self.progress.finished]
+            if culprits or time.time() > deadline:
+                why = "exited before it was ready" if culprits else f"not ready after {READY_TIMEOUT_S:g} s"
+                raise UserError(f"the run could not start: {', '.join(culprits or waiting)} {why}\n"
+                                + "\n".join(self._output_tail(ident) for ident in culprits or waiting))
+            line = f"starting: {len(self.progress.ready)} of {len(self.commands)} processes ready"
+            if line != shown:
+                self.progress_line(line)
+                shown = line
+            time.sleep(0.1)
+            self.progress.read(self.logs, group)
+
+    def _output_tail(self, ident: str) -> str:
+        lines = (self.logs / f"{ident}.out").read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        return f"--- last lines of logs/{ident}.out:\n" + "\n".join(lines or ["(empty)"])
 
     def wait(self, deadline: float) -> bool:
         """Until every node and the cloud finished; False if the deadline passed first, if
@@ -213,9 +260,9 @@ def summarize(spec: Spec, run: RunDir, progress: Progress, seconds: float, compl
               start_at: float) -> dict:
     """The five-line answer: accuracy per level, bytes, duration, completeness.
 
-    ``late_starters`` names processes that started after window 0 began: their first
-    window saw fewer samples than the spec asks (their host's CPU limit is too tight
-    for Python to start in the margin given). ``pace`` says whether every sample left
+    ``late_starters`` names processes that started after window 0 began: restarted ones,
+    or ones too starved of CPU to notice the open start barrier within its lead; their
+    first window saw fewer samples than the spec asks. ``pace`` says whether every sample left
     within the window grace of its send time (else the machine was too slow for the
     spec; see :func:`~edgetestbed.sensors.sensor.kept_pace`).
     """
@@ -278,36 +325,52 @@ def format_summary(summary: dict, spec: Spec) -> str:
 
 
 def run_experiment(spec: Spec, runs_dir: Path, say: Say = print, progress: Say | None = None) -> dict:
-    """Build, train, tear down; write ``summary.json``; return the summary.
+    """Build, train, tear down; write ``summary.json`` and the report; return the summary.
 
     ``say`` gets status messages and the summary, ``progress`` the live progress line
-    (default: ``say``).
+    (default: ``say``). An interrupt (Ctrl-C, SIGTERM, SIGHUP) stops the processes and
+    tears the network down like any other end, and still leaves the summary, metrics and
+    a report marked INCOMPLETE; then it is raised again, saying what it interrupted.
     """
     began = time.time()
-    completed, start_at = False, began
+    interrupted: KeyboardInterrupt | None = None
     with open_testbed(spec, runs_dir, "run") as (run, network):
         say(f"network built ({network.backends.switch}, {network.backends.shaping} shaping); "
             f"run directory {run.path}")
         experiment = Experiment(spec, run, network, progress or say)
         meters = NetworkMeters(network, run.path, run.ledger)
         meters.start()  # every link captured and counted before the first byte of learning traffic
+        completed = False
         try:
-            experiment.wire()
-            start_at = experiment.start_time()
-            experiment.launch(start_at)
-            say(f"{len(experiment.processes)} processes started; window 0 begins in "
-                f"{start_at - time.time():.1f} s")
-            completed = experiment.wait(start_at + spec.timeout) and not experiment.progress.errors
+            completed = _train(experiment, say)
+        except KeyboardInterrupt as interrupt:  # signals.Interrupted (SIGTERM, SIGHUP) is one too
+            interrupted = interrupt
         finally:
             experiment.stop()
             meters.stop()
             experiment.progress.read(experiment.logs, experiment.processes)
-            summary = summarize(spec, run, experiment.progress, time.time() - began, completed, start_at)
+            summary = summarize(spec, run, experiment.progress, time.time() - began, completed,
+                                experiment.start_at or began)
+            summary.update(ready_after_s=experiment.ready_after(),
+                           interrupted=None if interrupted is None else str(interrupted) or "Ctrl-C")
             run.write_json("summary.json", summary)
             run.write_manifest({"cgroup_usage": network.cgroup_usage()})
     say(format_summary(summary, spec))
     say(_report(run.path))
+    if interrupted is not None:
+        raise KeyboardInterrupt(f"{summary['interrupted']} {experiment.whereabouts()}; its logs, metrics and "
+                                f"a report marked INCOMPLETE are in {run.path}") from interrupted
     return summary
+
+
+def _train(experiment: Experiment, say: Say) -> bool:
+    """Start the processes, wait for them; whether every node finished without error."""
+    experiment.wire()
+    launched = time.time()
+    start_at = experiment.launch()
+    say(f"{len(experiment.processes)} processes ready after {time.time() - launched:.1f} s; "
+        f"window 0 begins in {start_at - time.time():.1f} s")
+    return experiment.wait(start_at + experiment.spec.timeout) and not experiment.progress.errors
 
 
 def _report(run_dir: Path) -> str:

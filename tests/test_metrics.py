@@ -14,6 +14,7 @@ import pytest
 
 from edgetestbed.analysis.metrics import (compute_metrics, convergence_time, lag_curve, own_labels,
                                           propagation_latency, split_per_class, write_metrics)
+from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.errors import UserError
 from edgetestbed.sensors.streams import StreamDefinition
 from test_nodes import LoopbackRun, run_spec  # the node tests' loopback harness
@@ -353,3 +354,18 @@ def test_pace_is_kept_while_every_sample_leaves_within_the_window_grace(tmp_path
     pace = compute_metrics(write_handmade_run(tmp_path / "stopped", stopped))["pace"]
     assert pace["kept"] is False
     assert (pace["sensor"], pace["sensor_window"], pace["sensor_behind_max_s"]) == ("sensor1", 1, 1.5)
+
+
+def test_a_process_life_begins_at_ready_and_in_older_runs_at_start(tmp_path):
+    """READY is a process's first event and its START follows directly: one life, not two.
+    A restart is a new READY; logs from before the start barrier split at START."""
+    logs = handmade_logs()
+    first = logs["w1"]
+    restarted_at = first[-1][0] + 1
+    logs["w1"] = [(T0 - 2, "READY", {"pid": 1}), *first,
+                  (restarted_at, "READY", {"pid": 2}), (restarted_at + 0.1, "START", {"role": "worker"})]
+    lives = RunLogs.read(write_handmade_run(tmp_path / "barrier", logs)).lives("w1")
+    assert [[e.type for e in life][:2] for life in lives] == [["READY", "START"], ["READY", "START"]]
+    assert len(lives[0]) == len(first) + 1
+    old = RunLogs.read(write_handmade_run(tmp_path / "old")).lives("w1")
+    assert len(old) == 1 and old[0][0].type == "START"

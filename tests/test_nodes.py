@@ -1,8 +1,8 @@
 """Node and sensor processes on loopback: real processes, real ZeroMQ sockets, real MNIST.
 
-Each run writes a spec and a wiring on free 127.0.0.1 ports into a temporary run
-directory, starts every process with ``--start-at`` a few seconds ahead, and reads the
-JSON-lines logs afterwards. Windows are 1 s, so a run takes about ten seconds.
+Each run writes a spec, a wiring on free 127.0.0.1 ports and a start time a few seconds
+ahead (the start barrier's file, published at once) into a temporary run directory,
+starts every process, and reads the JSON-lines logs afterwards. Windows are 1 s, so a run takes about ten seconds.
 Processes are stopped by PID only (SIGTERM, then SIGKILL) whatever happens.
 """
 
@@ -27,6 +27,7 @@ from edgetestbed.errors import UserError
 from edgetestbed.nodes import protocol
 from edgetestbed.nodes.model import ModelState, Update, covers, joined
 from edgetestbed.nodes.protocol import Message, Schema
+from edgetestbed.nodes.start import write_start
 from edgetestbed.nodes.wiring import Endpoint, Wiring
 from edgetestbed.sensors.sensor import Schedule
 from edgetestbed.topo.plan import sensor_id
@@ -62,10 +63,11 @@ class LoopbackRun:
         self.wiring.write(self.dir / "wiring.json")
         self.idents = idents
         self.start_at = time.time() + LEAD_SECONDS
+        write_start(self.dir, self.start_at)
         self.processes: Dict[str, subprocess.Popen] = {}
 
     def command(self, ident: str) -> List[str]:
-        common = ["--run-dir", str(self.dir), "--start-at", repr(self.start_at)]
+        common = ["--run-dir", str(self.dir)]
         if ident.startswith("sensor"):
             return [sys.executable, "-m", "edgetestbed.sensors", "--sensor", ident[len("sensor"):], *common]
         return [sys.executable, "-m", "edgetestbed.nodes", "--node", ident, *common]
@@ -413,8 +415,31 @@ def test_sigterm_stops_processes_cleanly(loopback, moment):
     assert codes == {ident: 0 for ident in run.idents}
     for ident in run.idents:
         events = run.events(ident)
-        assert events[0]["type"] == "START" and events[-1]["type"] == "STOP"
+        assert events[0]["type"] == "READY" and events[-1]["type"] == "STOP"
         assert events[-1]["payload"]["signal"] == "SIGTERM"
+        if moment == "mid-run":
+            assert "START" in [e["type"] for e in events]
+
+
+def test_a_process_waits_at_the_start_barrier_until_the_run_publishes_the_start(loopback):
+    """READY once built (data loaded, socket bound), then nothing until start.json appears;
+    START then carries the published time, and the sensor sends from it."""
+    run = loopback(run_spec("  - {id: root, sensors: [0]}\n", limit=1))
+    (run.dir / "start.json").unlink()
+    run.start("sensor0")
+    deadline = time.time() + 30
+    while not (run.dir / "logs" / "sensor0.jsonl").exists() or not run.events("sensor0", "READY"):
+        assert time.time() < deadline and run.processes["sensor0"].poll() is None, "never ready"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert [e["type"] for e in run.events("sensor0")] == ["READY"], "started before the barrier opened"
+    start_at = time.time() + 2.0  # it polls every 20 ms
+    write_start(run.dir, start_at)
+    assert run.wait(15) == {"sensor0": 0}
+    (start,) = run.events("sensor0", "START")
+    assert start["payload"]["start_at"] == start_at and start["ts"] < start_at
+    (window,) = run.events("sensor0", "STATISTIC")
+    assert window["payload"]["samples"] == 200 and window["ts"] >= start_at + 199 / 200  # its last send time
 
 
 @pytest.mark.parametrize("ident", ["nosuch", "sensor7", "cloud"])

@@ -23,7 +23,7 @@ def _pushes(policy, moment, indices):
 
 
 def test_simple_pulls_before_and_pushes_after_every_window():
-    policy = create_policy("simple", {}, trains=True, start_at=0)
+    policy = create_policy("simple", {}, trains=True)
     assert _pulls(policy, Moment.STEP_START, range(4)) == [0, 1, 2, 3]
     assert _pushes(policy, Moment.STEP_END, range(4)) == [0, 1, 2, 3]
     assert _pushes(policy, Moment.STEP_START, range(4)) == _pulls(policy, Moment.STEP_END, range(4)) == []
@@ -32,13 +32,13 @@ def test_simple_pulls_before_and_pushes_after_every_window():
 
 
 def test_window_exchanges_every_k_windows():
-    policy = create_policy("window", {"every": 3}, trains=True, start_at=0)
+    policy = create_policy("window", {"every": 3}, trains=True)
     assert _pulls(policy, Moment.STEP_START, range(9)) == [0, 3, 6]
     assert _pushes(policy, Moment.STEP_END, range(9)) == [2, 5, 8]
 
 
 def test_downpour_counts_mini_batches_on_workers():
-    policy = create_policy("downpour", {"n_fetch": 2, "n_push": 3}, trains=True, start_at=0)
+    policy = create_policy("downpour", {"n_fetch": 2, "n_push": 3}, trains=True)
     assert policy.batched
     assert _pulls(policy, Moment.BATCH_START, range(7)) == [0, 2, 4, 6]
     assert _pushes(policy, Moment.BATCH_END, range(7)) == [2, 5]
@@ -46,7 +46,7 @@ def test_downpour_counts_mini_batches_on_workers():
 
 
 def test_downpour_counts_merges_on_parameter_servers():
-    policy = create_policy("downpour", {"n_fetch": 1, "n_push": 2}, trains=False, start_at=0)
+    policy = create_policy("downpour", {"n_fetch": 1, "n_push": 2}, trains=False)
     assert not policy.batched
     assert _pulls(policy, Moment.STEP_START, range(4)) == [0, 1, 2, 3]
     assert _pushes(policy, Moment.STEP_END, range(4)) == [1, 3]
@@ -55,8 +55,10 @@ def test_downpour_counts_merges_on_parameter_servers():
 def test_time_policy_follows_the_clock_from_the_start_time():
     """Pushes every ``push`` s from the start; pulls every ``pull`` s, half a pull interval
     out of phase, so that a pull never lands right after a push, before the parent merged it."""
-    policy = create_policy("time", {"push": 2.0, "pull": 3.0}, trains=True, start_at=100.0)
+    policy = create_policy("time", {"push": 2.0, "pull": 3.0}, trains=True)
     tick = lambda now: Event(Moment.TICK, 0, now)  # noqa: E731
+    assert not policy.wants_push(tick(1e12)) and not policy.wants_pull(tick(1e12)), "due before the run began"
+    policy.begin(100.0)
     assert not policy.wants_push(tick(101.4)) and not policy.wants_pull(tick(101.4))
     assert policy.wants_pull(tick(101.5)) and not policy.wants_push(tick(101.5))
     policy.pulled(101.5)
@@ -67,7 +69,8 @@ def test_time_policy_follows_the_clock_from_the_start_time():
 
 
 def test_time_policy_pulls_as_often_as_it_pushes_by_default():
-    policy = create_policy("time", {"push": 1.5, "pull": None}, trains=False, start_at=0.0)
+    policy = create_policy("time", {"push": 1.5, "pull": None}, trains=False)
+    policy.begin(0.0)
     assert policy.wants_pull(Event(Moment.TICK, 0, 0.75)) and not policy.wants_push(Event(Moment.TICK, 0, 0.75))
     policy.pulled(0.75)
     assert policy.wants_push(Event(Moment.TICK, 0, 1.5)) and not policy.wants_pull(Event(Moment.TICK, 0, 1.5))
@@ -76,4 +79,4 @@ def test_time_policy_pulls_as_often_as_it_pushes_by_default():
 
 def test_unknown_policy_is_a_user_error():
     with pytest.raises(UserError, match="unknown exchange policy 'gossip'"):
-        create_policy("gossip", {}, trains=True, start_at=0)
+        create_policy("gossip", {}, trains=True)

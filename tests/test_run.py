@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from edgetestbed.rundir import RunDir
 from edgetestbed.runner import Experiment, run_experiment
 from edgetestbed.sensors.streams import StreamDefinition
 from edgetestbed.testbed import open_testbed
+from edgetestbed.topo import resources
 from edgetestbed.topo.spec import load_spec, load_spec_text
 from test_report import assert_opens_in_chromium, report_without_root
 
@@ -118,8 +120,7 @@ def test_malformed_messages_and_a_parameter_server_killed_for_seconds(tmp_path):
     with open_testbed(spec, tmp_path, "test") as (run, network):
         experiment = Experiment(spec, run, network, progress=lambda _: None)
         experiment.wire()
-        start_at = experiment.start_time()
-        experiment.launch(start_at)
+        start_at = experiment.launch()
         time.sleep(max(0.0, start_at + 1.5 - time.time()))
         ps1 = network.plan.host("ps1").ip.split("/")[0]
         attacker = network.host("w1")
@@ -128,7 +129,7 @@ def test_malformed_messages_and_a_parameter_server_killed_for_seconds(tmp_path):
         os.kill(experiment.processes["ps1"][0].pid, signal.SIGKILL)
         killed_at = time.time()
         time.sleep(2)
-        experiment.restart("ps1", start_at)
+        experiment.restart("ps1")
         restarted_at = time.time()
         completed = experiment.wait(start_at + spec.timeout)
         experiment.stop()
@@ -181,8 +182,7 @@ def test_a_run_whose_link_shaper_dies_stops_and_says_so(tmp_path):
             pytest.skip(f"links are shaped by {network.backends.shaping}: no user-space shaper to lose")
         experiment = Experiment(spec, run, network, progress=lambda _: None)
         experiment.wire()
-        start_at = experiment.start_time()
-        experiment.launch(start_at)
+        start_at = experiment.launch()
         time.sleep(max(0.0, start_at + 1.5 - time.time()))
         os.kill(network.shaper.pid, signal.SIGKILL)
         killed_at = time.time()
@@ -191,3 +191,34 @@ def test_a_run_whose_link_shaper_dies_stops_and_says_so(tmp_path):
         experiment.stop()
     assert not completed and stopped_at - killed_at < 5
     assert "link shaper exited with status -9" in experiment.progress.errors["network"]
+
+
+def test_ctrl_c_mid_run_leaves_a_report_marked_incomplete_and_nothing_of_the_network(tmp_path):
+    """SIGINT (what Ctrl-C sends) to `edgetestbed run` after its first window: exit 130, a
+    message saying what was interrupted and where the results are, the summary, metrics
+    and a report marked INCOMPLETE, and every resource the run recorded gone."""
+    topo = tmp_path / "small.yaml"
+    topo.write_text(small_spec("  - {id: root}\n  - {id: w1, parent: root, sensors: [0]}\n", limit=30))
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "edgetestbed", "run", str(topo), "--runs-dir", str(runs)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 180
+        while not [log for log in runs.glob("*/logs/w1.jsonl") if '"STATISTIC"' in log.read_text()]:
+            assert time.time() < deadline and process.poll() is None, "the run never trained a window"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr[-2000:]
+    (run_dir,) = runs.iterdir()
+    assert "interrupted (Ctrl-C after " in stderr and " of 30 windows; " in stderr, stderr[-2000:]
+    assert f"a report marked INCOMPLETE are in {run_dir}" in stderr
+    assert json.loads((run_dir / "summary.json").read_text())["interrupted"] == "Ctrl-C"
+    assert json.loads((run_dir / "metrics.json").read_text())["summary"]["complete"] is False
+    assert "INCOMPLETE RUN" in (run_dir / "report.md").read_text()
+    run = RunDir.open(run_dir)
+    assert run.ledger.entries() and not [e for e in run.ledger.entries() if resources.exists(e)]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from edgetestbed.errors import UserError
-from edgetestbed.nodes.eventlog import START
+from edgetestbed.nodes.eventlog import READY, START
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id
 from edgetestbed.topo.spec import Spec, load_spec
 
@@ -94,10 +94,13 @@ class RunLogs:
         return [e for e in self.logs.get(ident, []) if not types or e.type in types]
 
     def lives(self, ident: str) -> List[List[Event]]:
-        """``ident``'s events split at each ``START``: one list per process started."""
+        """``ident``'s events split where each process began, one list per process started:
+        at its ``READY``, the first thing a process logs (runs from before the start barrier
+        began at ``START``, which now follows ``READY`` directly)."""
         lives: List[List[Event]] = []
         for event in self.events(ident):
-            if event.type == START or not lives:
+            after_ready = bool(lives) and lives[-1][-1].type == READY
+            if not lives or event.type == READY or (event.type == START and not after_ready):
                 lives.append([])
             lives[-1].append(event)
         return lives

@@ -31,7 +31,6 @@ class CloudBaseline:
         self.runtime = runtime
         spec = runtime.spec
         self.app = runtime.new_application(len(spec.nodes))
-        self.schedule = Schedule.of(spec, runtime.start_at)
         self.streams = [sensor_stream(spec, index) for index in spec.sensor_ids]
         self.samples = 0
 
@@ -43,7 +42,8 @@ class CloudBaseline:
         return {"windows": limit, "samples": self.samples, **self.runtime.evaluate(self.app)}
 
     def _window_samples(self, window: int) -> Tuple[np.ndarray, np.ndarray]:
-        return take_each(self.streams, len(self.schedule.samples_in(window)))
+        schedule = Schedule.of(self.runtime.spec, self.runtime.start_at)
+        return take_each(self.streams, len(schedule.samples_in(window)))
 
     def _train(self, window: int) -> None:
         watch = Stopwatch()

@@ -5,8 +5,9 @@ written with a single ``write`` and flushed at once, so a crash loses at most th
 being written and a progress display can tail the file. Event types (payloads are
 documented where they are written, in the worker, server, cloud and sensor modules):
 
-``START`` ``CONNECTION`` ``STATISTIC`` ``BEHIND`` ``MODEL_RECEIVED`` ``MALFORMED``
-``RETRY`` ``UNREACHABLE`` ``STOP`` ``ERROR`` ``DONE``
+``READY`` (built, waiting for the start barrier) ``START`` (window 0's start known)
+``CONNECTION`` ``STATISTIC`` ``BEHIND`` ``MODEL_RECEIVED`` ``MALFORMED`` ``RETRY``
+``UNREACHABLE`` ``STOP`` ``ERROR`` ``DONE``
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Dict
 import numpy as np
 
 START, CONNECTION, STATISTIC, MODEL_RECEIVED = "START", "CONNECTION", "STATISTIC", "MODEL_RECEIVED"
-BEHIND = "BEHIND"
+BEHIND, READY = "BEHIND", "READY"
 MALFORMED, RETRY, UNREACHABLE, STOP, ERROR, DONE = "MALFORMED", "RETRY", "UNREACHABLE", "STOP", "ERROR", "DONE"
 
 

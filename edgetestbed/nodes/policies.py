@@ -69,6 +69,9 @@ class Policy(ABC):
     def wants_push(self, event: Event) -> bool:
         """Push this node's update now?"""
 
+    def begin(self, start_at: float) -> None:
+        """Window 0 begins at ``start_at`` (unix time), before any event."""
+
     def pulled(self, now: float) -> None:
         """A pull was attempted at ``now`` (successful or not)."""
 
@@ -100,10 +103,13 @@ class TimePolicy(Policy):
     was computed from a base one merge stale (the root's accuracy fell at merges).
     """
 
-    def __init__(self, push: float, pull: float, start_at: float) -> None:
+    def __init__(self, push: float, pull: float) -> None:
         self.push_interval, self.pull_interval = push, pull
+        self.last_push = self.last_pull = float("inf")  # nothing is due before the run begins
+
+    def begin(self, start_at: float) -> None:
         self.last_push = start_at
-        self.last_pull = start_at - pull / 2
+        self.last_pull = start_at - self.pull_interval / 2
 
     def wants_pull(self, event: Event) -> bool:
         return event.now - self.last_pull >= self.pull_interval
@@ -118,7 +124,7 @@ class TimePolicy(Policy):
         self.last_push = now
 
 
-def create_policy(kind: str, params: Mapping[str, object], trains: bool, start_at: float) -> Policy:
+def create_policy(kind: str, params: Mapping[str, object], trains: bool) -> Policy:
     """The policy a spec's ``policy: {type: kind, **params}`` describes, for a node that
     ``trains`` (a worker: mini-batches exist) or not (a parameter server)."""
     if kind == "simple":
@@ -129,5 +135,5 @@ def create_policy(kind: str, params: Mapping[str, object], trains: bool, start_a
         return CountingPolicy(int(params["n_fetch"]), int(params["n_push"]), batched=trains)
     if kind == "time":
         push = float(params["push"])
-        return TimePolicy(push, float(params.get("pull") or push), start_at)
+        return TimePolicy(push, float(params.get("pull") or push))
     raise UserError(f"unknown exchange policy {kind!r}; expected simple, time, window or downpour")

@@ -1,14 +1,15 @@
 """What every testbed process shares: its run directory, spec, wiring, clock, sockets and log.
 
-A process is started as ``python -m edgetestbed.nodes --run-dir R --node ID --start-at T``
-(or ``python -m edgetestbed.sensors ... --sensor K ...``). It reads ``R/spec.yaml`` and
+A process is started as ``python -m edgetestbed.nodes --run-dir R --node ID`` (or
+``python -m edgetestbed.sensors --run-dir R --sensor K``). It reads ``R/spec.yaml`` and
 ``R/wiring.json`` (see :mod:`edgetestbed.nodes.wiring`) and logs to ``R/logs/ID.jsonl``.
-``T`` aligns every process: window ``j`` covers ``[T + j·interval, T + (j+1)·interval)``.
+Window 0's start ``T``, from the start barrier (:mod:`edgetestbed.nodes.start`), aligns
+every process: window ``j`` covers ``[T + j·interval, T + (j+1)·interval)``.
 
-:func:`run_process` wraps a role's main loop: it logs ``START``, then ``DONE`` with the
-role's summary, or ``STOP`` on SIGTERM/SIGINT (exit 0), or ``ERROR`` (exit 2 for a
-user's mistake, 1 for a crash); sockets are closed with linger 0 and the log is closed
-on every path. Roles wait only through :meth:`Runtime.poll` and :meth:`Runtime.sleep_until`,
+:func:`run_process` builds a role (data, sockets), logs ``READY``, waits for ``T``, logs
+``START`` and runs the role's main loop, then logs ``DONE`` with the role's summary, or
+``STOP`` on SIGTERM/SIGINT (exit 0), or ``ERROR`` (exit 2 for a user's mistake, 1 for a
+crash); sockets are closed with linger 0 and the log is closed on every path. Roles wait only through :meth:`Runtime.poll` and :meth:`Runtime.sleep_until`,
 where a stop request takes effect (see :mod:`edgetestbed.nodes.stopping`).
 """
 
@@ -19,7 +20,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol
 
 import numpy as np
 import zmq
@@ -27,8 +28,9 @@ import zmq
 from edgetestbed.applications import Application, create_application
 from edgetestbed.errors import UserError
 from edgetestbed.nodes import protocol
-from edgetestbed.nodes.eventlog import (CONNECTION, DONE, ERROR, MALFORMED, START, STATISTIC, STOP, EventLog,
-                                       Stopwatch, usage)
+from edgetestbed.nodes.eventlog import (CONNECTION, DONE, ERROR, MALFORMED, READY, START, STATISTIC, STOP,
+                                       EventLog, Stopwatch, usage)
+from edgetestbed.nodes.start import POLL_S, read_start
 from edgetestbed.nodes.stopping import Stopped, StopRequest
 from edgetestbed.nodes.wiring import Wiring
 from edgetestbed.sensors.sensor import stream_definition, window_grace
@@ -69,10 +71,10 @@ class Sockets:
 class Runtime:
     """One process's view of the run."""
 
-    def __init__(self, run_dir: Path, ident: str, start_at: float, stop: StopRequest) -> None:
+    def __init__(self, run_dir: Path, ident: str, stop: StopRequest) -> None:
         self.run_dir = Path(run_dir)
         self.ident = ident
-        self.start_at = start_at
+        self.start_at: float = float("nan")  # window 0's start, known after wait_for_start
         self.stop = stop
         self.spec: Spec = load_spec(self.run_dir / "spec.yaml")
         _check_ident(self.spec, ident)
@@ -88,6 +90,13 @@ class Runtime:
 
     def sleep_until(self, moment: float) -> None:
         self.stop.waiting(lambda: time.sleep(max(0.0, moment - time.time())))
+
+    def wait_for_start(self) -> None:
+        """Say READY, then wait until the run publishes window 0's start."""
+        self.log.write(READY, pid=os.getpid())
+        while (start_at := read_start(self.run_dir)) is None:
+            self.stop.waiting(lambda: time.sleep(POLL_S))
+        self.start_at = start_at
 
     # -- the spec, seen from this process
     @property
@@ -207,18 +216,27 @@ def _check_ident(spec: Spec, ident: str) -> None:
                         f"the sensors {', '.join(sensors)}" + (f" and {CLOUD_ID}" if spec.cloud else " and no cloud"))
 
 
-def run_process(run_dir: Path, ident: str, start_at: float, role: str,
-                main: Callable[[Runtime], Mapping[str, Any]]) -> int:
-    """Run ``main`` as process ``ident`` with START/DONE/STOP/ERROR logging; the exit status."""
+class Role(Protocol):
+    """A process's work once the run has started (sensor, worker, parameter server, cloud)."""
+
+    def run(self) -> Mapping[str, Any]:
+        """Every window; the DONE summary."""
+
+
+def run_process(run_dir: Path, ident: str, role: str, build: Callable[[Runtime], Role]) -> int:
+    """Build ``ident``'s role, pass the start barrier and run it, with READY/START/DONE/STOP/ERROR
+    logging; the exit status."""
     stop = StopRequest().install()
     try:
-        runtime = Runtime(run_dir, ident, start_at, stop)
+        runtime = Runtime(run_dir, ident, stop)
     except UserError as error:
         print(f"edgetestbed {ident}: {error}", file=sys.stderr)
         return error.exit_status
     try:
+        work = build(runtime)
+        runtime.wait_for_start()
         runtime.log.write(START, **{"role": role, **runtime.describe()})
-        summary = main(runtime)
+        summary = work.run()
         runtime.log.write(DONE, **{**summary, **usage()})
         return 0
     except Stopped as stop:

@@ -91,7 +91,7 @@ class ParameterServer:
         self.schema = Schema.for_model(self.model.app.get_weights(), protocol.REQUESTS)
         self.router = runtime.sockets.open(zmq.ROUTER, self.schema.max_frame_bytes())
         self.router.bind(runtime.wiring.bind_address(node.id))
-        policy = create_policy(node.policy.type, node.policy.params, trains=False, start_at=runtime.start_at)
+        policy = create_policy(node.policy.type, node.policy.params, trains=False)
         self.exchange = Exchange(runtime, self.model, policy)
         self.pending = PendingUpdates()
         self.done: Set[str] = set()
@@ -99,12 +99,16 @@ class ParameterServer:
         self.merges = self.samples = 0
         self.syncing = False  # every worker below has delivered its last window
         self.last_heard = time.time()
-        limit = runtime.spec.windows.limit
         self.patience = max(10.0, 5 * runtime.interval)
-        self.run_end = runtime.window_end(limit - 1) + runtime.sync_wait
+
+    @property
+    def run_end(self) -> float:
+        """When the last window's final synchronisation may end."""
+        return self.runtime.window_end(self.runtime.spec.windows.limit - 1) + self.runtime.sync_wait
 
     def run(self) -> Dict[str, Any]:
         """Serve, merge and exchange until every child is done; the DONE summary."""
+        self.exchange.begin(self.runtime.start_at)
         self.exchange.pull()
         while not self._finished():
             self._serve(time.time() + TICK_SECONDS)

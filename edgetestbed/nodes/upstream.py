@@ -109,6 +109,10 @@ class Exchange:
         self.parent = Parent(runtime, parent_id, schema) if parent_id else None
         self.next_sync_pull = 0.0
 
+    def begin(self, start_at: float) -> None:
+        """The run's clock started at ``start_at`` (time-based policies count from it)."""
+        self.policy.begin(start_at)
+
     def at(self, moment: Moment, index: int) -> None:
         """Report an event to the policy; push and pull if it says so (push first)."""
         if self.parent is None:

@@ -103,7 +103,7 @@ class Worker:
         node = runtime.node
         self.inbox = Inbox(runtime, node.sensors)
         self.model = ModelState(runtime.new_application(runtime.spec.nodes.index(node)))
-        policy = create_policy(node.policy.type, node.policy.params, trains=True, start_at=runtime.start_at)
+        policy = create_policy(node.policy.type, node.policy.params, trains=True)
         self.exchange = Exchange(runtime, self.model, policy)
         self.limit = runtime.spec.windows.limit
         self.samples = 0
@@ -111,6 +111,7 @@ class Worker:
 
     def run(self) -> Dict[str, Any]:
         """All windows, the final synchronisation and DONE to the parent; the DONE summary."""
+        self.exchange.begin(self.runtime.start_at)
         self.exchange.pull()
         for window in range(self.limit):
             end = self.runtime.window_end(window) + self.runtime.grace

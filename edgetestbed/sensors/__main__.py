@@ -1,7 +1,8 @@
-"""``python -m edgetestbed.sensors --run-dir R --sensor K --start-at T``: one sensor process.
+"""``python -m edgetestbed.sensors --run-dir R --sensor K``: one sensor process.
 
-Publishes sensor ``K``'s stream of ``R/spec.yaml`` from unix time ``T`` until the last
-window ends (see :mod:`edgetestbed.sensors.sensor`); logs to ``R/logs/sensor<K>.jsonl``.
+Publishes sensor ``K``'s stream of ``R/spec.yaml`` from window 0's start (the run's start
+barrier, :mod:`edgetestbed.nodes.start`) until the last window ends (see
+:mod:`edgetestbed.sensors.sensor`); logs to ``R/logs/sensor<K>.jsonl``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
-from edgetestbed.nodes.runtime import Runtime, run_process
+from edgetestbed.nodes.runtime import run_process
 from edgetestbed.sensors.sensor import Sensor
 from edgetestbed.topo.plan import sensor_id
 
@@ -20,17 +21,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m edgetestbed.sensors", description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True, help="the run directory (spec.yaml, wiring.json)")
     parser.add_argument("--sensor", type=int, required=True, help="the sensor's index in the spec")
-    parser.add_argument("--start-at", type=float, required=True, help="unix time window 0 starts")
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-
-    def publish(runtime: Runtime) -> Mapping[str, Any]:
-        return Sensor(runtime, args.sensor).run()
-
-    return run_process(args.run_dir, sensor_id(args.sensor), args.start_at, "sensor", publish)
+    return run_process(args.run_dir, sensor_id(args.sensor), "sensor", lambda runtime: Sensor(runtime, args.sensor))
 
 
 if __name__ == "__main__":

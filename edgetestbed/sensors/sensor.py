@@ -109,7 +109,6 @@ class Sensor:
     def __init__(self, runtime: "Runtime", index: int) -> None:
         self.runtime = runtime
         self.index = index
-        self.schedule = Schedule.of(runtime.spec, runtime.start_at)
         self.stream = sensor_stream(runtime.spec, index)
         self.definition = stream_definition(runtime.spec)
         self.publisher = runtime.sockets.open(zmq.PUB, sndhwm=0)
@@ -118,20 +117,21 @@ class Sensor:
         self.sent = {"samples": 0, "bytes": 0}
 
     def run(self) -> Dict[str, int]:
-        for window in range(self.schedule.limit):
-            self._publish_window(window)
+        schedule = Schedule.of(self.runtime.spec, self.runtime.start_at)
+        for window in range(schedule.limit):
+            self._publish_window(schedule, window)
         self.publisher.close(linger=LINGER_AT_END_MS)
         return dict(self.sent)
 
-    def _publish_window(self, window: int) -> None:
-        samples = self.schedule.samples_in(window)
+    def _publish_window(self, schedule: Schedule, window: int) -> None:
+        samples = schedule.samples_in(window)
         sent_bytes, behind, said = 0, 0.0, False
         for n in samples:
-            behind = max(behind, time.time() - self.schedule.send_time(n))
-            if not said and lost_a_window(behind, self.schedule.interval):
+            behind = max(behind, time.time() - schedule.send_time(n))
+            if not said and lost_a_window(behind, schedule.interval):
                 self.runtime.log.write(BEHIND, window=window, behind=behind)
                 said = True
-            self.runtime.sleep_until(self.schedule.send_time(n))
+            self.runtime.sleep_until(schedule.send_time(n))
             sent_bytes += self._send(n, window)
         self.sent["samples"] += len(samples)
         self.sent["bytes"] += sent_bytes

@@ -1,0 +1,42 @@
+"""The start barrier: window 0 begins once every process of the run is ready.
+
+A process builds its role first (imports, data loaded, sockets bound and connected),
+logs ``READY`` and waits for ``<run dir>/start.json``. The run launches the sensors,
+waits until all are ready, then the tree level by level from the root, each level
+once the one above is ready, so every process listens before anyone dials it. When
+the last process is ready, the run writes ``start.json``: window 0 begins
+:data:`START_LEAD_S` ahead, the same instant for everyone. A process started later (a
+restart after a crash) finds the file and joins the running clock at once.
+
+No CPU margin is guessed: a process on 0.05 core that needs 7 s to import simply makes
+everyone wait, and one that is never ready fails the run (``READY_TIMEOUT_S``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+START_FILE = "start.json"
+# From the file's appearance to window 0: enough for a throttled process to notice it
+# (0.05 core is 5 ms of CPU per 100 ms period, and it polls every POLL_S).
+START_LEAD_S = 1.0
+POLL_S = 0.02
+READY_TIMEOUT_S = 120.0  # per launch group: far beyond any start-up seen, yet a hung one ends the run
+
+
+def write_start(run_dir: Path, start_at: float) -> None:
+    """Publish window 0's start; atomic, so a reader never sees half a file."""
+    partial = Path(run_dir) / f".{START_FILE}.partial"
+    partial.write_text(json.dumps({"start_at": start_at}), encoding="utf-8")
+    os.replace(partial, Path(run_dir) / START_FILE)
+
+
+def read_start(run_dir: Path) -> Optional[float]:
+    """Window 0's start as unix time, or None while the run has not published it."""
+    try:
+        return float(json.loads((Path(run_dir) / START_FILE).read_text(encoding="utf-8"))["start_at"])
+    except FileNotFoundError:
+        return None
