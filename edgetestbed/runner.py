@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from edgetestbed.errors import UserError
-from edgetestbed.nodes.start import READY_TIMEOUT_S, START_LEAD_S, write_start
+from edgetestbed.nodes.start import READY_TIMEOUT_S, start_lead, write_start
 from edgetestbed.nodes.wiring import Endpoint, Wiring
 from edgetestbed.rundir import RunDir
 from edgetestbed.sensors.sensor import kept_pace, lost_a_window, pace_warning, window_grace
@@ -143,7 +143,8 @@ class Experiment:
 
         Groups start one after another, each once the one before is ready, so that every
         process listens before anyone dials it: the sensors with the cloud baseline (which
-        dials no one), then the tree level by level from the root.
+        dials no one), then the tree level by level from the root. Window 0 begins a
+        short lead after the last is ready (:func:`~edgetestbed.nodes.start.start_lead`).
         """
         self.logs.mkdir(exist_ok=True)
         first = [sensor_id(index) for index in self.spec.sensor_ids] + ([CLOUD_ID] if self.spec.cloud else [])
@@ -152,7 +153,7 @@ class Experiment:
             for ident in group:
                 self._start(ident)
             self._wait_ready(group)
-        self.start_at = time.time() + START_LEAD_S
+        self.start_at = time.time() + start_lead(self.spec)
         write_start(self.run.path, self.start_at)
         return self.start_at
 
