@@ -5,7 +5,7 @@ logs ``READY`` and waits for ``<run dir>/start.json``. The run launches the sens
 waits until all are ready, then the tree level by level from the root, each level
 once the one above is ready, so every process listens before anyone dials it. When
 the last process is ready, the run writes ``start.json``: window 0 begins
-:data:`START_LEAD_S` ahead, the same instant for everyone. A process started later (a
+:func:`start_lead` ahead, the same instant for everyone. A process started later (a
 restart after a crash) finds the file and joins the running clock at once.
 
 No CPU margin is guessed: a process on 0.05 core that needs 6 s to import simply makes
