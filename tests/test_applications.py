@@ -125,6 +125,8 @@ def test_per_class_is_none_for_absent_classes():
     ("mnist_mlp", {"hiden": [5]}, "hiden: unknown parameter"),
     ("mnist_mlp", {"learning_rate": 0}, "learning_rate"),
     ("mnist_mlp", {"activation": "gelu"}, "activation"),
+    ("mnist_mlp", {"batch_size": True}, "batch_size"),          # strict, like the spec
+    ("mnist_mlp", {"learning_rate": float("inf")}, "learning_rate"),
     ("svm", {"reg": -1}, "reg"),
     ("no_such_module:Task", {}, "cannot import module"),
     ("json:JSONDecoder", {}, "not a concrete subclass"),

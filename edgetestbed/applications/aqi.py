@@ -14,15 +14,18 @@ from __future__ import annotations
 from typing import Any, ClassVar, Dict, List, Literal
 
 import numpy as np
-from pydantic import PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 
 from edgetestbed.applications import network
 from edgetestbed.applications.metrics import regression_scores
 
 
 class AqiRegressorParams(network.DenseParams):
+    """The spec's ``application:`` keys for ``aqi``."""
+
     inputs: PositiveInt = 13  # the streams' 10 weather features + the data section's ``lags`` (3)
-    hidden: List[PositiveInt] = []
+    hidden: List[PositiveInt] = Field([], description="hidden layer sizes like [16], or [] for a "
+                                                      "linear regression")
     activation: Literal["sigmoid", "tanh", "relu"] = "relu"
     learning_rate: PositiveFloat = 0.03
     batch_size: PositiveInt = 32

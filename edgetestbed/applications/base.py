@@ -11,7 +11,10 @@ own figures.
 
 A user's own task subclasses :class:`Application` (or :class:`SGDApplication` for a
 model trained by minibatch SGD on a list of arrays), declares its parameters as a
-pydantic model in ``Params``, and is named in the spec as ``module:Class``.
+pydantic model in ``Params`` (a subclass of :class:`ApplicationParams`), and is named in
+the spec as ``module:Class``. ``validate`` then checks the spec's ``application:`` keys
+against that model, as every built-in application's are; a class that leaves ``Params``
+at ``None`` gets its parameters unchecked, as a plain dict (see :class:`Application`).
 """
 
 from __future__ import annotations
@@ -28,9 +31,14 @@ Weights = List[np.ndarray]
 
 
 class ApplicationParams(BaseModel):
-    """Parameters of an application as written in the spec; unknown names are refused."""
+    """Parameters of an application as written in the spec.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Like every other part of the spec: unknown names are refused, and so is loose type
+    coercion (``batch_size: true`` or ``learning_rate: '0.4'``) and an infinite or NaN
+    number. A subclass may relax that in its own ``model_config``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class SGDParams(ApplicationParams):
@@ -40,10 +48,16 @@ class SGDParams(ApplicationParams):
     batch_size: PositiveInt
 
 
-def parse_params(model: type, params: Optional[Mapping[str, Any]], what: str) -> BaseModel:
-    """``params`` validated by the pydantic ``model``; a :class:`UserError` naming the field otherwise."""
+def parse_params(model: Optional[type], params: Optional[Mapping[str, Any]], what: str) -> Any:
+    """``params`` validated by the pydantic ``model``; a :class:`UserError` naming the field otherwise.
+
+    With no ``model``, ``params`` as a plain dict, unchecked.
+    """
+    plain = _plain(params or {})
+    if model is None:
+        return plain
     try:
-        return model.model_validate(dict(params or {}))
+        return model.model_validate(plain)
     except ValidationError as error:
         known = ", ".join(model.model_fields) or "none"
 
@@ -53,6 +67,16 @@ def parse_params(model: type, params: Optional[Mapping[str, Any]], what: str) ->
                 return f"{where}: unknown parameter (known: {known})"
             return f"{where}: {problem['msg']}"
         raise UserError(f"application {what}: {'; '.join(map(explain, error.errors()))}") from None
+
+
+def _plain(value: Any) -> Any:
+    """Mappings as dicts and tuples as lists, deeply: a resolved spec freezes the YAML's lists
+    into tuples, and a strict model accepts only lists where the YAML had them."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def validate_arrays(expected: Sequence[np.ndarray], arrays: Sequence[np.ndarray]) -> Weights:
@@ -82,13 +106,15 @@ class Application(ABC):
     """A learning task: a model behind weights, training, and evaluation.
 
     ``dataset`` names the dataset its samples come from (see ``sensors.streams``).
-    Construction validates ``params`` against ``Params`` (a :class:`UserError` if bad)
-    and seeds ``self.rng``; the same parameters and seed give the same model and the
-    same training results.
+    Construction validates ``params`` against ``Params`` (a :class:`UserError` if bad) into
+    ``self.params`` and seeds ``self.rng``; the same parameters and seed give the same model
+    and the same training results. ``Params`` is ``None`` here: a class that declares no
+    model takes any parameters, unchecked (by ``validate`` too), as a plain dict in
+    ``self.params``, and must check them itself.
     """
 
     dataset: ClassVar[str]
-    Params: ClassVar[type] = ApplicationParams
+    Params: ClassVar[Optional[type]] = None
 
     def __init__(self, params: Optional[Mapping[str, Any]] = None, seed: int = 0) -> None:
         self.params = parse_params(self.Params, params, type(self).__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Dict, List, Literal
 
 import numpy as np
-from pydantic import PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 
 from edgetestbed.applications import network
 from edgetestbed.applications.metrics import classification_scores
@@ -20,7 +20,9 @@ N_PIXELS, N_DIGITS = 784, 10
 
 
 class MnistMLPParams(network.DenseParams):
-    hidden: List[PositiveInt] = [20, 10, 10]
+    """The spec's ``application:`` keys for ``mnist_mlp``, with the simulator's defaults."""
+
+    hidden: List[PositiveInt] = Field([20, 10, 10], description="hidden layer sizes like [20, 10, 10]")
     activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid"
     learning_rate: PositiveFloat = 0.4
     batch_size: PositiveInt = 20

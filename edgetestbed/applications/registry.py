@@ -2,6 +2,8 @@
 
 A user's class must subclass :class:`~edgetestbed.applications.base.Application` and be
 importable by the node processes (installed, or in the directory the run starts from).
+``validate`` imports it too, to check the spec's parameters against its ``Params``; where
+its module is not found, they pass unchecked.
 """
 
 from __future__ import annotations
@@ -20,8 +22,13 @@ BUILTIN = {
 }
 
 
+class ApplicationNotFound(UserError):
+    """The module of a ``module:Class`` application is not installed here (or misspelt)."""
+
+
 def application_class(name: str) -> type:
-    """The :class:`Application` subclass a spec names; :class:`UserError` if there is none."""
+    """The :class:`Application` subclass a spec names; :class:`UserError` if there is none
+    (:class:`ApplicationNotFound` if its module is not found)."""
     target = BUILTIN.get(name, name)
     if ":" not in target:
         raise UserError(f"unknown application {name!r}: built in are {', '.join(sorted(BUILTIN))}; "
@@ -29,8 +36,11 @@ def application_class(name: str) -> type:
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise UserError(f"application {name!r}: cannot import module {module_name!r} ({error})") from None
+    except Exception as error:   # a user's module may fail in any way as it is imported
+        # Not found is the module itself (or its package) missing, not one it imports.
+        missing = isinstance(error, ModuleNotFoundError) and f"{module_name}.".startswith(f"{error.name}.")
+        raise (ApplicationNotFound if missing else UserError)(
+            f"application {name!r}: cannot import module {module_name!r} ({error})") from None
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Application)) or inspect.isabstract(cls):
         raise UserError(f"application {name!r}: {module_name}.{class_name} is not a concrete subclass "

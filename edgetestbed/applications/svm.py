@@ -19,6 +19,8 @@ N_PIXELS, N_DIGITS = 784, 10
 
 
 class ParitySVMParams(SGDParams):
+    """The spec's ``application:`` keys for ``svm``; ``reg`` weighs the L2 term."""
+
     learning_rate: PositiveFloat = 0.05
     batch_size: PositiveInt = 20
     reg: NonNegativeFloat = 1e-4

@@ -1,7 +1,8 @@
 """The experiment spec: a YAML file in, a frozen, typed, fully resolved :class:`Spec` out.
 
 Loading goes YAML text -> composed node tree (for line numbers) -> plain data ->
-schema (pydantic, unknown keys refused everywhere but in ``application``) and tree
+schema (pydantic, unknown keys refused everywhere; ``application``'s parameters checked
+against the application's own ``Params`` model by :mod:`edgetestbed.topo.appcheck`) and tree
 checks -> defaults merged -> :class:`Spec`. Every problem found on the way is reported
 at once, in one :class:`~edgetestbed.errors.SpecError`, one line per problem::
 
@@ -230,7 +231,8 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class ApplicationSpec:
-    """The learning task by name (or ``module:Class``); the application checks its params."""
+    """The learning task by name (or ``module:Class``) and its parameters as the file gives them
+    (checked against the application's ``Params``; its defaults are the application's own)."""
 
     name: str
     params: Mapping[str, object]
@@ -359,7 +361,8 @@ def _share(expected: str) -> Any:
 # Words people write for our keys; a near miss of one of these suggests the key.
 SYNONYMS = {"bandwidth": "bw", "latency": "delay", "packet_loss": "loss", "queue_size": "queue",
             "max_queue_size": "queue", "cores": "cpu", "cpus": "cpu", "mem": "memory",
-            "interval_s": "interval", "windows_limit": "limit", "epochs_per_window": "epochs"}
+            "interval_s": "interval", "windows_limit": "limit", "epochs_per_window": "epochs",
+            "lr": "learning_rate"}
 
 
 def _closest(word: object, choices: list[str]) -> str | None:
@@ -573,7 +576,7 @@ def _partitions_of(dataset: str) -> list[str]:
 
 
 class ApplicationIn(_Input):
-    """Every key but ``name`` is a parameter for the application, which checks them itself."""
+    """Every key but ``name`` is a parameter, checked by :mod:`edgetestbed.topo.appcheck`."""
 
     model_config = ConfigDict(extra="allow", strict=True)
     EXPECTED: ClassVar[str] = "an application like {name: mnist_mlp, learning_rate: 0.4}"
@@ -673,6 +676,8 @@ def load_spec_text(text: str, source: str = "<string>") -> Spec:
         problems.add(path, message, line)
     model = _validate(document.data, problems)
     _check_tree(document.data, problems)
+    from edgetestbed.topo.appcheck import check_application   # here: it builds on this module
+    check_application(document.data, problems.add)
     problems.raise_if_any()
     spec = _resolve(model, source, problems)
     problems.raise_if_any()
