@@ -16,10 +16,14 @@ Override keys, in ``set`` (one value) and ``grid`` (a non-empty list of values):
   root as it is, the first parameter server, the first worker (its cpu, memory, link and
   policy; each new worker gets as many sensors as it has, numbered from 0). Workers are
   ``w1..wN``; parameter servers ``ps1..psM``, each over a contiguous block of workers.
-- ``levels``: 2 (workers directly under the root, which is their one parameter server) or
-  3 (a root over ``servers`` parameter servers over the workers); regenerates the tree too.
-- ``servers``: parameter servers in the middle level when ``levels`` is 3 (default: the
-  base's, or 2).
+- ``levels``: 2 (workers directly under the root, which is their one parameter server),
+  3 (a root over ``servers`` parameter servers over the workers), or more, up to
+  ``MAX_LEVELS``: every level between the root and the workers has ``servers`` parameter
+  servers, each under a contiguous block of the level above as workers are (with equal
+  counts, one each: depth adds hops without changing any server's fan-in); regenerates
+  the tree too.
+- ``servers``: parameter servers in each middle level when ``levels`` is 3 or more
+  (default: the base's, or 2), numbered ``ps1..`` level by level from the root.
 - ``total_rate``: the sum of all sensors' rates, like ``240/s``; each sensor streams
   ``total_rate / sensors``, so the data reaching the tree stays fixed as workers vary.
 - ``delay``: the delay of every tree edge (node to parent), like ``50ms``; sensor and cloud
@@ -71,6 +75,7 @@ NAMED_KEYS = (*TREE_KEYS, "total_rate", "delay", "policy", "seed")
 TOP_KEYS = ("name", "base", "set", "grid")
 EXPECTED = "a sweep like {name: workers, base: ../default.yaml, grid: {workers: [3, 5]}}"
 MAX_WORKERS = 1000
+MAX_LEVELS = 8
 BUSY_WAIT = 600.0        # seconds to wait while another run holds the machine
 BUSY_POLL = 5.0
 # Where in the spec each named key acts, as a regular expression over the spec's error paths.
@@ -205,9 +210,9 @@ def _check_value(key: str, value: Any, place: DocPath, problems: _Problems) -> N
     """The sweep's own keys; the others are checked by validating each point's spec."""
     if key in ("workers", "servers") and not _whole(value, 1, MAX_WORKERS):
         problems.add(place, f"{quote(value)} is not a count; expected a whole number from 1 to {MAX_WORKERS}")
-    elif key == "levels" and value not in (2, 3):
+    elif key == "levels" and not _whole(value, 2, MAX_LEVELS):
         problems.add(place, f"{quote(value)} is not a number of levels; expected 2 (workers under the "
-                     "root) or 3 (root, parameter servers, workers)")
+                     f"root), 3 (root, parameter servers, workers) or more, up to {MAX_LEVELS}")
     elif key == "total_rate":
         try:
             parse_rate(value)
@@ -308,15 +313,22 @@ def regenerate_tree(nodes: list[dict], overrides: dict[str, Any]) -> list[dict]:
     workers = [node for node in nodes if node.get("sensors")]
     servers = [node for node in nodes if node.get("parent") == root["id"] and not node.get("sensors")]
     count = overrides.get("workers", len(workers))
-    levels = overrides.get("levels", 3 if servers else 2)
-    parents = [root["id"]] if levels == 2 else [f"ps{i + 1}" for i in range(overrides.get("servers", len(servers) or 2))]
-    tree = [copy.deepcopy(root)]
-    if levels == 3:
-        tree += [{**_template(servers[0] if servers else {}), "id": ident, "parent": root["id"]} for ident in parents]
+    width = overrides.get("servers", len(servers) or 2)
+    tree, parents = [copy.deepcopy(root)], [root["id"]]
+    for level in range(overrides.get("levels", 3 if servers else 2) - 2):
+        ids = [f"ps{level * width + i + 1}" for i in range(width)]
+        tree += [{**_template(servers[0] if servers else {}), "id": ident, "parent": _block(parents, i, width)}
+                 for i, ident in enumerate(ids)]
+        parents = ids
     per_worker = len(workers[0]["sensors"])
-    tree += [{**_template(workers[0]), "id": f"w{i + 1}", "parent": parents[i * len(parents) // count],
+    tree += [{**_template(workers[0]), "id": f"w{i + 1}", "parent": _block(parents, i, count),
               "sensors": list(range(i * per_worker, (i + 1) * per_worker))} for i in range(count)]
     return tree
+
+
+def _block(parents: list[str], index: int, count: int) -> str:
+    """The parent of child ``index`` of ``count``: children split into contiguous blocks."""
+    return parents[index * len(parents) // count]
 
 
 def _template(node: dict) -> dict:

@@ -53,11 +53,11 @@ def test_unknown_and_missing_keys_name_line_and_field(tmp_path):
 
 
 def test_bad_override_keys_and_values(tmp_path):
-    message = errors(tmp_path, sweep_text("  window.limit: [2]\n  workers: 3\n  levels: [2, 4]\n"
+    message = errors(tmp_path, sweep_text("  window.limit: [2]\n  workers: 3\n  levels: [2, 1]\n"
                                           "  servers: [0]\n  total_rate: [fast]\n  seed: [1, 1]\n"))
     assert "s.yaml:4: grid.window.limit: unknown key 'window.limit'" in message
     assert "s.yaml:5: grid.workers: got 3; expected a non-empty list" in message
-    assert "s.yaml:6: grid.levels: 4 is not a number of levels" in message
+    assert "s.yaml:6: grid.levels: 1 is not a number of levels" in message
     assert "s.yaml:7: grid.servers: 0 is not a count" in message
     assert "s.yaml:8: grid.total_rate:" in message
     assert "s.yaml:9: grid.seed: a value is listed twice" in message
@@ -104,6 +104,18 @@ def test_workers_and_levels_regenerate_the_tree_at_a_fixed_total_rate(tmp_path):
     assert deep.sensor_ids == tuple(range(12))            # two sensors per worker, like the base's first
     assert flat.sensors.rate == deep.sensors.rate == 20.0  # 240/s over 12 sensors
     assert all(n.link.bw_mbit == 10 and n.cpu == 0.2 for n in deep.workers)
+
+
+def test_levels_beyond_three_stack_parameter_server_levels_of_servers_each(tmp_path):
+    write_base(tmp_path)
+    sweep = load_sweep_text(sweep_text("  levels: [5]\n", extra="set: {workers: 4, servers: 2}\n"), "s.yaml", tmp_path)
+    (spec,) = (point.spec for point in sweep.points)
+    parents = {node.id: node.parent for node in spec.nodes}
+    assert parents == {"root": None, "ps1": "root", "ps2": "root", "ps3": "ps1", "ps4": "ps2",
+                       "ps5": "ps3", "ps6": "ps4", "w1": "ps5", "w2": "ps5", "w3": "ps6", "w4": "ps6"}
+    assert max(node.level for node in spec.nodes) == 4   # five levels: root is level 0
+    with pytest.raises(SpecError, match="expected 2 .* or more, up to 8"):
+        load_sweep_text(sweep_text("  levels: [9]\n"), "s.yaml", tmp_path)
 
 
 def test_delay_policy_seed_and_dotted_paths():
