@@ -222,3 +222,28 @@ def test_ctrl_c_mid_run_leaves_a_report_marked_incomplete_and_nothing_of_the_net
     assert "INCOMPLETE RUN" in (run_dir / "report.md").read_text()
     run = RunDir.open(run_dir)
     assert run.ledger.entries() and not [e for e in run.ledger.entries() if resources.exists(e)]
+
+
+DEEP = """  - {id: root, cpu: 0.3}
+  - {id: ps1, parent: root}
+  - {id: ps2, parent: ps1}
+  - {id: ps3, parent: ps2}
+  - {id: w1, parent: ps3, sensors: [0]}
+  - {id: w2, parent: ps3, sensors: [1]}
+"""
+
+
+def test_a_five_level_tree_runs_end_to_end(tmp_path):
+    """root, three levels of parameter servers, workers: every window trained, and the root's
+    model ends covering every worker's last window, carried up through all four tree links."""
+    limit = 4
+    summary = run_experiment(load_spec_text(small_spec(DEEP, limit=limit)), tmp_path, say=lambda _: None)
+    assert summary["completed"], summary
+    run_dir = Path(summary["run_dir"])
+    assert [events(run_dir, ident, "START")[0]["payload"]["level"] for ident in ("root", "ps1", "ps2", "ps3", "w1")] \
+        == [0, 1, 2, 3, 4]
+    for worker in ("w1", "w2"):
+        assert [e["payload"]["window"] for e in events(run_dir, worker, "STATISTIC")] == list(range(limit))
+    for server in ("ps3", "ps2", "ps1", "root"):
+        assert events(run_dir, server, "DONE")[0]["payload"]["coverage"] == {"w1": limit - 1, "w2": limit - 1}
+    assert all(pushes(run_dir, child) for child in ("w1", "ps3", "ps2", "ps1")), "a link carried no update"
