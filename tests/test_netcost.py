@@ -5,6 +5,7 @@ class, and the seeds' 1+3 tree with the simple policy against the cost model."""
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -152,16 +153,21 @@ def frames_counted(capture: Capture, direction: str) -> tuple[int, int]:
     return sum(len(f) for f in frames), len(frames)
 
 
-def write_run(run_dir: Path, sensor_skew: float = 1.0) -> tuple[Capture, Capture]:
+def write_run(run_dir: Path, sensor_skew: float = 1.0, actions: list = None, captured: list = None,
+              windows: int = 1, switch: str = "ovs-user") -> tuple[Capture, Capture]:
     """A run directory as meters and the processes would leave it: the tree link's capture agrees
-    with the counters; the sensor link's counters say ``sensor_skew`` times what it captured."""
+    with the counters; the sensor link's counters say ``sensor_skew`` times what it captured.
+    With ``actions`` (see ``protocol_actions``) w1 logged those and the tree link captured
+    ``captured`` (default: the same); else one pull and one push, no START or STATISTIC.
+    ``switch: lxbr``: no OpenFlow port statistics (Linux bridges)."""
     net = run_dir / "net"
     net.mkdir(parents=True)
-    (run_dir / "spec.yaml").write_text(SPEC)
+    (run_dir / "spec.yaml").write_text(SPEC.replace("limit: 1", f"limit: {windows}").replace("ovs-user", switch))
     (run_dir / "wiring.json").write_text(json.dumps({"endpoints": {
         "root": {"host": PARENT_IP, "port": NODE_PORT}, "w1": {"host": CHILD_IP, "port": NODE_PORT},
         "sensor0": {"host": SENSOR_IP, "port": SENSOR_PORT}}}))
-    tree, sensor = exchange_capture(), Capture()
+    tree = exchange_capture() if actions is None else protocol_capture(actions if captured is None else captured)
+    sensor = Capture()
     tree.write(net / "w1-root.pcap")
     sensor.message(True, 100 * MSS, OTHER, server=(PARENT_IP, 5201))
     sensor.write(net / "sensor0-w1.pcap")
@@ -169,19 +175,20 @@ def write_run(run_dir: Path, sensor_skew: float = 1.0) -> tuple[Capture, Capture
     links = [{"label": "w1-root", "kind": "tree", "ends": ["w1", "root"], "params": params, "pcap": "w1-root.pcap",
               "capture": "s1-eth1",
               "interfaces": [{"name": "s2-eth1", "host": None}, {"name": "s1-eth1", "host": None}],
-              "a_macs": [CHILD_MAC], "b_macs": [PARENT_MAC], "openflow": {"dpid": "0000000000000001", "port": 2}},
+              "a_macs": [CHILD_MAC], "b_macs": [PARENT_MAC],
+              "openflow": {"dpid": "0000000000000001", "port": 2} if switch != "lxbr" else None},
              {"label": "sensor0-w1", "kind": "sensor", "ends": ["sensor0", "w1"], "params": params,
               "pcap": "sensor0-w1.pcap", "capture": "s2-eth2", "interfaces": [{"name": "d0-eth0", "host": "d0"},
                                                                                 {"name": "s2-eth2", "host": None}],
               "a_macs": [CHILD_MAC], "b_macs": [PARENT_MAC], "openflow": None}]
     captures = {"w1-root": {"captured": 1, "received": 1, "dropped": 0}}
     (net / "meters.json").write_text(json.dumps({"links": links, "controller": {"used": True}, "captures": captures}))
-    write_counters(net, tree, sensor, sensor_skew)
-    write_logs(run_dir)
+    write_counters(net, tree, sensor, sensor_skew, openflow=switch != "lxbr")
+    write_logs(run_dir, None if actions is None else protocol_logs(actions))
     return tree, sensor
 
 
-def write_counters(net: Path, tree: Capture, sensor: Capture, sensor_skew: float) -> None:
+def write_counters(net: Path, tree: Capture, sensor: Capture, sensor_skew: float, openflow: bool = True) -> None:
     def interface(rx: tuple, tx: tuple) -> dict:
         return {"rx_bytes": rx[0], "rx_packets": rx[1], "rx_errors": 0, "rx_dropped": 0,
                 "tx_bytes": tx[0], "tx_packets": tx[1], "tx_errors": 0, "tx_dropped": 0}
@@ -194,6 +201,8 @@ def write_counters(net: Path, tree: Capture, sensor: Capture, sensor_skew: float
     samples = [{"time": 1.0, "sample": "start", "interfaces": {name: zero for name in end}},
                {"time": 9.0, "sample": "end", "interfaces": end}]
     (net / "counters.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    if not openflow:
+        return
     port = {"dpid": "0000000000000001", "port": 2, "name": "s1-eth1"}
     stats = [{**port, "time": 1.0, "rx_bytes": 0, "rx_packets": 0, "tx_bytes": 0, "tx_packets": 0},
              {**port, "time": 9.0, "rx_bytes": up[0], "rx_packets": up[1], "tx_bytes": down[0],
@@ -202,16 +211,70 @@ def write_counters(net: Path, tree: Capture, sensor: Capture, sensor_skew: float
     (net / "portstats.jsonl").write_text("".join(json.dumps(s) + "\n" for s in stats) + '{"cut short')
 
 
-def write_logs(run_dir: Path) -> None:
-    model = {"bytes": MODEL_ARRAYS + 200, "payload_bytes": MODEL_ARRAYS}
-    w1 = [(10.0, {"direction": "sent", "kind": "PULL", "seq": 1, "bytes": 120, "payload_bytes": 0}),
-          (10.05, {"direction": "received", "kind": "MODEL", "seq": 1, **model}),
-          (11.0, {"direction": "sent", "kind": "PUSH", "seq": 2, **model}),
-          (11.04, {"direction": "received", "kind": "ACK", "seq": 2, "bytes": 80, "payload_bytes": 0})]
-    root = [(ts, {**fields, "direction": "received" if fields["direction"] == "sent" else "sent"}) for ts, fields in w1]
-    logs = {"w1": [(ts, "CONNECTION", {**f, "peer": "root"}) for ts, f in w1],
-            "root": [(ts, "CONNECTION", {**f, "peer": "w1"}) for ts, f in root],
-            "sensor0": [(10.0, "STATISTIC", {"window": 0, "samples": 10, "bytes": 140_000})]}
+MODEL_MESSAGE = {"bytes": MODEL_ARRAYS + 200, "payload_bytes": MODEL_ARRAYS}
+
+
+def protocol_actions(windows: int, sync_pulls: int, server: bool = False) -> list:
+    """What a child of the simple policy does: a pull on joining; per step a pull, a push and its
+    STATISTIC (a server logs it before the push, a worker after); then ``sync_pulls`` pulls."""
+    step = ["pull", "step", "push"] if server else ["pull", "push", "step"]
+    return ["start", "pull"] + step * windows + ["pull"] * sync_pulls + ["done"]
+
+
+def protocol_capture(actions: list) -> Capture:
+    """The tree link's capture of ``actions``: a TCP handshake, then every exchange."""
+    capture = Capture()
+    for up, flags in ((True, "S"), (False, "SA"), (True, "A")):
+        capture.tcp(up, 0, CONTROL, flags=flags)
+    for action in actions:
+        if action in ("pull", "resent pull"):
+            capture.tcp(True, 120, MODEL_PULL)
+            capture.message(False, MODEL_ARRAYS + 200, MODEL_PULL)
+        elif action == "push":
+            capture.message(True, MODEL_ARRAYS + 200, UPDATE_PUSH)
+            capture.tcp(False, 80, UPDATE_PUSH)
+        elif action == "done":
+            capture.tcp(True, 100, CONTROL)
+            capture.tcp(False, 80, CONTROL)
+    return capture
+
+
+def protocol_logs(actions: list) -> list:
+    """w1's log of ``actions``, 0.1 s apart: (ts, type, payload); a ``resent pull`` keeps its seq."""
+    events, seq, window, ts = [], 0, 0, 10.0
+    replies = {"pull": ("PULL", 120, "MODEL", MODEL_MESSAGE), "resent pull": ("PULL", 120, "MODEL", MODEL_MESSAGE),
+               "push": ("PUSH", MODEL_MESSAGE, "ACK", 80), "done": ("DONE", 100, "ACK", 80)}
+    for action in actions:
+        ts += 0.1
+        if action == "start":
+            events.append((ts, "START", {"role": "worker"}))
+        elif action == "step":
+            events.append((ts, "STATISTIC", {"window": window, "samples": 10}))
+            window += 1
+        else:
+            seq += action != "resent pull"
+            request, request_size, reply, reply_size = replies[action]
+            events += [(ts, "CONNECTION", connection("sent", request, seq, request_size)),
+                       (ts + 0.05, "CONNECTION", connection("received", reply, seq, reply_size))]
+    return events
+
+
+def connection(direction: str, kind: str, seq: int, size) -> dict:
+    sizes = size if isinstance(size, dict) else {"bytes": size, "payload_bytes": 0}
+    return {"direction": direction, "peer": "root", "kind": kind, "seq": seq, **sizes}
+
+
+def write_logs(run_dir: Path, w1: list = None) -> None:
+    """w1's log (default: a pull and a push) and root's, which mirrors w1's CONNECTION events."""
+    if w1 is None:
+        w1 = [(10.0, "CONNECTION", connection("sent", "PULL", 1, 120)),
+              (10.05, "CONNECTION", connection("received", "MODEL", 1, MODEL_MESSAGE)),
+              (11.0, "CONNECTION", connection("sent", "PUSH", 2, MODEL_MESSAGE)),
+              (11.04, "CONNECTION", connection("received", "ACK", 2, 80))]
+    mirrored = {"sent": "received", "received": "sent"}
+    root = [(ts, kind, {**fields, "peer": "w1", "direction": mirrored[fields["direction"]]})
+            for ts, kind, fields in w1 if kind == "CONNECTION"]
+    logs = {"w1": w1, "root": root, "sensor0": [(10.0, "STATISTIC", {"window": 0, "samples": 10, "bytes": 140_000})]}
     (run_dir / "logs").mkdir()
     for ident, events in logs.items():
         lines = [json.dumps({"node": ident, "type": kind, "payload": payload, "ts": ts})
@@ -258,22 +321,66 @@ def test_links_beyond_the_tolerance_are_flagged_with_the_numbers(tmp_path):
     assert result["max_disagreement"] == pytest.approx(sensor["total"]["disagreement"])
 
 
-def test_cost_model_and_exchange_times(tmp_path):
-    write_run(tmp_path / "run")
+@pytest.mark.parametrize("server, sync_pulls", [(False, 3), (False, 0), (True, 2)])
+def test_the_cost_model_counts_every_transfer_the_protocol_makes(tmp_path, server, sync_pulls):
+    """A pull on joining, a pull and a push per step, and the final synchronisation's pulls as
+    logged (none when the child's own last window completes the model): 2 × windows + 2 was wrong."""
+    windows = 3
+    write_run(tmp_path / "run", actions=protocol_actions(windows, sync_pulls, server), windows=windows)
     item = network_cost(tmp_path / "run")["items"][0]
     model = item["cost_model"]
-    assert (model["windows"], model["transfers"]) == (1, 4)
+    transfers = 1 + 2 * windows + sync_pulls
+    assert (model["joins"], model["steps"], model["final_sync_pulls"]) == (1, windows, sync_pulls)
+    assert model["transfers"] == model["logged_transfers"] == model["captured_transfers"] == transfers
+    assert model["extra_transfers"] == 0
     assert (model["model_bytes"], model["message_bytes"]) == (MODEL_ARRAYS, MODEL_ARRAYS + 200)
-    assert model["simulator_estimate"] == 2 * MODEL_ARRAYS
-    expected = 4 * ((MODEL_ARRAYS + 200) * (1 + TCP_OVERHEAD) + 100 + 2 * SEGMENT_HEADERS)  # PULL 120, ACK 80
+    assert model["simulator_estimate"] == 2 * windows * MODEL_ARRAYS
+    small = statistics.median([120] * (1 + windows + sync_pulls) + [80] * (windows + 1))  # PULLs; ACKs (one of DONE)
+    expected = transfers * ((MODEL_ARRAYS + 200) * (1 + TCP_OVERHEAD) + small + 2 * SEGMENT_HEADERS)
     assert model["expected_bytes"] == round(expected)
     assert model["ratio"] == pytest.approx(item["wire_bytes"] / expected)
-    assert (model["logged_transfers"], model["captured_transfers"], model["extra_transfers"]) == (2, 2, -2)
+    assert abs(model["ratio"] - 1) < 0.02 and model["within_tolerance"]
+
+
+@pytest.mark.parametrize("captured, extra", [(protocol_actions(3, 3) + ["pull"] * 3, 3), (protocol_actions(3, 0), -3)])
+def test_a_capture_the_logged_transfers_do_not_explain_is_off(tmp_path, captured, extra):
+    """Three model messages more on the wire than the logs explain, or three fewer: OFF."""
+    write_run(tmp_path / "run", actions=protocol_actions(3, 3), captured=captured, windows=3)
+    model = network_cost(tmp_path / "run")["items"][0]["cost_model"]
+    assert (model["transfers"], model["logged_transfers"]) == (10, 10)
+    assert model["captured_transfers"] == 10 + extra and model["extra_transfers"] == extra
+    assert model["ratio"] == pytest.approx(1 + extra / 10, abs=0.03) and not model["within_tolerance"]
+
+
+def test_a_resent_pull_is_one_final_sync_pull_and_an_extra_transfer(tmp_path):
+    actions = protocol_actions(2, 1)
+    actions.insert(-1, "resent pull")
+    write_run(tmp_path / "run", actions=actions, windows=2)
+    model = network_cost(tmp_path / "run")["items"][0]["cost_model"]
+    assert (model["final_sync_pulls"], model["transfers"]) == (1, 6)
+    assert model["logged_transfers"] == model["captured_transfers"] == 7 and model["extra_transfers"] == 1
+
+
+def test_exchange_times(tmp_path):
+    write_run(tmp_path / "run")
+    item = network_cost(tmp_path / "run")["items"][0]
     pull, push = item["exchanges"]["items"]
     assert (pull["kind"], pull["bytes"], pull["time_s"]) == ("pull", 120 + MODEL_ARRAYS + 200, pytest.approx(0.05))
     assert pull["expected_s"] == pytest.approx(0.020 + pull["bytes"] * (1 + TCP_OVERHEAD) * 8 / 8e6)
     assert push["time_s"] == pytest.approx(0.04) and item["exchanges"]["push"]["count"] == 1
     assert expected_time(1000, {"bw_mbit": None, "delay_ms": 5.0}) == pytest.approx(0.01)
+
+
+def test_the_note_names_only_the_wire_sources_the_run_had(tmp_path):
+    write_run(tmp_path / "ovs")
+    assert network_cost(tmp_path / "ovs")["note"].endswith(
+        "checked against interface counters and OpenFlow port statistics")
+    write_run(tmp_path / "lxbr", switch="lxbr")
+    result = network_cost(tmp_path / "lxbr")
+    assert "openflow" not in result["sources"] and result["items"][0]["up"]["openflow"] is None
+    assert result["note"].endswith("switch port, checked against interface counters")
+    (tmp_path / "lxbr" / "net" / "counters.jsonl").unlink()
+    assert "no other wire source" in network_cost(tmp_path / "lxbr")["note"]
 
 
 def test_other_policies_get_no_cost_model_and_unmeasured_runs_say_so(tmp_path):

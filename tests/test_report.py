@@ -17,6 +17,7 @@ import pytest
 from edgetestbed.analysis.report import (answer_lines, heading, items, report_main, table, to_html, to_markdown,
                                          write_report)
 from test_metrics import SPEC, fake_netcost, handmade_logs, loopback_run, write_handmade_run
+from test_netcost import protocol_actions, write_run
 
 ALL_PLOTS = {"topology", "accuracy", "lag", "own_vs_other", "link_bytes", "resources"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -184,7 +185,8 @@ def test_measured_links_show_agreement_and_the_cost_model(tmp_path, monkeypatch)
             "bytes": 2200, "up_bytes": 1000, "down_bytes": 1200, "wire_bytes": 2200, "by_class": {"model pull": 2200},
             "up": direction, "down": direction, "flags": [],
             "total": {"pcap": {"bytes": 2200}, "counters": {"bytes": 2190}, "openflow": None, "disagreement": 0.0045},
-            "cost_model": {"windows": 2, "transfers": 6, "simulator_estimate": 1800, "expected_bytes": 2000,
+            "cost_model": {"windows": 2, "joins": 1, "steps": 2, "final_sync_pulls": 3, "transfers": 8,
+                           "captured_transfers": 8, "simulator_estimate": 1800, "expected_bytes": 2000,
                            "measured_bytes": 2200, "ratio": 1.1, "within_tolerance": True}}
     fake_netcost(monkeypatch, {"source": "packet captures", "note": "IP bytes", "items": [item], "tolerance": 0.02,
                                "min_bytes": 100_000, "max_disagreement": 0.0045, "flagged": []})
@@ -193,7 +195,18 @@ def test_measured_links_show_agreement_and_the_cost_model(tmp_path, monkeypatch)
     markdown = (write_report(run_dir).parent / "report.md").read_text()
     assert "Source: packet captures — IP bytes" in markdown
     assert "| w1-root | 2.2 kB | 2.19 kB | – | 4 kB | 0.4 % | 0.550 | ok |" in markdown
-    assert "| w1-root | 2 | 6 | 1.8 kB | 2 kB | 2.2 kB | 1.100 | ok |" in markdown
+    assert "| w1-root | 2 | 2 | 8 (1 + 2 × 2 + 3) | 8 | 1.8 kB | 2 kB | 2.2 kB | 1.100 | ok |" in markdown
+
+
+def test_a_linux_bridge_run_names_only_its_sources_and_models_every_transfer(tmp_path):
+    """No OpenFlow in a run whose switches are Linux bridges; the final synchronisation's pulls
+    are in the model, so a correct run is within its tolerance."""
+    write_run(tmp_path / "run", actions=protocol_actions(3, 2), windows=3, switch="lxbr")
+    markdown = (write_report(tmp_path / "run").parent / "report.md").read_text()
+    (source,) = [line for line in markdown.splitlines() if line.startswith("Source: ")]
+    assert source.endswith("parent-side switch port, checked against interface counters"), source
+    (row,) = [line for line in markdown.splitlines() if line.startswith("| w1-root | 3 | ")]
+    assert row.startswith("| w1-root | 3 | 3 | 9 (1 + 2 × 3 + 2) | 9 |") and row.endswith("| ok |"), row
 
 
 def test_report_main_prints_the_answer_and_where_the_report_is(tmp_path):
