@@ -2,7 +2,7 @@
 
 :func:`compute_metrics` reads the run directory (:mod:`edgetestbed.analysis.runlogs`) and
 returns one JSON-ready dict; :func:`write_metrics` stores it as ``metrics.json``. Every
-field is documented in ``docs/metrics.md``. The definitions (DESIGN.md, "Measurement and
+field is documented in ``docs/metrics.md``. The definitions (docs/architecture.md, "Measurement and
 metrics") are the pure functions at the top of this module, so tests can feed them
 hand-made numbers:
 

@@ -5,7 +5,7 @@ weights the parent last knew of this node (the last model pulled, plus every upd
 pushed since), so ``current − reference`` is the update to push next. A pull keeps
 that unpushed part: the new model is ``pulled + (current − reference)``.
 
-Coverage (DESIGN.md): for each worker, the latest window merged into a model. A node
+Coverage (docs/architecture.md, "Learning semantics"): for each worker, the latest window merged into a model. A node
 tracks two vectors: ``coverage`` of its model and ``unpushed`` coverage of its pending
 update. Training window ``j`` on worker ``w`` and merging a child's update add to both;
 a push carries and clears ``unpushed``; a pull sets the model's coverage to the pulled

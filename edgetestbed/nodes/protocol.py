@@ -29,7 +29,7 @@ Message types and what they carry:
 ``seq`` numbers requests; a reply echoes the request's ``seq`` so that a late reply to
 an abandoned request is recognised. For ``SAMPLE`` it is the sample's number in its
 stream. ``coverage`` maps each worker to the latest window merged into the model (or
-delta) the message is about (DESIGN.md, "coverage vector"). Array frames and the header
+delta) the message is about (docs/architecture.md, "coverage vector"). Array frames and the header
 are bounded: :meth:`Schema.max_frame_bytes` is also what sockets set as
 ``zmq.MAXMSGSIZE``, so an oversized frame is refused by ZeroMQ before it is buffered.
 """

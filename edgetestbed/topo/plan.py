@@ -1,6 +1,6 @@
 """The network a spec describes, as names and addresses: pure, deterministic, no root needed.
 
-The switch tree mirrors the node tree (DESIGN.md): node ``X`` gets host ``hI``
+The switch tree mirrors the node tree (docs/architecture.md): node ``X`` gets host ``hI``
 and switch ``sI`` (``I`` its position in the spec); the host hangs off its own
 switch by an unshaped access link; the tree edge child → parent is the link
 between their switches; sensor ``K`` is host ``dK`` on its worker's switch; the
