@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edgetestbed.errors import UserError
 from edgetestbed.rundir import RunDir
 from edgetestbed.runner import Experiment, run_experiment
 from edgetestbed.sensors.streams import StreamDefinition
@@ -247,3 +248,20 @@ def test_a_five_level_tree_runs_end_to_end(tmp_path):
     for server in ("ps3", "ps2", "ps1", "root"):
         assert events(run_dir, server, "DONE")[0]["payload"]["coverage"] == {"w1": limit - 1, "w2": limit - 1}
     assert all(pushes(run_dir, child) for child in ("w1", "ps3", "ps2", "ps1")), "a link carried no update"
+
+
+def test_a_process_that_fails_before_it_is_ready_fails_the_run_with_its_output(tmp_path):
+    """A node that cannot build its role (here: an application module that is not installed,
+    which validate lets through) exits before READY: the run stops at the start barrier with
+    the node's name and the tail of its output, and leaves nothing of the network."""
+    spec = small_spec("  - {id: root}\n  - {id: w1, parent: root, sensors: [0]}\n",
+                      application="no_such_module_here:Task")
+    with pytest.raises(UserError) as raised:
+        run_experiment(load_spec_text(spec), tmp_path, say=lambda _: None)
+    message = str(raised.value)
+    assert message.startswith("the run could not start: root exited before it was ready"), message
+    assert "--- last lines of logs/root.out:" in message and "no_such_module_here" in message
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert not summary["completed"] and "root" in summary["errors"]
+    assert not [e for e in RunDir.open(run_dir).ledger.entries() if resources.exists(e)]
