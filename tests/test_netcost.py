@@ -145,21 +145,41 @@ nodes:
 network: {switch: ovs-user}
 """
 MODEL_ARRAYS = 4 * MSS + 300 - 200   # the MODEL/PUSH message sizes of exchange_capture(), less a header
+COUNTERS_FIRST, COUNTERS_LAST = 999.5, 1500.0   # the counters' first and last samples; frames from 1000.001
 
 
 def frames_counted(capture: Capture, direction: str) -> tuple[int, int]:
-    """(frame bytes, frames) of ``direction`` as an interface counter would count them."""
-    frames = [f for f in capture.frames if (f.src == CHILD_MAC) == (direction == UP) and f.src != STRANGER_MAC]
+    """(frame bytes, frames) of ``direction`` as an interface counter would count them: those
+    between its first and last samples."""
+    frames = [f for f in capture.frames if (f.src == CHILD_MAC) == (direction == UP) and f.src != STRANGER_MAC
+              and COUNTERS_FIRST <= f.time <= COUNTERS_LAST]
     return sum(len(f) for f in frames), len(frames)
 
 
+def sensor_capture(outside: int) -> Capture:
+    """The sensor link's capture: an iperf3-like flow of 100 segments up, with ``outside``
+    segments more both before the counters' first sample and after their last."""
+    capture = Capture()
+    server = (PARENT_IP, 5201)
+    if outside:
+        capture.clock = COUNTERS_FIRST - 0.2   # the captures start before the counters
+        capture.message(True, outside * MSS, OTHER, server=server)
+        capture.clock = 1000.0
+    capture.message(True, 100 * MSS, OTHER, server=server)
+    if outside:
+        capture.clock = COUNTERS_LAST          # ... and stop after them
+        capture.message(True, outside * MSS, OTHER, server=server)
+    return capture
+
+
 def write_run(run_dir: Path, sensor_skew: float = 1.0, actions: list = None, captured: list = None,
-              windows: int = 1, switch: str = "ovs-user") -> tuple[Capture, Capture]:
+              windows: int = 1, switch: str = "ovs-user", outside: int = 0) -> tuple[Capture, Capture]:
     """A run directory as meters and the processes would leave it: the tree link's capture agrees
     with the counters; the sensor link's counters say ``sensor_skew`` times what it captured.
     With ``actions`` (see ``protocol_actions``) w1 logged those and the tree link captured
     ``captured`` (default: the same); else one pull and one push, no START or STATISTIC.
-    ``switch: lxbr``: no OpenFlow port statistics (Linux bridges)."""
+    ``switch: lxbr``: no OpenFlow port statistics (Linux bridges). ``outside``: segments the
+    sensor link captured before the counters' first sample and as many after their last."""
     net = run_dir / "net"
     net.mkdir(parents=True)
     (run_dir / "spec.yaml").write_text(SPEC.replace("limit: 1", f"limit: {windows}").replace("ovs-user", switch))
@@ -167,9 +187,8 @@ def write_run(run_dir: Path, sensor_skew: float = 1.0, actions: list = None, cap
         "root": {"host": PARENT_IP, "port": NODE_PORT}, "w1": {"host": CHILD_IP, "port": NODE_PORT},
         "sensor0": {"host": SENSOR_IP, "port": SENSOR_PORT}}}))
     tree = exchange_capture() if actions is None else protocol_capture(actions if captured is None else captured)
-    sensor = Capture()
+    sensor = sensor_capture(outside)
     tree.write(net / "w1-root.pcap")
-    sensor.message(True, 100 * MSS, OTHER, server=(PARENT_IP, 5201))
     sensor.write(net / "sensor0-w1.pcap")
     params = {"bw_mbit": 8.0, "delay_ms": 10.0, "jitter_ms": 0.0, "loss_pct": 0.0, "queue": None}
     links = [{"label": "w1-root", "kind": "tree", "ends": ["w1", "root"], "params": params, "pcap": "w1-root.pcap",
@@ -198,16 +217,17 @@ def write_counters(net: Path, tree: Capture, sensor: Capture, sensor_skew: float
     zero = interface((0, 0), (0, 0))
     end = {"s1-eth1": interface(up, down), "s2-eth1": interface(down, up),
            "s2-eth2": interface(skewed, frames_counted(sensor, DOWN)), "d0-eth0": interface((0, 0), sensor_up)}
-    samples = [{"time": 1.0, "sample": "start", "interfaces": {name: zero for name in end}},
-               {"time": 9.0, "sample": "end", "interfaces": end}]
+    samples = [{"time": COUNTERS_FIRST, "sample": "start", "interfaces": {name: zero for name in end}},
+               {"time": COUNTERS_LAST, "sample": "end", "interfaces": end}]
     (net / "counters.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
     if not openflow:
         return
     port = {"dpid": "0000000000000001", "port": 2, "name": "s1-eth1"}
-    stats = [{**port, "time": 1.0, "rx_bytes": 0, "rx_packets": 0, "tx_bytes": 0, "tx_packets": 0},
-             {**port, "time": 9.0, "rx_bytes": up[0], "rx_packets": up[1], "tx_bytes": down[0],
+    stats = [{**port, "time": 999.0, "rx_bytes": 0, "rx_packets": 0, "tx_bytes": 0, "tx_packets": 0},
+             {**port, "time": 1600.0, "rx_bytes": up[0], "rx_packets": up[1], "tx_bytes": down[0],
               "tx_packets": down[1]},
-             {**port, "time": 9.5, "rx_bytes": 2 ** 64 - 1, "rx_packets": None, "tx_bytes": None, "tx_packets": None}]
+             {**port, "time": 1601.0, "rx_bytes": 2 ** 64 - 1, "rx_packets": None, "tx_bytes": None,
+              "tx_packets": None}]
     (net / "portstats.jsonl").write_text("".join(json.dumps(s) + "\n" for s in stats) + '{"cut short')
 
 
@@ -292,6 +312,8 @@ def test_every_source_per_link_and_direction(tmp_path):
     for source in ("counters", "openflow"):  # like for like: frames less 14 bytes each
         assert item["up"][source]["bytes"] == up_ip
     assert item["up"]["disagreement"] == 0.0 and item["total"]["disagreement"] == 0.0
+    assert item["up"]["pcap"]["counter_interval_bytes"] == up_ip   # every frame is within the counters' interval
+    assert item["total"]["pcap"]["counter_interval_bytes"] == item["bytes"]
     assert item["up"]["openflow"]["packets"] == item["up"]["pcap"]["packets"]  # the 2^64-1 sample is ignored
     assert item["down"]["far_end"]["interface"] == "s2-eth1" and item["down"]["far_end"]["bytes"] > 0
     assert item["up"]["payload"] == {"message_bytes": 120 + MODEL_ARRAYS + 200, "array_bytes": MODEL_ARRAYS,
@@ -319,6 +341,30 @@ def test_links_beyond_the_tolerance_are_flagged_with_the_numbers(tmp_path):
     assert sensor["up"]["payload"] == {"message_bytes": 140_000, "array_bytes": None, "messages": 1}
     assert "cost_model" not in sensor
     assert result["max_disagreement"] == pytest.approx(sensor["total"]["disagreement"])
+
+
+def test_frames_before_the_counters_first_sample_and_after_their_last_are_not_a_disagreement(tmp_path):
+    """The captures start before the counters' first sample and stop after their last: what
+    they hold outside that interval is the link's cost, but not what the counters counted."""
+    _, sensor = write_run(tmp_path / "run", outside=4)
+    item = network_cost(tmp_path / "run")["items"][1]
+    up = item["up"]
+    assert not item["flagged"], item["flags"]
+    assert up["disagreement"] == 0.0 and item["total"]["disagreement"] == 0.0
+    captured = [len(f) - 14 for f in sensor.frames if f.src == CHILD_MAC]   # IP bytes, as the reader counts
+    inside = sum(len(f) - 14 for f in sensor.frames
+                 if f.src == CHILD_MAC and COUNTERS_FIRST <= f.time <= COUNTERS_LAST)
+    assert up["pcap"]["bytes"] == item["up_bytes"] == sum(captured)
+    assert up["pcap"]["bytes"] - inside > 0.05 * inside   # the whole capture would be 5 % over the counters
+    assert up["pcap"]["counter_interval_bytes"] == inside == up["counters"]["bytes"]
+    assert up["pcap"]["counter_interval_packets"] == up["counters"]["packets"] < up["pcap"]["packets"]
+
+
+def test_a_difference_within_the_counters_interval_is_still_flagged(tmp_path):
+    write_run(tmp_path / "run", sensor_skew=0.97, outside=4)
+    item = network_cost(tmp_path / "run")["items"][1]
+    assert item["up"]["disagreement"] == pytest.approx(0.03, rel=0.02)
+    assert any("in the counters' interval), counters" in flag for flag in item["flags"]), item["flags"]
 
 
 @pytest.mark.parametrize("server, sync_pulls", [(False, 3), (False, 0), (True, 2)])

@@ -184,17 +184,18 @@ def test_measured_links_show_agreement_and_the_cost_model(tmp_path, monkeypatch)
     item = {"link": "w1-root", "kind": "tree", "ends": ["w1", "root"], "params": {"bw_mbit": 10.0, "delay_ms": 5.0},
             "bytes": 2200, "up_bytes": 1000, "down_bytes": 1200, "wire_bytes": 2200, "by_class": {"model pull": 2200},
             "up": direction, "down": direction, "flags": [],
-            "total": {"pcap": {"bytes": 2200}, "counters": {"bytes": 2190}, "openflow": None, "disagreement": 0.0045},
+            "total": {"pcap": {"bytes": 2200, "counter_interval_bytes": 2190}, "counters": {"bytes": 2190},
+                      "openflow": None, "disagreement": 0.0},
             "cost_model": {"windows": 2, "joins": 1, "steps": 2, "final_sync_pulls": 3, "transfers": 8,
                            "captured_transfers": 8, "simulator_estimate": 1800, "expected_bytes": 2000,
                            "measured_bytes": 2200, "ratio": 1.1, "within_tolerance": True}}
     fake_netcost(monkeypatch, {"source": "packet captures", "note": "IP bytes", "items": [item], "tolerance": 0.02,
-                               "min_bytes": 100_000, "max_disagreement": 0.0045, "flagged": []})
+                               "min_bytes": 100_000, "max_disagreement": 0.0, "flagged": []})
     run_dir = write_handmade_run(tmp_path / "run")
     (run_dir / "net").mkdir()
     markdown = (write_report(run_dir).parent / "report.md").read_text()
     assert "Source: packet captures — IP bytes" in markdown
-    assert "| w1-root | 2.2 kB | 2.19 kB | – | 4 kB | 0.4 % | 0.550 | ok |" in markdown
+    assert "| w1-root | 2.2 kB | 2.19 kB | 2.19 kB | – | 4 kB | 0.0 % | 0.550 | ok |" in markdown
     assert "| w1-root | 2 | 2 | 8 (1 + 2 × 2 + 3) | 8 | 1.8 kB | 2 kB | 2.2 kB | 1.100 | ok |" in markdown
 
 

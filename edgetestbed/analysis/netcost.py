@@ -10,9 +10,13 @@ sensor → worker, cloud → root; ``down`` the reverse), all at the link's capt
 (the parent-side switch port, see :mod:`edgetestbed.topo.meters`) unless said otherwise:
 
 ``pcap``       the capture, read by :mod:`edgetestbed.analysis.pcap`: ``bytes`` (sum of IP
-               total lengths), ``wire_bytes`` (the same with TCP super-packets counted as the
-               MTU-sized segments they become on a real link), ``packets``, ``gso_packets``,
-               ``by_class`` (bytes per message class).
+               total lengths of every frame captured: the link's cost), ``wire_bytes`` (the
+               same with TCP super-packets counted as the MTU-sized segments they become on a
+               real link), ``packets``, ``gso_packets``, ``by_class`` (bytes per message
+               class); ``counter_interval_bytes`` and ``counter_interval_packets``: the same
+               for the frames stamped within the counters' interval of the capture interface
+               (first to last sample; None without counters), what the counters are checked
+               against (see :mod:`edgetestbed.analysis.agreement`).
 ``counters``   kernel interface counters, last sample minus first: ``frame_bytes`` as the
                kernel counts them (Ethernet frames), ``bytes`` = ``frame_bytes`` − 14 ×
                ``packets`` (like for like with the capture's IP bytes: a veth counts each
@@ -37,14 +41,17 @@ sensor → worker, cloud → root; ``down`` the reverse), all at the link's capt
 
 Derived, per direction and for the link (``total``):
 
-``disagreement``  largest relative difference between the wire sources present (pcap,
-                  counters, openflow ``bytes``): (max − min) / max; None with one source.
+``disagreement``  largest relative difference between the capture and a source that checks
+                  it, each over the same interval: counters ``bytes`` against
+                  ``pcap.counter_interval_bytes``, openflow ``bytes`` against ``pcap.bytes``
+                  (its samples enclose the capture); |a − b| / max(a, b); None with no check.
+                  See :mod:`edgetestbed.analysis.agreement` for why and how precise.
 ``overhead``      ``pcap.wire_bytes / payload.message_bytes`` (transport and ZMTP overhead
                   and retransmissions; None without payload).
 
 Per link: ``link``, ``kind``, ``ends``, ``params`` (bw_mbit, delay_ms, jitter_ms, loss_pct,
 queue), ``capture_interface``, ``bytes``/``up_bytes``/``down_bytes`` and ``wire_bytes``
-(from the capture), ``by_class`` (both directions), ``model_messages`` (model-carrying
+(from the capture: every frame it holds), ``by_class`` (both directions), ``model_messages`` (model-carrying
 bursts the capture saw, per class), ``up``, ``down``, ``total`` (the sources summed over both
 directions), ``capture`` (tcpdump's ``captured``, ``received``,
 ``dropped``), ``flagged`` and ``flags`` (why), and for tree links ``cost_model`` and
@@ -87,6 +94,8 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
+from edgetestbed.analysis.agreement import MIN_BYTES, TOLERANCE, counter_deltas, flags, total
+from edgetestbed.analysis.agreement import WIRE_SOURCES, disagreement  # noqa: F401  (re-exported)
 from edgetestbed.analysis.costmodel import MODEL_CARRIERS, TCP_OVERHEAD, cost_model
 from edgetestbed.analysis.costmodel import MSS, SEGMENT_HEADERS  # noqa: F401  (re-exported: tests use them from here)
 from edgetestbed.analysis.pcap import CLASSES, DOWN, UP, LinkTraffic, read_link
@@ -101,11 +110,8 @@ from edgetestbed.topo.plan import sensor_id
 SOURCE = "packet captures"
 NOTE = "IP bytes per link from a packet capture at the link's parent-side switch port"
 CHECKS = {"counters": "interface counters", "openflow": "OpenFlow port statistics"}
-TOLERANCE = 0.02
-MIN_BYTES = 100_000
 ETHERNET_HEADER = 14
 DEFAULT_MODEL_THRESHOLD = 1024  # bytes of a burst that carries a model, when no log says better
-WIRE_SOURCES = ("pcap", "counters", "openflow")
 REPLIES = {PULL: MODEL, PUSH: ACK}
 
 
@@ -145,7 +151,7 @@ class _Context:
         self.meters = meters
         self.net_dir = run.run_dir / "net"
         self.listeners = _listeners(run)
-        self.counters = _first_last(read_json_lines(self.net_dir / "counters.jsonl"))
+        self.counters, self.counter_times = counter_deltas(read_json_lines(self.net_dir / "counters.jsonl"))
         self.portstats = _port_deltas(read_json_lines(self.net_dir / "portstats.jsonl"))
 
     def sources(self) -> list[str]:
@@ -153,17 +159,6 @@ class _Context:
         present += ["counters"] if self.counters else []
         present += ["openflow"] if self.portstats else []
         return present
-
-
-def _first_last(samples: list[dict]) -> dict[str, dict[str, int]]:
-    """Interface -> counter -> last minus first sample."""
-    first: dict[str, dict] = {}
-    last: dict[str, dict] = {}
-    for sample in samples:
-        for name, counters in sample["interfaces"].items():
-            first.setdefault(name, counters)
-            last[name] = counters
-    return {name: {key: last[name][key] - first[name][key] for key in first[name]} for name in first}
 
 
 def _port_deltas(lines: list[dict]) -> dict[tuple[str, int], dict[str, Optional[int]]]:
@@ -195,10 +190,10 @@ def _link_item(context: _Context, tap: dict) -> dict:
     child, parent = tap["ends"]
     messages = _link_messages(context.run, tap)
     traffic = read_link(context.net_dir / tap["pcap"], tap["a_macs"], tap["b_macs"], context.listeners,
-                        _model_threshold(messages[UP] + messages[DOWN]))
+                        _model_threshold(messages[UP] + messages[DOWN]), context.counter_times.get(tap["capture"]))
     directions = {direction: _direction(context, tap, traffic, direction, messages[direction])
                   for direction in (UP, DOWN)}
-    total = _total(directions.values())
+    summed = total(directions.values())
     pcap = {d: directions[d]["pcap"] for d in (UP, DOWN)}
     item = {"link": tap["label"], "kind": tap["kind"], "ends": [child, parent], "params": tap["params"],
             "capture_interface": tap["capture"],
@@ -206,9 +201,9 @@ def _link_item(context: _Context, tap: dict) -> dict:
             "down_bytes": pcap[DOWN]["bytes"], "wire_bytes": pcap[UP]["wire_bytes"] + pcap[DOWN]["wire_bytes"],
             "by_class": {c: pcap[UP]["by_class"].get(c, 0) + pcap[DOWN]["by_class"].get(c, 0) for c in CLASSES
                          if c in pcap[UP]["by_class"] or c in pcap[DOWN]["by_class"]},
-            "model_messages": dict(traffic.messages), UP: directions[UP], DOWN: directions[DOWN], "total": total,
+            "model_messages": dict(traffic.messages), UP: directions[UP], DOWN: directions[DOWN], "total": summed,
             "capture": context.meters.get("captures", {}).get(tap["label"], {})}
-    item["flags"] = _flags(item)
+    item["flags"] = flags(item)
     item["flagged"] = bool(item["flags"])
     if tap["kind"] == "tree":
         item["cost_model"] = cost_model(context.run, child, item, _sent(context.run, parent, child),
@@ -248,7 +243,8 @@ def _direction(context: _Context, tap: dict, traffic: LinkTraffic, direction: st
     ends = tap["ends"] if direction == UP else tap["ends"][::-1]
     tally = traffic.directions.get(direction)
     pcap = {**(tally.as_dict() if tally else {"bytes": 0, "wire_bytes": 0, "packets": 0, "gso_packets": 0}),
-            "by_class": {c: t.bytes for c, t in traffic.classes.get(direction, {}).items()}}
+            "by_class": {c: t.bytes for c, t in traffic.classes.get(direction, {}).items()},
+            **_within_counters(context, tap, traffic, direction)}
     side = "rx" if direction == UP else "tx"
     counters = _counter_source(context.counters.get(tap["capture"]), side)
     openflow = None
@@ -264,6 +260,15 @@ def _direction(context: _Context, tap: dict, traffic: LinkTraffic, direction: st
     return entry
 
 
+def _within_counters(context: _Context, tap: dict, traffic: LinkTraffic, direction: str) -> dict:
+    """The capture's frames within the counters' interval of its interface (None: no counters)."""
+    if tap["capture"] not in context.counter_times:
+        return {"counter_interval_bytes": None, "counter_interval_packets": None}
+    within = traffic.within.get(direction)
+    return {"counter_interval_bytes": within.bytes if within else 0,
+            "counter_interval_packets": within.packets if within else 0}
+
+
 def _counter_source(delta: Optional[Mapping[str, Any]], side: str) -> Optional[dict]:
     """One side (``rx``/``tx``) of an interface's counter deltas, in IP-equivalent bytes."""
     if not delta or delta.get(f"{side}_bytes") is None or delta.get(f"{side}_packets") is None:
@@ -277,38 +282,6 @@ def _payload(messages: list[dict]) -> dict:
     arrays = [m.get("payload_bytes") for m in messages]
     return {"message_bytes": sum(m.get("bytes", 0) for m in messages),
             "array_bytes": sum(arrays) if arrays and None not in arrays else None, "messages": len(messages)}
-
-
-def disagreement(entry: Mapping[str, Any]) -> Optional[float]:
-    """(max − min) / max of the ``bytes`` of the wire sources present in ``entry``."""
-    values = [entry[source]["bytes"] for source in WIRE_SOURCES if entry.get(source)]
-    if len(values) < 2 or max(values) <= 0:
-        return None
-    return (max(values) - min(values)) / max(values)
-
-
-def _total(directions: Iterable[dict]) -> dict:
-    directions = list(directions)
-    total: dict[str, Any] = {}
-    for source in WIRE_SOURCES:
-        parts = [d[source] for d in directions]
-        total[source] = {"bytes": sum(p["bytes"] for p in parts)} if all(parts) else None
-    total["disagreement"] = disagreement(total)
-    return total
-
-
-def _flags(item: Mapping[str, Any]) -> list[str]:
-    flags = []
-    if item["bytes"] > MIN_BYTES:
-        for name in ("total", UP, DOWN):
-            part = item[name]
-            heavy = name == "total" or part["pcap"]["bytes"] > MIN_BYTES
-            if heavy and part["disagreement"] is not None and part["disagreement"] > TOLERANCE:
-                flags.append(f"{name}: wire sources disagree by {part['disagreement']:.1%} ("
-                             + ", ".join(f"{s} {part[s]['bytes']}" for s in WIRE_SOURCES if part.get(s)) + ")")
-    if item["capture"].get("dropped"):
-        flags.append(f"the kernel dropped {item['capture']['dropped']} packets before tcpdump took them")
-    return flags
 
 
 def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:

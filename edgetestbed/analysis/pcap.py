@@ -33,6 +33,10 @@ Per frame:
   listener that answers a ``PUSH`` is its ``ACK``. Pure acknowledgements count with the
   burst they acknowledge (the one in flight), so a class's bytes include the transport
   overhead it causes.
+
+Given an ``interval`` (unix times, as the kernel stamps captured packets), the reader also
+tallies per direction the frames stamped within it (``within``): the interface counters'
+interval, for comparing like with like (see :mod:`edgetestbed.analysis.agreement`).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import struct
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Optional
 
 from scapy.utils import RawPcapReader
 
@@ -137,6 +141,7 @@ class LinkTraffic:
     directions: defaultdict = field(default_factory=_tallies)
     classes: defaultdict = field(default_factory=lambda: defaultdict(_tallies))
     messages: defaultdict = field(default_factory=lambda: defaultdict(int))  # model-carrying bursts per class
+    within: defaultdict = field(default_factory=_tallies)  # per direction, the frames within the interval
     first: float | None = None
     last: float | None = None
 
@@ -147,7 +152,8 @@ class LinkTraffic:
     def as_dict(self) -> dict:
         return {"directions": {d: t.as_dict() for d, t in self.directions.items()},
                 "classes": {d: {c: t.as_dict() for c, t in by_class.items()} for d, by_class in self.classes.items()},
-                "messages": dict(self.messages), "first": self.first, "last": self.last}
+                "messages": dict(self.messages), "within": {d: t.as_dict() for d, t in self.within.items()},
+                "first": self.first, "last": self.last}
 
 
 def ipv4(address: str) -> bytes:
@@ -156,13 +162,15 @@ def ipv4(address: str) -> bytes:
 
 class LinkReader:
     """Reads one link's capture. ``listeners`` maps ``(IPv4 address, port)`` of each ZeroMQ
-    endpoint to ``sensor`` or ``node``; ``a_macs``/``b_macs`` are the MACs of each side."""
+    endpoint to ``sensor`` or ``node``; ``a_macs``/``b_macs`` are the MACs of each side;
+    ``interval`` (first, last), if given, the times whose frames ``within`` tallies."""
 
     def __init__(self, a_macs: Iterable[str], b_macs: Iterable[str], listeners: Mapping[tuple[str, int], str],
-                 model_threshold: int) -> None:
+                 model_threshold: int, interval: Optional[tuple[float, float]] = None) -> None:
         self.side = {**{_mac(m): UP for m in a_macs}, **{_mac(m): DOWN for m in b_macs}}
         self.listeners = {(ipv4(ip), port): role for (ip, port), role in listeners.items()}
         self.threshold = model_threshold
+        self.interval = interval
         self.traffic = LinkTraffic()
         self.conversations: dict[tuple, Conversation] = {}
 
@@ -178,22 +186,30 @@ class LinkReader:
         traffic.first = moment if traffic.first is None else traffic.first
         traffic.last = moment
         direction = self.side.get(data[6:12], UNKNOWN)
+        size, wire = self._classify(direction, data, wirelen)
+        if self.interval is not None and self.interval[0] <= moment <= self.interval[1]:
+            traffic.within[direction].add(size, wire)
+
+    def _classify(self, direction: str, data: bytes, wirelen: int) -> tuple[int, int]:
+        """Tally one frame by class (TCP to a node's endpoint: once its burst is known); return
+        its bytes and wire bytes."""
         if len(data) < 34 or struct.unpack_from("!H", data, 12)[0] != ETHERTYPE_IPV4:
             size = wirelen - ETHERNET_HEADER
-            traffic.add(direction, OTHER, size, size)
-            return
+            self.traffic.add(direction, OTHER, size, size)
+            return size, size
         ihl = (data[14] & 0x0F) * 4
         size = struct.unpack_from("!H", data, 16)[0] or wirelen - ETHERNET_HEADER
         tcp = ETHERNET_HEADER + ihl
         if data[23] != PROTOCOL_TCP or len(data) < tcp + 14:
-            traffic.add(direction, OTHER, size, size)
-            return
+            self.traffic.add(direction, OTHER, size, size)
+            return size, size
         source, target = data[26:30], data[30:34]
         sport, dport = struct.unpack_from("!HH", data, tcp)
         headers = ihl + (data[tcp + 12] >> 4) * 4
         payload = size - headers
         wire = _segmented(size, headers, payload)
         self._tcp(direction, size, wire, payload, data[tcp + 13], (source, sport), (target, dport))
+        return size, wire
 
     def _tcp(self, direction: str, size: int, wire: int, payload: int, flags: int,
              source: tuple, target: tuple) -> None:
@@ -236,6 +252,7 @@ def _segmented(size: int, headers: int, payload: int) -> int:
 
 
 def read_link(path: Path, a_macs: Iterable[str], b_macs: Iterable[str],
-              listeners: Mapping[tuple[str, int], str], model_threshold: int) -> LinkTraffic:
+              listeners: Mapping[tuple[str, int], str], model_threshold: int,
+              interval: Optional[tuple[float, float]] = None) -> LinkTraffic:
     """Read the capture at ``path``; see :class:`LinkReader`."""
-    return LinkReader(a_macs, b_macs, listeners, model_threshold).read(path)
+    return LinkReader(a_macs, b_macs, listeners, model_threshold, interval).read(path)

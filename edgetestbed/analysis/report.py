@@ -241,14 +241,17 @@ def cost_section(metrics: Mapping[str, Any], figure: Optional[Path], run_dir: Pa
 
 
 def agreement_section(links: Mapping[str, Any]) -> List[Block]:
-    """Do the wire sources agree? Per link (network-cost analysis only): bytes from the capture,
-    interface counters, OpenFlow and the logs, the largest disagreement, overhead, flags."""
+    """Do the wire sources agree? Per link (network-cost analysis only): bytes from the capture
+    (all of it: the link's cost; and within the counters' interval: what the counters are checked
+    against), interface counters, OpenFlow and the logs, the largest disagreement, overhead, flags."""
     measured = [item for item in links["items"] if "total" in item]
     if not measured:
         return []
     def source(item: Mapping[str, Any], name: str) -> str:
         return human_bytes((item["total"].get(name) or {}).get("bytes"))
-    rows = [[item["link"], source(item, "pcap"), source(item, "counters"), source(item, "openflow"),
+    rows = [[item["link"], source(item, "pcap"),
+             human_bytes((item["total"].get("pcap") or {}).get("counter_interval_bytes")),
+             source(item, "counters"), source(item, "openflow"),
              human_bytes(sum(item[d]["payload"]["message_bytes"] for d in ("up", "down"))),
              percent(item["total"].get("disagreement")), _overhead(item), "; ".join(item.get("flags", [])) or "ok"]
             for item in measured]
@@ -256,9 +259,11 @@ def agreement_section(links: Mapping[str, Any]) -> List[Block]:
     return [heading("Do the sources agree?", 3),
             text(f"Links above {human_bytes(netcost.get('min_bytes'))} must agree within "
                  f"{percent(netcost.get('tolerance'))}; largest disagreement "
-                 f"{percent(netcost.get('max_disagreement'))}; flagged: {', '.join(netcost.get('flagged', [])) or 'none'}."),
-            table(["link", "capture", "counters", "OpenFlow", "logged messages", "disagreement", "wire / logged",
-                   "flags"], rows)]
+                 f"{percent(netcost.get('max_disagreement'))}; flagged: {', '.join(netcost.get('flagged', [])) or 'none'}. "
+                 "The counters are checked against the capture's packets between their first and last "
+                 "samples (the captures start before and stop after them), OpenFlow against the whole capture."),
+            table(["link", "capture", "capture, counters' interval", "counters", "OpenFlow", "logged messages",
+                   "disagreement", "wire / logged", "flags"], rows)]
 
 
 def _overhead(item: Mapping[str, Any]) -> str:
