@@ -13,7 +13,9 @@ figure here is measured with real traffic between the two hosts at the ends of a
   netem), so what arrives is the link's rate. Counted at the receiver, which runs the
   iperf3 client, so the test's control messages never queue behind its own data.
 - Loss, each direction: UDP datagram loss over at least ``LOSS_DATAGRAMS`` datagrams
-  when loss is configured; the ping round trips when it is not.
+  when loss is configured, counted by the two hosts' kernels (sent by one, got by the
+  other), so a receiver too slow to read them all cannot add to it; the ping round
+  trips when it is not.
 
 Targets (issue 2): median RTT within max(1 ms, 5 %) of twice the configured one-way
 delay; throughput within 10 % of the configured rate in both directions; loss within
@@ -68,7 +70,9 @@ OMIT_S = 1
 IPERF_PORTS = range(20000, 60000)
 IPERF_ATTEMPTS = 3            # at least; more on lossy links (see setup_attempts)
 MAX_IPERF_ATTEMPTS = 20
-SETUP_DATAGRAMS = 4           # a bidirectional UDP test's setup: message and reply per stream
+# Packets whose loss can fail a test's setup, counted high: the UDP stream's connect
+# message and its reply, and the control connection's SYN and SYN-ACK.
+SETUP_DATAGRAMS = 4
 SETUP_FAILURE_ODDS = 1e-3     # of a lossy link failing the setup of every attempt
 # iperf3 (3.12) errors that mean a lost setup packet, not a fault of the link: every SYN
 # of the control connection lost within --connect-timeout; or, in a UDP test with -R,
@@ -278,15 +282,16 @@ def measure_link(a: Host, b: Host, configured: Configured, name: tuple[str, str]
     The path between them must be the link under test plus unshaped access links.
     ``duration`` is the seconds of traffic per throughput test (rounded up: iperf3
     counts whole seconds). With the default 2 s a loss-free link takes about 7 s (pings,
-    then 1 + 2 s of TCP each way) and a lossy one about 9 s (pings, a 2 s UDP loss run
-    both ways at once, 1 + 2 s of saturating UDP each way); slow lossy links (< 1.5
+    then 1 + 2 s of TCP each way) and a lossy one about 11 s (pings, a 2 s UDP loss run
+    each way, 1 + 2 s of saturating UDP each way); slow lossy links (< 1.5
     Mbit/s) need longer loss runs to carry ``LOSS_DATAGRAMS``, pings slow down below 3
     Mbit/s, and a lost setup datagram costs a test's time again (see ``_Path.iperf3``).
     """
     started = time.monotonic()
     path = _Path(a, b, seconds=max(1, math.ceil(duration)),
                  slack_s=5 + 10 * 2 * (configured.delay_ms + configured.jitter_ms) / 1000,
-                 attempts=setup_attempts(configured.loss_pct))
+                 attempts=setup_attempts(configured.loss_pct),
+                 settle_s=0.1 + 2 * (configured.delay_ms + configured.jitter_ms) / 1000)
     rtts, pings = path.ping(configured)
     if configured.loss_pct > 0:
         (lost_fwd, n_fwd), (lost_rev, n_rev) = path.udp_loss(configured.bw_mbit)
@@ -316,7 +321,8 @@ class _Path:
     """The two ends of a link under test; "forward" is ``a`` to ``b``.
 
     ``seconds`` of traffic per throughput test; ``slack_s`` on top of a tool's own
-    run time before it counts as hung (setup takes a few RTTs).
+    run time before it counts as hung (setup takes a few RTTs); ``settle_s`` for a
+    test's last datagrams to arrive before the receiver's counters are read.
     """
 
     a: Host
@@ -324,6 +330,7 @@ class _Path:
     seconds: int
     slack_s: float
     attempts: int = IPERF_ATTEMPTS
+    settle_s: float = 0.0
 
     def ping(self, configured: Configured) -> tuple[list[float], int]:
         """RTT samples in ms, and how many pings they answer (both without warm-up).
@@ -390,32 +397,42 @@ class _Path:
         return result["end"]["sum_received"]["bits_per_second"] / 1e6
 
     def udp_loss(self, bw_mbit: float | None) -> tuple[tuple[int, int], tuple[int, int]]:
-        """(lost, datagrams) forward and reverse, from one bidirectional UDP run below
-        the link rate, so the queue never overflows and every drop is the link's loss.
+        """(lost, datagrams) forward and reverse, from one UDP run each way below the
+        link rate, so the queue never overflows and every drop is the link's loss.
 
         Datagrams shrink (to 32 bytes) and the run lengthens until each direction
-        carries ``LOSS_DATAGRAMS``. ``packets`` is the sender's count and ``lost`` the
-        receiver's sequence gaps, so datagrams still in flight when the receiver stops
-        count as delivered: loss can read low by up to one-way delay / run time of its
-        value (5 % of it at 100 ms over 2 s), well inside the 99 % interval. Datagrams
-        the receiving host's socket dropped crossed the link and are not counted as
-        lost: at 0.25 cores a receiving iperf3, busy sending too, fell behind and its
-        host dropped up to 400 of 2500 (36 % loss read on a 20 % link).
+        carries ``LOSS_DATAGRAMS``.
         """
         length, payload_bps, seconds = _loss_probe_plan(bw_mbit or LOSS_PROBE_MBIT,
                                                         self.seconds)
-        result = self.iperf3(["-u", "--bidir", "-l", str(length), "-b", f"{payload_bps:.0f}"],
-                             seconds, client=self.a, server=self.b)
-        end, dropped = result["end"], result["receive_buffer_drops"]
-        return tuple((end[key]["lost_packets"] - dropped[receiver.name], end[key]["packets"])
-                     for key, receiver in (("sum_received", self.b),
-                                           ("sum_received_bidir_reverse", self.a)))
+        args = ["-u", "-l", str(length), "-b", f"{payload_bps:.0f}"]
+        return self.datagram_loss(args, seconds, self.a, self.b), \
+            self.datagram_loss(args, seconds, self.b, self.a)
 
-    def iperf3(self, args: list[str], seconds: int, client: Host, server: Host) -> dict:
+    def datagram_loss(self, args: list[str], seconds: int, sender: Host,
+                      receiver: Host) -> tuple[int, int]:
+        """(lost, sent) of one UDP test ``sender`` -> ``receiver``, counted by the two
+        hosts' kernels: datagrams the sender's UDP layer sent, and those the receiver's
+        UDP layer got, whether iperf3 read them or its socket dropped them.
+
+        Not iperf3's own sequence gaps: those also count the datagrams the receiving
+        host dropped for a full socket buffer, which a CPU-limited receiver does (at
+        0.25 cores a bidirectional iperf3 fell behind: 36 % loss read on a 20 % link),
+        and the socket's drop counter cannot be subtracted from them, since it also
+        counts the datagrams that arrive after the client stops reading (a full
+        buffer's worth, about 200: 15.4 % read). The tools are the hosts' only UDP.
+        """
+        result = self.iperf3([*args, "-R"], seconds, client=receiver, server=sender,
+                             settle_s=self.settle_s)
+        sent = result["udp"][sender.name]["sent"]
+        return sent - result["udp"][receiver.name]["arrived"], sent
+
+    def iperf3(self, args: list[str], seconds: int, client: Host, server: Host,
+               settle_s: float = 0.0) -> dict:
         """One iperf3 test of ``seconds`` (plus any omitted), ``client`` against a
-        one-off server in ``server``; the client's JSON result, plus
-        ``receive_buffer_drops``: datagrams each end's host dropped for a full socket
-        receive buffer during the test, by host name.
+        one-off server in ``server``; the client's JSON result, plus ``udp``: by host
+        name, the datagrams each end's kernel sent and got during the test and the
+        ``settle_s`` after it (time for the last ones to arrive).
 
         Retried, up to ``attempts`` tests, when its setup fails, which a lossy link does
         now and then without it saying anything about the link (see ``SETUP_FAILURES``).
@@ -427,7 +444,7 @@ class _Path:
         failures = []
         for _ in range(self.attempts):
             try:
-                result = _iperf3_test(client, server, argv, timeout)
+                result = _iperf3_test(client, server, argv, timeout, settle_s)
             except MeasurementTimeout:
                 failures.append("hung")
                 continue
@@ -441,24 +458,32 @@ class _Path:
                                + "; ".join(failures))
 
 
-def _iperf3_test(client: Host, server: Host, argv: list[str], timeout: float) -> dict:
+def _iperf3_test(client: Host, server: Host, argv: list[str], timeout: float,
+                 settle_s: float) -> dict:
     """Run the iperf3 client ``argv`` in ``client`` against a one-off server in ``server``."""
     process, port = _iperf3_server(server)
-    before = {host.name: _receive_buffer_errors(host) for host in (client, server)}
+    before = {host.name: _udp_datagrams(host) for host in (client, server)}
     try:
         out = _run(client, [*argv, "-p", str(port)], timeout)
     finally:
         _stop(process)
-    return {**json.loads(out or "{}"), "receive_buffer_drops": {
-        host.name: _receive_buffer_errors(host) - before[host.name] for host in (client, server)}}
+    time.sleep(settle_s)
+    after = {host.name: _udp_datagrams(host) for host in (client, server)}
+    return {**json.loads(out or "{}"), "udp": {
+        name: {key: after[name][key] - before[name][key] for key in after[name]}
+        for name in after}}
 
 
-def _receive_buffer_errors(host: Host) -> int:
-    """UDP datagrams dropped so far in ``host``'s network namespace because a socket's
-    receive buffer was full (``Udp: RcvbufErrors`` of its /proc/net/snmp)."""
+def _udp_datagrams(host: Host) -> dict[str, int]:
+    """UDP datagrams ``host``'s network namespace has sent and got so far, from its
+    /proc/net/snmp. Got: delivered to a socket (``InDatagrams``), dropped for a full
+    socket buffer or a bad checksum (``InErrors``, which includes ``RcvbufErrors``),
+    or for no socket at all (``NoPorts``): every datagram that crossed the link."""
     snmp = Path(f"/proc/{host.pid}/net/snmp").read_text().splitlines()
     header, values = (line.split() for line in snmp if line.startswith("Udp:"))
-    return int(values[header.index("RcvbufErrors")])
+    udp = dict(zip(header[1:], map(int, values[1:])))
+    return {"sent": udp["OutDatagrams"],
+            "arrived": udp["InDatagrams"] + udp["InErrors"] + udp["NoPorts"]}
 
 
 def setup_attempts(loss_pct: float) -> int:
