@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,6 +50,22 @@ def spec_for(switch: str, shaping: str = "userspace"):
 SWITCH_RTT_MS = {"ovs-user": 1.5}
 
 
+def unreachable_pairs(net, timeout: float = 2, tries: int = 5) -> list[tuple[str, str]]:
+    """(source, target) host pairs of which none of ``tries`` single pings got a reply.
+
+    Mininet's pingAll sends one ping per pair, so a lossy link on the path fails it by chance:
+    a 1 % edge loses about 2 % of the pings that cross it both ways, and in a guest run on
+    netem (which drops at random, packet by packet) one of 6 pairs missed. With five tries a
+    reachable pair is reported with probability 0.02^5, about 3 in a billion.
+    """
+    def answered(source, target) -> bool:
+        out = source.cmd(f"ping -c 1 -W {timeout:g} {target.IP()}")
+        return re.search(r"\b1 received", out) is not None
+
+    return [(source.name, target.name) for source, target in itertools.permutations(net.hosts, 2)
+            if not any(answered(source, target) for _ in range(tries))]
+
+
 def rtt_ms(host, target, count: int = 10) -> float:
     out = host.cmd(f"ping -c {count} -i 0.05 -q {target.IP()}")
     return float(out.split("rtt min/avg/max/mdev = ")[1].split("/")[1])
@@ -67,7 +85,7 @@ def switch_backends():
 def test_tree_is_built_shaped_limited_and_removed(switch, tmp_path):
     with open_testbed(spec_for(switch), tmp_path, "test") as (run, network):
         root, w1, w2, cloud = (network.host(i) for i in ("root", "w1", "w2", "cloud"))
-        assert network.net.pingAll(timeout=2) == 0.0
+        assert unreachable_pairs(network.net) == []
         # RTT = 2 x one-way delay of each shaped link on the path (access links are unshaped),
         # plus what the switches add (SWITCH_RTT_MS)
         extra = SWITCH_RTT_MS.get(switch, 0.0)
@@ -159,6 +177,6 @@ def test_a_crashed_run_blocks_the_next_until_cleaned(tmp_path):
         assert cleaned.path == run_path and removed and leftovers == []
         assert nothing_left(crashed) == []
         with open_testbed(spec_for("lxbr"), tmp_path / "next", "test") as (run, network):
-            assert network.net.pingAll(timeout=2) == 0.0
+            assert unreachable_pairs(network.net) == []
     finally:
         resources.remove_all(crashed.ledger.entries())

@@ -24,6 +24,7 @@ from edgetestbed.runner import run_experiment
 from edgetestbed.topo.probe import probe
 from edgetestbed.topo.spec import load_spec_text
 from test_meters import metered, nothing_left, transfer  # a metered network, exact TCP transfers
+from test_network import unreachable_pairs  # every host pair answers a ping, on lossy links too
 
 pytestmark = pytest.mark.root
 CAPS = probe()
@@ -166,9 +167,8 @@ def test_ovs_kernel_datapath_under_the_controller_counts_like_the_kernel(tmp_pat
         controller = meters.controller
         assert {"connected", "ready"} <= {event["event"] for event in controller.events()}
         # 5 s, not 2: a first ping's ARP and flow misses go up to ovs-vswitchd, which
-        # runs 10-20x slower under emulation; one of 6 first pings missed 2 s in a guest
-        # run. The kernel resends a lost ARP request after 1 s, within the 5.
-        assert network.net.pingAll(timeout=5) == 0.0
+        # runs 10-20x slower under emulation. Retried: the w1-root edge drops 1 % each way.
+        assert unreachable_pairs(network.net, timeout=5) == []
         assert transfer(network, run, "w1", "root", 4 * 2**20) == 4 * 2**20
         time.sleep(0.5)  # quiet: the counters stand still
         moment = time.time()
