@@ -44,6 +44,7 @@ from edgetestbed.sensors.datasets import Mnist, load_aqi, load_mnist
 from edgetestbed.sensors.partitions import (DATASET_PARAMS, N_DIGITS, PARTITIONS, Candidates, Partition,
                                             params_model, partitions_of)
 from edgetestbed.sensors.partitions.base import PER_SENSOR, REPLICATED
+from edgetestbed.topo.fields import did_you_mean
 
 Sample = Tuple[np.ndarray, Union[int, float]]
 
@@ -201,7 +202,8 @@ class StreamDefinition:
         if self.dataset not in DATASET_PARAMS:
             raise UserError(f"data: unknown dataset {self.dataset!r} (known: {', '.join(DATASET_PARAMS)})")
         if self.partition not in partitions_of(self.dataset):
-            raise UserError(f"data: dataset {self.dataset!r} has no partition {self.partition!r} "
+            raise UserError(f"data: dataset {self.dataset!r} has no partition {self.partition!r}"
+                            f"{did_you_mean(self.partition, partitions_of(self.dataset))} "
                             f"(it has: {', '.join(partitions_of(self.dataset))})")
         cls = PARTITIONS.get(self.partition)
         params = parse_params(params_model(cls, self.dataset), self.params, "data", PARTITIONS.kind)
