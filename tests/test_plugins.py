@@ -4,8 +4,10 @@ checked by ``validate`` and run by real node processes on loopback."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from edgetestbed.errors import UserError
@@ -18,29 +20,14 @@ import test_nodes
 from test_nodes import LIMIT, _pushes, assert_all_done, run_spec
 from test_spec import TREE, assert_problem
 
-# A researcher's own policy, in a module of their own: nothing in edgetestbed names it.
-USER_POLICY = '''
-    from pydantic import Field
-    from edgetestbed.nodes.policies import Moment, Policy
-    from edgetestbed.plugins import PluginParams
+ARCHITECTURE = Path(__file__).parent.parent / "docs" / "architecture.md"
 
-    class SkipParams(PluginParams):
-        skip: int = Field(ge=0, description="windows to skip after each push, like 1")
 
-    class PushSome(Policy):
-        """Pulls before every window, pushes after windows 0, skip + 1, 2 (skip + 1), ..."""
-        Params = SkipParams
-
-        def __init__(self, params, trains):
-            super().__init__(params, trains)
-            self.period = params.skip + 1
-
-        def wants_pull(self, event):
-            return event.moment is Moment.STEP_START
-
-        def wants_push(self, event):
-            return event.moment is Moment.STEP_END and event.index % self.period == 0
-'''
+def documented_policy() -> str:
+    """The worked example of docs/architecture.md's "Add an exchange policy in one file": a
+    researcher's own policy in a module of their own, which nothing in edgetestbed names."""
+    section = ARCHITECTURE.read_text().split("### Add an exchange policy in one file", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
 loopback = test_nodes.loopback   # the fixture of real processes on 127.0.0.1, shared
@@ -49,7 +36,7 @@ loopback = test_nodes.loopback   # the fixture of real processes on 127.0.0.1, s
 @pytest.fixture
 def user_policy(tmp_path, monkeypatch):
     """``userpolicies:PushSome`` importable here and by the processes this test starts."""
-    (tmp_path / "userpolicies.py").write_text(textwrap.dedent(USER_POLICY))
+    (tmp_path / "userpolicies.py").write_text(documented_policy())
     (tmp_path / "brokenpolicies.py").write_text("x = (\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
@@ -122,6 +109,15 @@ def test_builtin_plugins_are_registered_in_listing_order_and_describe_themselves
     assert PARTITIONS.names() == ["iid", "biased", "by_label", "replicated", "mixed", "by_year", "by_season"]
     for cls in POLICIES.plugins() + PARTITIONS.plugins():
         assert cls.__doc__ and issubclass(cls.Params, PluginParams), cls
+
+
+def test_the_readme_lists_every_builtin_policy_and_partition_with_its_parameters():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for cls in POLICIES.plugins() + PARTITIONS.plugins():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{cls.name}` |")), None)
+        assert row is not None, f"no README row for {cls.name}"
+        assert all(f"`{field}`" in row for field in cls.Params.model_fields), row
+        assert all(f"`{dataset}`" in row for dataset in getattr(cls, "datasets", ())), row
 
 
 @pytest.mark.parametrize("lookup, words", [

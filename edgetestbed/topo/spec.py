@@ -1,9 +1,10 @@
 """The experiment spec: a YAML file in, a frozen, typed, fully resolved :class:`Spec` out.
 
 Loading goes YAML text -> composed node tree (for line numbers) -> plain data ->
-schema (pydantic, unknown keys refused everywhere; ``application``'s parameters checked
-against the application's own ``Params`` model by :mod:`edgetestbed.topo.appcheck`) and tree
-checks -> defaults merged -> :class:`Spec`. Every problem found on the way is reported
+schema (pydantic, unknown keys refused everywhere) and tree checks, and the plugin
+sections' parameters (``application``, every ``policy``, ``data``) checked against the
+plugin's own ``Params`` model by :mod:`edgetestbed.topo.appcheck` -> defaults merged ->
+:class:`Spec`. Every problem found on the way is reported
 at once, in one :class:`~edgetestbed.errors.SpecError`, one line per problem::
 
     topo.yaml:14: nodes[2].link.bw: '10MB' is not a bandwidth; expected bits per second like 10Mbit (MB would be bytes)
@@ -41,8 +42,7 @@ Built-in defaults (used where the file is silent):
 ``timeout``           interval × limit × 3 + 120 s
 link fields           ``bw: null`` (unlimited), ``delay: 0ms``, ``jitter: 0ms``, ``loss: 0%``,
                       ``queue: null``
-``data`` parameters   ``biased``: ``bias: 0.64``; ``by_label``: ``labels: 2``;
-                      ``mixed``: ``bias: 0.64, biased_fraction: 0.5``; aqi: ``lags: 3``
+plugin parameters     the plugin's own ``Params`` (below)
 ====================  ===========================================================
 
 Bounds (inclusive unless stated):
@@ -59,10 +59,7 @@ sensor index          0 .. 9999
 ``seed``              0 .. 2**32 - 1 (numpy's seed range)
 ``windows``           interval 10ms .. 1h, limit 1 .. 100000, epochs 1 .. 1000
 ``timeout``           1s .. 7 days, and at least interval × limit
-policies              ``time``: push, pull 10ms .. 1h; ``window``: every 1 .. 10000;
-                      ``downpour``: n_fetch, n_push 1 .. 1000000
-data                  bias, biased_fraction 0 .. 1; labels 1 .. 10 or lists of digits 0 .. 9;
-                      lags 0 .. 168 (hours)
+plugin parameters     the plugin's own ``Params`` (below)
 ids                   ``[A-Za-z][A-Za-z0-9_-]{0,31}``; ``name``: ``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``
 ====================  ===========================================================
 
@@ -70,18 +67,13 @@ The YAML is read with PyYAML's SafeLoader only (no Python tags, no pickle). Dupl
 keys are errors, and so are recursive aliases, aliases that expand to more than
 100000 values, and nesting deeper than 32 levels.
 
-Policies: ``simple`` pulls before and pushes after every window; ``time`` pushes every
-``push`` and pulls every ``pull`` (default: same as push) seconds; ``window`` exchanges
-every ``every`` windows; ``downpour`` (Downpour SGD) fetches every ``n_fetch`` and pushes
-every ``n_push`` training steps (mini-batches).
-
-Partitions (their meaning in detail: :mod:`edgetestbed.sensors.streams`): ``iid`` splits the
-training set evenly at random; ``replicated`` lets every sensor stream the whole set;
-for ``mnist`` also ``biased`` (each sensor prefers one digit for ``bias`` of its samples),
-``by_label`` (each sensor sees only ``labels`` digits, or the digits listed for it) and
-``mixed`` (``biased_fraction`` of the sensors biased, the others natural); for ``aqi`` also
-``by_year`` and ``by_season``. ``lags`` (aqi only) is how many past hours of PM2.5 are
-features.
+Exchange policies (``policy: {type: ...}``) and data partitions (``data: {partition:
+...}``) are plugins, each one class in one module of :mod:`edgetestbed.nodes.policies` and
+:mod:`edgetestbed.sensors.partitions`, which declares its meaning, its parameters with
+their defaults and bounds, and, for a partition, the datasets it can split. This module
+takes the names they register (and for policies ``module.path:ClassName``), suggests the
+nearest for a misspelt one, and lists them in its messages. ``lags`` (aqi only, default 3,
+0 .. 168) is how many past hours of PM2.5 are features.
 """
 
 from __future__ import annotations
