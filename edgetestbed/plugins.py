@@ -40,9 +40,10 @@ class PluginNotFound(UserError):
 
 class PluginParams(BaseModel):
     """Parameters of a plugin as the spec writes them. Like every other part of the spec:
-    unknown keys are refused, and so is loose type coercion (``every: '2'``)."""
+    unknown keys are refused, and so is loose type coercion (``every: '2'``) and an
+    infinite or NaN number."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Plugin:

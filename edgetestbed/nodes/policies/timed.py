@@ -1,4 +1,8 @@
-"""``time``: push and pull on the clock, whatever the node is doing."""
+"""``time``: push and pull on the clock, whatever the node is doing.
+
+(Not ``time.py``: a module named like the standard library's shadows it for any tool that
+runs a file of this folder directly.)
+"""
 
 from __future__ import annotations
 
