@@ -65,7 +65,8 @@ from edgetestbed.errors import LeftoverError, SpecError
 from edgetestbed.rundir import RunDir
 from edgetestbed.runner import run_experiment
 from edgetestbed.signals import signals_as_interrupts
-from edgetestbed.topo.spec import (NAME_PATTERN, DocPath, Spec, SpecIn, _did_you_mean, _Problems,
+from edgetestbed.topo.fields import did_you_mean
+from edgetestbed.topo.spec import (NAME_PATTERN, DocPath, Spec, SpecIn, _Problems,
                                    _read_yaml, load_spec, load_spec_text)
 from edgetestbed.topo.units import format_rate, parse_rate, quote
 
@@ -162,7 +163,7 @@ def _check_top(data: dict, problems: _Problems) -> None:
     """Known top-level keys; name, base and grid present and well-formed."""
     for key in data:
         if key not in TOP_KEYS:
-            problems.add((key,), f"unknown key {quote(key)}{_did_you_mean(key, list(TOP_KEYS))}; "
+            problems.add((key,), f"unknown key {quote(key)}{did_you_mean(key, list(TOP_KEYS))}; "
                          f"expected one of {', '.join(TOP_KEYS)}")
     for key in ("name", "base", "grid"):
         if key not in data:
@@ -192,7 +193,7 @@ def _check_section(data: dict, section: str, problems: _Problems) -> None:
         if not isinstance(key, str):
             problems.add(place, f"the key {quote(key)} is not text; expected an override key like workers")
         elif key not in NAMED_KEYS and key.split(".")[0] not in SpecIn.model_fields:
-            problems.add(place, f"unknown key {quote(key)}{_did_you_mean(key, [*NAMED_KEYS, *SpecIn.model_fields])}; "
+            problems.add(place, f"unknown key {quote(key)}{did_you_mean(key, [*NAMED_KEYS, *SpecIn.model_fields])}; "
                          f"expected one of {', '.join(NAMED_KEYS)} or a dotted path into the spec like "
                          "windows.limit")
         elif section == "grid" and not (isinstance(value, list) and value):

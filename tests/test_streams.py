@@ -10,6 +10,8 @@ import pytest
 
 from edgetestbed.errors import UserError
 from edgetestbed.sensors import datasets, streams
+from edgetestbed.sensors.partitions.by_season import BySeason
+from edgetestbed.sensors.partitions.iid import share
 from edgetestbed.sensors.streams import StreamDefinition, take
 
 
@@ -44,7 +46,7 @@ def test_sensors_and_seeds_get_different_streams_except_replicated():
 
 
 def test_iid_sensors_stream_disjoint_shares_of_the_training_set():
-    shares = [streams._share(60000, k, 7, 5) for k in range(7)]
+    shares = [share(60000, k, 7, 5) for k in range(7)]
     assert sorted(np.concatenate(shares).tolist()) == list(range(60000))
     assert {len(share) for share in shares} == {8571, 8572}
     first, second = (take(stream_for("mnist", "iid", None, k, 7, 5), 300)[0] for k in (0, 1))
@@ -54,8 +56,8 @@ def test_iid_sensors_stream_disjoint_shares_of_the_training_set():
 def test_aqi_iid_share_is_in_time_order():
     _, y = take(stream_for("aqi", "iid", None, 2, 3, 0), 100)
     table = streams._aqi_table(3)
-    training = np.flatnonzero(streams._all_training(table, 0) & table.usable)
-    rows = training[streams._share(len(training), 2, 3, 0)]
+    training = streams._aqi_candidates(table).rows
+    rows = training[share(len(training), 2, 3, 0)]
     np.testing.assert_array_equal(y, table.y[rows[:100]])
     assert np.all(np.diff(rows) > 0)
 
@@ -126,10 +128,17 @@ def test_aqi_year_stream_is_that_year_in_time_order_and_loops():
 
 def test_aqi_seasons_split_the_training_hours():
     table = streams._aqi_table(3)
-    seasons = [streams._by_season(table, k) & table.usable for k in range(4)]
-    everything = streams._all_training(table, 0) & table.usable
+    candidates = streams._aqi_candidates(table)
+    seasons = [_mask(BySeason(None).rows(candidates, k, 4, 0), len(table.y)) for k in range(4)]
+    everything = _mask(candidates.rows, len(table.y))
     np.testing.assert_array_equal(sum(s.astype(int) for s in seasons), everything.astype(int))
     assert set(table.months[seasons[0]].tolist()) == {12, 1, 2}
+
+
+def _mask(rows, size):
+    mask = np.zeros(size, dtype=bool)
+    mask[rows] = True
+    return mask
 
 
 def test_aqi_evaluation_data_is_2014_without_missing_values():
@@ -150,13 +159,14 @@ def test_forward_fill_and_previous_hours():
 @pytest.mark.parametrize("dataset, partition, params, message", [
     ("cifar", "iid", {}, "unknown dataset"),
     ("mnist", "by_year", {}, "no partition 'by_year'"),
-    ("mnist", "iid", {"bias": 0.5}, "no parameter 'bias'"),
-    ("mnist", "biased", {"bias": 1.5}, "bias must be a number between 0 and 1"),
-    ("mnist", "biased", {"bias": True}, "bias must be"),
-    ("mnist", "by_label", {"labels": [[1, 12]]}, "labels must be a number of labels per sensor"),
-    ("mnist", "by_label", {"labels": 0}, "labels must be an integer"),
-    ("mnist", "by_label", {"labels": []}, "labels must be a number of labels per sensor"),
-    ("aqi", "by_season", {"lags": -1}, "lags must be an integer"),
+    # parameters in validate's words: the spec and the streams check them with one model
+    ("mnist", "iid", {"bias": 0.5}, "data.bias: unknown key 'bias'"),
+    ("mnist", "biased", {"bias": 1.5}, "data.bias: 1.5 is too large; expected at least 0 and at most 1"),
+    ("mnist", "biased", {"bias": True}, "data.bias: true is not a number"),
+    ("mnist", "by_label", {"labels": [[1, 12]]}, "data.labels: .* is not a list of lists of digits"),
+    ("mnist", "by_label", {"labels": 0}, "data.labels: 0 is too small"),
+    ("mnist", "by_label", {"labels": []}, "data.labels: .* is not a list of lists of digits"),
+    ("aqi", "by_season", {"lags": -1}, "data.lags: -1 is too small"),
 ])
 def test_bad_definitions_are_user_errors(dataset, partition, params, message):
     with pytest.raises(UserError, match=message):

@@ -33,7 +33,8 @@ from edgetestbed.nodes.eventlog import BEHIND, CONNECTION, DONE, ERROR, MALFORME
 from edgetestbed.nodes.model import covers
 from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
 from edgetestbed.sensors.sensor import kept_pace, stream_definition, window_grace
-from edgetestbed.sensors.streams import N_DIGITS
+from edgetestbed.sensors.partitions import N_DIGITS
+from edgetestbed.topo.fields import thaw
 from edgetestbed.topo.plan import CLOUD_ID, LinkPlan, plan_network
 from edgetestbed.topo.spec import LinkSpec
 
@@ -325,13 +326,13 @@ def run_section(run: RunLogs, metric: Optional[str]) -> Dict[str, Any]:
     ends = [e.ts for events in run.logs.values() for e in events]
     starts = [e.ts for events in run.logs.values() for e in events[:1]]
     return {"name": spec.name, "directory": str(run.run_dir), "seed": spec.seed,
-            "application": {"name": spec.application.name, **_plain(spec.application.params)},
-            "data": {"dataset": spec.data.dataset, "partition": spec.data.partition, **_plain(spec.data.params)},
+            "application": {"name": spec.application.name, **thaw(spec.application.params)},
+            "data": {"dataset": spec.data.dataset, "partition": spec.data.partition, **thaw(spec.data.params)},
             "windows": {"interval_s": spec.windows.interval, "limit": spec.windows.limit,
                         "epochs": spec.windows.epochs},
             "metric": metric, "root": spec.root.id, "parameter_servers": [n.id for n in spec.parameter_servers],
             "workers": [n.id for n in spec.workers], "cloud": spec.cloud is not None,
-            "policies": {n.id: {"type": n.policy.type, **_plain(n.policy.params)} for n in spec.nodes},
+            "policies": {n.id: {"type": n.policy.type, **thaw(n.policy.params)} for n in spec.nodes},
             "start_at": run.start_at, "run_time_s": max(ends) - min(starts) if ends else None,
             "backends": run.manifest.get("backends"), "git_revision": run.manifest.get("git_revision")}
 
@@ -520,15 +521,6 @@ def write_metrics(run_dir: Path, metrics: Optional[Mapping[str, Any]] = None) ->
     temporary.write_text(text + "\n")
     temporary.replace(path)
     return path
-
-
-def _plain(value: Any) -> Any:
-    """The spec's frozen mappings and tuples as dicts and lists."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _jsonable(value: Any) -> Any:

@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, ValidationError
 
 from edgetestbed.errors import UserError
+from edgetestbed.topo.fields import thaw
 
 Weights = List[np.ndarray]
 
@@ -53,7 +54,7 @@ def parse_params(model: Optional[type], params: Optional[Mapping[str, Any]], wha
 
     With no ``model``, ``params`` as a plain dict, unchecked.
     """
-    plain = _plain(params or {})
+    plain = thaw(params or {})
     if model is None:
         return plain
     try:
@@ -67,16 +68,6 @@ def parse_params(model: Optional[type], params: Optional[Mapping[str, Any]], wha
                 return f"{where}: unknown parameter (known: {known})"
             return f"{where}: {problem['msg']}"
         raise UserError(f"application {what}: {'; '.join(map(explain, error.errors()))}") from None
-
-
-def _plain(value: Any) -> Any:
-    """Mappings as dicts and tuples as lists, deeply: a resolved spec freezes the YAML's lists
-    into tuples, and a strict model accepts only lists where the YAML had them."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
 
 
 def validate_arrays(expected: Sequence[np.ndarray], arrays: Sequence[np.ndarray]) -> Weights:

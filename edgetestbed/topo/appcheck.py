@@ -1,80 +1,99 @@
-"""The spec's ``application:`` keys, checked against the chosen application's ``Params`` model.
+"""The spec's plugin sections checked against each plugin's own parameter model.
 
-:func:`load_spec` calls :func:`check_application` on the raw document, next to the tree
-checks, so that a misspelt or out-of-range parameter is reported with file, line and
-field at ``validate`` time, with every other problem, instead of by the nodes once the
-network is built::
+Three sections name a plugin, and every other key of theirs is one of its parameters:
+``application:`` (by ``name``), each ``policy:`` (by ``type``) and ``data:`` (by
+``partition``, with the dataset's own ``lags``). :func:`load_spec` calls
+:func:`check_plugins` on the raw document, next to the tree checks, so that a misspelt or
+out-of-range parameter is reported with file, line and field at ``validate`` time, with
+every other problem, instead of by the processes once the network is built::
 
     topo.yaml:4: application.hiden: unknown key 'hiden' (did you mean 'hidden'?); expected one of ...
     topo.yaml:5: application.learning_rate: -3 is too small; expected a number above 0
+    topo.yaml:9: nodes[1].policy.every: 0 is too small; expected at least 1 and at most 10000
 
-The model is the one the application itself builds from (see
-:mod:`edgetestbed.applications.base`), so ``validate`` accepts exactly what the nodes
-accept. Reading it imports the application's module (numpy, for the built-in ones). A
-``module:Class`` whose module is not found here, or whose ``Params`` is ``None``, keeps its
-parameters unchecked.
+The model is the one the plugin itself builds from (an application's ``Params``, see
+:mod:`edgetestbed.applications.base`; a policy's or partition's, see
+:mod:`edgetestbed.plugins`), so ``validate`` accepts exactly what the processes accept.
+Reading it imports the plugin's module (numpy, for the built-in applications). A
+``module:Class`` whose module is not found here, or an application whose ``Params`` is
+``None``, keeps its parameters unchecked.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, Callable, get_args, get_origin
+from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, ValidationError
 
-from edgetestbed.applications.registry import BUILTIN, ApplicationNotFound, application_class
+from edgetestbed.applications.registry import BUILTIN, application_class
 from edgetestbed.errors import UserError
-from edgetestbed.topo.spec import (CLASS_PATTERN, DocPath, _bare, _describe, _did_you_mean,
-                                   _document_path)
-from edgetestbed.topo.units import number_text, quote
+from edgetestbed.nodes.policies import POLICIES
+from edgetestbed.plugins import CLASS_PATTERN, PluginNotFound
+from edgetestbed.sensors.partitions import DATASET_PARAMS, PARTITIONS, mismatch, params_model
+from edgetestbed.topo.fields import explain
+from edgetestbed.topo.spec import DocPath, _document_path
+from edgetestbed.topo.units import quote
 
 Report = Callable[[DocPath, str], None]   # _Problems.add: a place in the document, a message
 
-# pydantic's type errors as the noun the value should have been
-NOUNS = {"int_type": "a whole number", "int_from_float": "a whole number", "float_type": "a number",
-         "finite_number": "a finite number", "bool_type": "true or false", "string_type": "text",
-         "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
-         "model_attributes_type": "a mapping"}
-# a bound pydantic reports in ``ctx``: (too what, how the expected range reads)
-BOUNDS = {"gt": ("small", "above"), "ge": ("small", "of at least"), "lt": ("large", "below"),
-          "le": ("large", "of at most")}
 
-
-def check_application(data: object, report: Report) -> None:
-    """Report every problem of ``data['application']``'s parameters through ``report``.
+def check_plugins(data: object, report: Report) -> None:
+    """Report every problem of the plugin sections' parameters through ``report``.
 
     ``data`` is the whole document as plain data. What the schema already refuses (no
-    mapping, a bad ``name``, keys that are not text) is left to it.
+    mapping, an unknown name, keys that are not text) is left to it.
     """
-    section = data.get("application") if isinstance(data, dict) else None
-    if not isinstance(section, dict):
+    if not isinstance(data, dict):
         return
-    model = _params_model(section.get("name"), report)
-    if model is None:
-        return
-    params = {key: value for key, value in section.items() if key != "name" and isinstance(key, str)}
+    _check_application(data, report)
+    nodes = data.get("nodes") if isinstance(data.get("nodes"), list) else []
+    for path in [("defaults", "policy"), *(("nodes", index, "policy") for index in range(len(nodes)))]:
+        _check_policy(data, path, report)
+    _check_data(data, report)
+
+
+def _section(data: dict, path: DocPath) -> Optional[dict]:
+    """The mapping at ``path``, or None when there is none."""
+    value: Any = data
+    for key in path:
+        if isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(value, list) and isinstance(key, int) and key < len(value):
+            value = value[key]
+        else:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def _check_params(data: dict, path: DocPath, params: dict, model: type[BaseModel], noun: str,
+                  report: Report) -> None:
+    """``params`` (the section at ``path`` but its own keys) against ``model``."""
     try:
         model.model_validate(params)
     except ValidationError as error:
         for problem in error.errors():
             keep_key = problem["type"] in ("missing", "extra_forbidden")
-            report(_document_path(("application", *problem["loc"]), data, keep_key),
-                   _explain(problem, model))
+            report(_document_path((*path, *problem["loc"]), data, keep_key), explain(problem, model, noun))
 
 
-def _params_model(name: object, report: Report) -> type | None:
+def _params_of(section: dict, *own: str) -> dict:
+    return {key: value for key, value in section.items() if key not in own and isinstance(key, str)}
+
+
+def _check_application(data: dict, report: Report) -> None:
+    section = _section(data, ("application",))
+    model = _application_params(section.get("name"), report) if section is not None else None
+    if model is not None:
+        _check_params(data, ("application",), _params_of(section, "name"), model, "application", report)
+
+
+def _application_params(name: object, report: Report) -> type | None:
     """The ``Params`` model of application ``name``, or None when there is none to check."""
     if not isinstance(name, str) or not (name in BUILTIN or CLASS_PATTERN.fullmatch(name)):
         return None   # the schema reports the name
-    try:
-        model = application_class(name).Params
-    except ApplicationNotFound:
-        return None   # perhaps installed only where it runs; the nodes say so if not
-    except UserError as error:   # the path names the application already
-        problem = str(error).removeprefix(f"application {name!r}: ")
-        report(("application", "name"), f"{problem}; expected module.path:ClassName of a concrete "
-               "Application subclass that imports")
-        return None
+    cls = _plugin_class(lambda: application_class(name), "application", "Application", name,
+                        ("application", "name"), report)
+    model = getattr(cls, "Params", None)
     if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
         report(("application", "name"), f"{name}.Params is {quote(model)}; expected a pydantic "
                "model (a subclass of edgetestbed.applications.ApplicationParams) or None")
@@ -82,69 +101,44 @@ def _params_model(name: object, report: Report) -> type | None:
     return model
 
 
-def _explain(problem: dict, model: type) -> str:
-    """One pydantic error of ``model`` as "what is wrong; expected ...", as the spec words it."""
-    kind, loc, value, ctx = problem["type"], problem["loc"], problem.get("input"), problem.get("ctx") or {}
-    if kind == "extra_forbidden":
-        parent = _model_at(model, loc[:-1])
-        known = list(parent.model_fields) if parent is not None else []
-        expected = f"one of {', '.join(known)}" if known else "no parameters for this application"
-        return f"unknown key {quote(loc[-1])}{_did_you_mean(loc[-1], known)}; expected {expected}"
-    if kind == "missing":
-        return f"missing; expected {_description(model, loc) or 'a value'} (the application has no default)"
-    if kind in ("value_error", "assertion_error"):
-        return str(ctx["error"])
-    if kind == "literal_error":
-        choices = re.findall(r"'([^']*)'", ctx["expected"]) or [ctx["expected"]]
-        noun = loc[-1] if loc and isinstance(loc[-1], str) else "value"
-        return (f"{quote(value)} is not a known {noun}{_did_you_mean(value, choices)}; "
-                f"expected one of {', '.join(choices)}")
-    bound = next((key for key in BOUNDS if key in ctx), None)
-    if bound is not None:
-        return f"{quote(value)} is too {BOUNDS[bound][0]}; expected {_range(bound, ctx[bound])}"
-    return f"got {_describe(value)}; expected {_expected(kind, problem['msg'], model, loc)}"
-
-
-def _range(bound: str, limit: float) -> str:
-    """The values a bound allows: ``a number above 0``, ``a whole number of at least 1``."""
-    if isinstance(limit, int) and bound in ("gt", "lt"):   # gt 0 is ge 1 in whole numbers
-        bound, limit = ("ge", limit + 1) if bound == "gt" else ("le", limit - 1)
-    noun = "a whole number" if isinstance(limit, int) else "a number"
-    return f"{noun} {BOUNDS[bound][1]} {number_text(limit)}"
-
-
-def _expected(kind: str, message: str, model: type, loc: tuple) -> str:
-    """What the value should have been: the field's own words, or its type's, with an example."""
-    description = _description(model, loc)
-    if description:
-        return description
-    noun = NOUNS.get(kind) or message.removeprefix("Input should be ")
-    info = model.model_fields.get(loc[0]) if len(loc) == 1 else None
-    if info is None or info.is_required() or info.default in (None, [], {}, ""):
-        return noun   # no default, or one that shows nothing
-    return f"{noun} like {quote(info.default)}"
-
-
-def _description(model: type, loc: tuple) -> str | None:
-    """The ``description`` a field of ``model`` (at ``loc``) was declared with, if any."""
-    parent = _model_at(model, loc[:-1])
-    if parent is None or not loc or not isinstance(loc[-1], str):
+def _plugin_class(load: Callable[[], type], kind: str, base: str, name: str, path: DocPath,
+                  report: Report) -> type | None:
+    """``load()``'s class, or None: not found here (perhaps installed only where it runs;
+    the processes say so if not) or reported at ``path`` as broken."""
+    try:
+        return load()
+    except PluginNotFound:
         return None
-    info = parent.model_fields.get(loc[-1])
-    return info.description if info is not None else None
+    except UserError as error:   # the path names the plugin already
+        problem = str(error).removeprefix(f"{kind} {name!r}: ")
+        report(path, f"{problem}; expected module.path:ClassName of a concrete {base} subclass that imports")
+        return None
 
 
-def _model_at(model: type, loc: tuple) -> type | None:
-    """The model nested in ``model`` at ``loc`` (through fields and lists), if there is one."""
-    shape: Any = model
-    for key in loc:
-        shape = _bare(shape)
-        if isinstance(shape, type) and issubclass(shape, BaseModel) and isinstance(key, str):
-            info = shape.model_fields.get(key)
-            shape = info.annotation if info is not None else None
-        elif get_origin(shape) is list and isinstance(key, int):
-            shape = get_args(shape)[0]
-        else:
-            return None
-    shape = _bare(shape)
-    return shape if isinstance(shape, type) and issubclass(shape, BaseModel) else None
+def _check_policy(data: dict, path: DocPath, report: Report) -> None:
+    section = _section(data, path)
+    if section is None or not POLICIES.accepts(section.get("type")):
+        return   # the schema reports it
+    name = section["type"]
+    cls = _plugin_class(lambda: POLICIES.get(name), POLICIES.kind, "Policy", name, (*path, "type"), report)
+    if cls is not None:
+        _check_params(data, path, _params_of(section, "type"), cls.Params, "policy", report)
+
+
+def _check_data(data: dict, report: Report) -> None:
+    section = _section(data, ("data",))
+    if section is None or not PARTITIONS.accepts(section.get("partition")) \
+            or section.get("dataset") not in DATASET_PARAMS:
+        return   # the schema reports it
+    cls, dataset = PARTITIONS.get(section["partition"]), section["dataset"]
+    if mismatch(cls, dataset):
+        report(("data", "dataset"), mismatch(cls, dataset))
+        return
+    model = params_model(cls, dataset)
+    params = _params_of(section, "dataset", "partition")
+    for key in [key for key in params if key not in model.model_fields]:
+        others = [name for name, params_of in DATASET_PARAMS.items() if key in params_of.model_fields]
+        if others:   # another dataset's parameter: say whose
+            report(("data", key), f"{key} is for dataset {' or '.join(others)}; expected no {key} with {dataset}")
+            del params[key]
+    _check_params(data, ("data",), params, model, "partition", report)

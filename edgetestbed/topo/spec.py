@@ -1,9 +1,10 @@
 """The experiment spec: a YAML file in, a frozen, typed, fully resolved :class:`Spec` out.
 
 Loading goes YAML text -> composed node tree (for line numbers) -> plain data ->
-schema (pydantic, unknown keys refused everywhere; ``application``'s parameters checked
-against the application's own ``Params`` model by :mod:`edgetestbed.topo.appcheck`) and tree
-checks -> defaults merged -> :class:`Spec`. Every problem found on the way is reported
+schema (pydantic, unknown keys refused everywhere) and tree checks, and the plugin
+sections' parameters (``application``, every ``policy``, ``data``) checked against the
+plugin's own ``Params`` model by :mod:`edgetestbed.topo.appcheck` -> defaults merged ->
+:class:`Spec`. Every problem found on the way is reported
 at once, in one :class:`~edgetestbed.errors.SpecError`, one line per problem::
 
     topo.yaml:14: nodes[2].link.bw: '10MB' is not a bandwidth; expected bits per second like 10Mbit (MB would be bytes)
@@ -41,8 +42,7 @@ Built-in defaults (used where the file is silent):
 ``timeout``           interval × limit × 3 + 120 s
 link fields           ``bw: null`` (unlimited), ``delay: 0ms``, ``jitter: 0ms``, ``loss: 0%``,
                       ``queue: null``
-``data`` parameters   ``biased``: ``bias: 0.64``; ``by_label``: ``labels: 2``;
-                      ``mixed``: ``bias: 0.64, biased_fraction: 0.5``; aqi: ``lags: 3``
+plugin parameters     the plugin's own ``Params`` (below)
 ====================  ===========================================================
 
 Bounds (inclusive unless stated):
@@ -59,10 +59,7 @@ sensor index          0 .. 9999
 ``seed``              0 .. 2**32 - 1 (numpy's seed range)
 ``windows``           interval 10ms .. 1h, limit 1 .. 100000, epochs 1 .. 1000
 ``timeout``           1s .. 7 days, and at least interval × limit
-policies              ``time``: push, pull 10ms .. 1h; ``window``: every 1 .. 10000;
-                      ``downpour``: n_fetch, n_push 1 .. 1000000
-data                  bias, biased_fraction 0 .. 1; labels 1 .. 10 or lists of digits 0 .. 9;
-                      lags 0 .. 168 (hours)
+plugin parameters     the plugin's own ``Params`` (below)
 ids                   ``[A-Za-z][A-Za-z0-9_-]{0,31}``; ``name``: ``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``
 ====================  ===========================================================
 
@@ -70,40 +67,36 @@ The YAML is read with PyYAML's SafeLoader only (no Python tags, no pickle). Dupl
 keys are errors, and so are recursive aliases, aliases that expand to more than
 100000 values, and nesting deeper than 32 levels.
 
-Policies: ``simple`` pulls before and pushes after every window; ``time`` pushes every
-``push`` and pulls every ``pull`` (default: same as push) seconds; ``window`` exchanges
-every ``every`` windows; ``downpour`` (Downpour SGD) fetches every ``n_fetch`` and pushes
-every ``n_push`` training steps (mini-batches).
-
-Partitions (their meaning in detail: :mod:`edgetestbed.sensors.streams`): ``iid`` splits the
-training set evenly at random; ``replicated`` lets every sensor stream the whole set;
-for ``mnist`` also ``biased`` (each sensor prefers one digit for ``bias`` of its samples),
-``by_label`` (each sensor sees only ``labels`` digits, or the digits listed for it) and
-``mixed`` (``biased_fraction`` of the sensors biased, the others natural); for ``aqi`` also
-``by_year`` and ``by_season``. ``lags`` (aqi only) is how many past hours of PM2.5 are
-features.
+Exchange policies (``policy: {type: ...}``) and data partitions (``data: {partition:
+...}``) are plugins, each one class in one module of :mod:`edgetestbed.nodes.policies` and
+:mod:`edgetestbed.sensors.partitions`, which declares its meaning, its parameters with
+their defaults and bounds, and, for a partition, the datasets it can split. This module
+takes the names they register (and for policies ``module.path:ClassName``), suggests the
+nearest for a misspelt one, and lists them in its messages. ``lags`` (aqi only, default 3,
+0 .. 168) is how many past hours of PM2.5 are features.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import re
-import types
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import (Annotated, Any, Callable, ClassVar, Iterator, Literal, Mapping, Optional,
-                    Union, get_args, get_origin)
+from operator import attrgetter
+from typing import Annotated, Any, Callable, ClassVar, Iterator, Mapping, Optional, get_args, get_origin
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
-                      ValidationError, ValidationInfo, field_validator, model_validator)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from edgetestbed.errors import SpecError
+from edgetestbed.nodes.policies import POLICIES
+from edgetestbed.plugins import CLASS_PATTERN, PluginNotFound, Registry, values
+from edgetestbed.sensors.partitions import DATASET_PARAMS, PARTITIONS, params_model
+from edgetestbed.topo.fields import (Interval, bare, bounded, choice, closest, count, describe,
+                                     did_you_mean, matching, number, thaw, unit)
 from edgetestbed.topo.units import (format_bandwidth, format_duration, format_percent,
-                                    format_rate, format_size, number_text, parse_bandwidth,
+                                    format_rate, format_size, parse_bandwidth,
                                     parse_duration, parse_percent, parse_rate, parse_size,
                                     quote)
 
@@ -113,11 +106,9 @@ __all__ = [
 ]
 
 MiB = 2**20
-AQI_LAGS = 3          # default hours of past PM2.5 among the AQI features
 APPLICATIONS = ("mnist_mlp", "aqi", "svm")
 ID_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-CLASS_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")   # module.path:ClassName
 MAX_YAML_VALUES = 100_000   # values after alias expansion; refuses "billion laughs" documents
 MAX_YAML_DEPTH = 32         # nesting levels; keeps every recursive step after parsing shallow
 
@@ -308,153 +299,40 @@ class Spec:
         return _input_of(self).model_dump(exclude_unset=True)
 
 
-# --- scalar input types: parse, check bounds, and format back ------------------------------
-
-def _bounded(parse: Callable[[object], float], low: float, high: float, *, show: Callable = number_text,
-             low_open: bool = False, high_open: bool = False) -> Callable[[object], float]:
-    """``parse``, then refuse what lies outside [low, high] (or the open ends)."""
-    def check(value: object) -> float:
-        number = parse(value)
-        too_small = number < low or (low_open and number == low)
-        too_large = number > high or (high_open and number == high)
-        if too_small or too_large:
-            lower = f"{'more than' if low_open else 'at least'} {show(low)}"
-            upper = f"{'less than' if high_open else 'at most'} {show(high)}"
-            raise ValueError(f"{quote(value)} is too {'small' if too_small else 'large'}; "
-                             f"expected {lower} and {upper}")
-        return number
-    return check
-
-
-def _unit(kind: type, parse: Callable, fmt: Callable, low: float, high: float, **ends: bool) -> Any:
-    """A quantity with a unit: parsed and bounded on input, written back with ``fmt``."""
-    check = _bounded(parse, low, high, show=fmt, **ends)
-    return Annotated[kind, BeforeValidator(check), PlainSerializer(fmt)]
-
-
-def _number(expected: str) -> Callable[[object], float]:
-    """A parser for a plain finite number (bool is not a number here)."""
-    def parse(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{quote(value)} is not a number; expected {expected}")
-        return float(value)
-    return parse
-
-
-def _integer(expected: str) -> Callable[[object], int]:
-    """A parser for a whole number (bool is not a number here)."""
-    def parse(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{quote(value)} is not a whole number; expected {expected}")
-        return value
-    return parse
-
-
-def _count(low: int, high: int, expected: str) -> Any:
-    return Annotated[int, BeforeValidator(_bounded(_integer(expected), low, high))]
-
-
-def _share(expected: str) -> Any:
-    return Annotated[float, BeforeValidator(_bounded(_number(expected), 0, 1))]
-
-
-# Words people write for our keys; a near miss of one of these suggests the key.
-SYNONYMS = {"bandwidth": "bw", "latency": "delay", "packet_loss": "loss", "queue_size": "queue",
-            "max_queue_size": "queue", "cores": "cpu", "cpus": "cpu", "mem": "memory",
-            "interval_s": "interval", "windows_limit": "limit", "epochs_per_window": "epochs",
-            "lr": "learning_rate"}
-
-
-def _closest(word: object, choices: list[str]) -> str | None:
-    """The choice ``word`` most likely meant (by spelling, or as a synonym), if any."""
-    candidates = {choice: choice for choice in choices}
-    candidates.update((alias, key) for alias, key in SYNONYMS.items() if key in choices)
-    close = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
-    return candidates[close[0]] if close else None
-
-
-def _did_you_mean(word: object, choices: list[str]) -> str:
-    guess = _closest(word, choices)
-    return f" (did you mean {guess!r}?)" if guess else ""
-
-
-def _choice(noun: str, *options: str) -> Any:
-    """A string that must be one of ``options``; a near miss gets a did-you-mean."""
-    def check(value: object) -> str:
-        if value not in options:
-            raise ValueError(f"{quote(value)} is not {noun}{_did_you_mean(value, list(options))}; "
-                             f"expected one of {', '.join(options)}")
-        return value
-    return Annotated[str, BeforeValidator(check)]
-
-
-def _matching(pattern: re.Pattern, noun: str, expected: str) -> Any:
-    """A string that must match ``pattern`` completely."""
-    def check(value: object) -> str:
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ValueError(f"{quote(value)} is not {noun}; expected {expected}")
-        return value
-    return Annotated[str, BeforeValidator(check)]
-
-
-LABELS = "a number of digits per sensor like 2, or each sensor's digits like [[0, 1], [2, 3]]"
-
-
-def _labels(value: object) -> int | list[list[int]]:
-    """How many digits each sensor sees, or the digits of each sensor (used in turn)."""
-    if not isinstance(value, list):
-        return _bounded(_integer(LABELS), 1, 10)(value)
-    if value and all(isinstance(group, list) and group and all(map(_is_digit, group)) for group in value):
-        return value
-    raise ValueError(f"{quote(value)} is not a list of lists of digits; expected {LABELS}")
-
-
-def _is_digit(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9
-
-
 def _application_name(value: object) -> str:
     if isinstance(value, str) and (value in APPLICATIONS or CLASS_PATTERN.fullmatch(value)):
         return value
-    raise ValueError(f"{quote(value)} is not an application{_did_you_mean(value, list(APPLICATIONS))}; "
+    raise ValueError(f"{quote(value)} is not an application{did_you_mean(value, list(APPLICATIONS))}; "
                      f"expected one of {', '.join(APPLICATIONS)}, or module.path:ClassName")
 
 
-Bandwidth = _unit(float, parse_bandwidth, format_bandwidth, 0.001, 100_000)
-LinkDelay = _unit(float, partial(parse_duration, unit="ms"), partial(format_duration, unit="ms"),
+Bandwidth = unit(float, parse_bandwidth, format_bandwidth, 0.001, 100_000)
+LinkDelay = unit(float, partial(parse_duration, unit="ms"), partial(format_duration, unit="ms"),
                   0, 10_000)
-Loss = _unit(float, parse_percent, format_percent, 0, 100, high_open=True)
-Memory = _unit(int, parse_size, format_size, 32 * MiB, 2**40)
-Rate = _unit(float, parse_rate, format_rate, 0, 10_000, low_open=True)
-Interval = _unit(float, parse_duration, format_duration, 0.01, 3600)
-Timeout = _unit(float, parse_duration, format_duration, 1, 7 * 86400)
-Cores = Annotated[float, BeforeValidator(_bounded(_number("a number of cores like 0.5"), 0.01, 256))]
-Queue = _count(1, 1_000_000, "a queue length in packets like 100")
-Seed = _count(0, 2**32 - 1, "a seed like 1")
-SensorIndex = _count(0, 9999, "a sensor index like 3")
-Steps = _count(1, 1_000_000, "a number of training steps like 5")
-WindowCount = _count(1, 10_000, "a number of windows like 2")
-WindowLimit = _count(1, 100_000, "a number of windows like 10")
-Epochs = _count(1, 1000, "a number of epochs like 1")
-Lags = _count(0, 168, "a number of hours like 3")
-Labels = Annotated[Any, BeforeValidator(_labels)]
-Bias = _share("a share of samples like 0.64")
-Share = _share("a share of sensors like 0.5")
-Dataset = _choice("a dataset", "mnist", "aqi")
-Switch = _choice("a switch backend", "auto", "ovs", "ovs-user", "lxbr")
-Shaping = _choice("a shaping backend", "auto", "netem", "userspace")
-NodeId = _matching(ID_PATTERN, "a valid id", "a letter, then up to 31 letters, digits, _ or -, like w1")
-RunName = _matching(NAME_PATTERN, "a valid name",
+Loss = unit(float, parse_percent, format_percent, 0, 100, high_open=True)
+Memory = unit(int, parse_size, format_size, 32 * MiB, 2**40)
+Rate = unit(float, parse_rate, format_rate, 0, 10_000, low_open=True)
+Timeout = unit(float, parse_duration, format_duration, 1, 7 * 86400)
+Cores = Annotated[float, BeforeValidator(bounded(number("a number of cores like 0.5"), 0.01, 256))]
+Queue = count(1, 1_000_000, "a queue length in packets like 100")
+Seed = count(0, 2**32 - 1, "a seed like 1")
+SensorIndex = count(0, 9999, "a sensor index like 3")
+WindowLimit = count(1, 100_000, "a number of windows like 10")
+Epochs = count(1, 1000, "a number of epochs like 1")
+Dataset = choice("a dataset", *DATASET_PARAMS)
+Switch = choice("a switch backend", "auto", "ovs", "ovs-user", "lxbr")
+Shaping = choice("a shaping backend", "auto", "netem", "userspace")
+NodeId = matching(ID_PATTERN, "a valid id", "a letter, then up to 31 letters, digits, _ or -, like w1")
+RunName = matching(NAME_PATTERN, "a valid name",
                     "a letter or digit, then up to 63 letters, digits, '.', '_' or '-', "
                     "like mnist-3level")
-CongestionControl = _matching(re.compile(r"[a-z][a-z0-9_]{0,15}"), "a congestion control name",
+CongestionControl = matching(re.compile(r"[a-z][a-z0-9_]{0,15}"), "a congestion control name",
                               "a kernel congestion control name like cubic or reno")
 
 
 # --- the input schema ----------------------------------------------------------------------
 
 LINK = "a link like {bw: 10Mbit, delay: 5ms, jitter: 1ms, loss: 1%, queue: 100}"
-POLICY = "a policy like {type: simple}; types: simple, time, window, downpour"
 
 
 class _Input(BaseModel):
@@ -462,6 +340,12 @@ class _Input(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     EXPECTED: ClassVar[str] = "a mapping"   # completes "expected ..." when the value has the wrong type
+
+    @classmethod
+    def expected(cls) -> str:
+        """What a value here should have been; a section whose words come from a registry
+        assembles them when asked."""
+        return cls.EXPECTED
 
 
 class LinkIn(_Input):
@@ -473,106 +357,46 @@ class LinkIn(_Input):
     queue: Optional[Queue] = None
 
 
-class SimplePolicy(_Input):
-    type: Literal["simple"]
+class _PluginIn(_Input):
+    """A section that picks a plugin of ``REGISTRY`` by the registry's key; every other key
+    is a parameter, checked against the plugin's own model by :mod:`edgetestbed.topo.appcheck`."""
 
+    model_config = ConfigDict(extra="allow", strict=True)
+    REGISTRY: ClassVar[Registry]
 
-class TimePolicy(_Input):
-    type: Literal["time"]
-    push: Interval = Field(description="a push interval like 2s")
-    pull: Optional[Interval] = None
-
-    @model_validator(mode="after")
-    def _pull_like_push(self) -> TimePolicy:
-        if self.pull is None:
-            self.pull = self.push
-        return self
-
-
-class WindowPolicy(_Input):
-    type: Literal["window"]
-    every: WindowCount = Field(description="a number of windows like 2")
-
-
-class DownpourPolicy(_Input):
-    type: Literal["downpour"]
-    n_fetch: Steps = Field(description="a number of training steps like 5")
-    n_push: Steps = Field(description="a number of training steps like 5")
-
-
-POLICY_MODELS = (SimplePolicy, TimePolicy, WindowPolicy, DownpourPolicy)
-Policy = Annotated[Union[POLICY_MODELS], Field(discriminator="type")]
-
-
-class _Data(_Input):
-    """A partition of a dataset among the sensors; ``DATASETS``: those it can split."""
-
-    DATASETS: ClassVar[tuple[str, ...]] = ("mnist", "aqi")
-    dataset: Dataset = Field(description="a dataset: mnist or aqi")
-    lags: Optional[Lags] = None      # aqi only
-
-    @field_validator("dataset")
     @classmethod
-    def _can_split(cls, dataset: str) -> str:
-        if dataset not in cls.DATASETS:
-            partition = next(iter(_tags(cls)))
-            raise ValueError(f"partition {partition!r} does not apply to {dataset!r}; expected dataset "
-                             f"{' or '.join(cls.DATASETS)}, or a partition of {dataset}: "
-                             f"{', '.join(_partitions_of(dataset))}")
-        return dataset
+    def expected(cls) -> str:
+        return f"{cls.EXPECTED}; {cls.REGISTRY.key}s: {', '.join(cls.REGISTRY.names())}"
 
-    @field_validator("lags")
+    @model_validator(mode="before")
     @classmethod
-    def _aqi_only(cls, lags: int | None, info: ValidationInfo) -> int | None:
-        if lags is not None and info.data.get("dataset") == "mnist":
-            raise ValueError("lags (hours of past PM2.5 among the features) is for dataset aqi; "
-                             "expected no lags with mnist")
-        return lags
+    def _known_plugin(cls, value: object) -> object:
+        """A missing or unknown name is reported at the section, with the names there are."""
+        key = cls.REGISTRY.key
+        if isinstance(value, dict):
+            if key not in value:
+                raise ValueError(f"{key!r} is missing; expected {cls.expected()}")
+            if not cls.REGISTRY.accepts(value[key]):
+                raise ValueError(cls.REGISTRY.unknown(value[key]))
+        return value
 
 
-class IidData(_Data):
-    partition: Literal["iid"]
+class PolicyIn(_PluginIn):
+    """An exchange policy by its ``type``, and its parameters."""
+
+    EXPECTED: ClassVar[str] = "a policy like {type: simple}"
+    REGISTRY: ClassVar[Registry] = POLICIES
+    type: str
 
 
-class ReplicatedData(_Data):
-    partition: Literal["replicated"]
+class DataIn(_PluginIn):
+    """A dataset and its ``partition`` among the sensors, and their parameters (the
+    partition's and the dataset's own)."""
 
-
-class BiasedData(_Data):
-    DATASETS: ClassVar[tuple[str, ...]] = ("mnist",)
-    partition: Literal["biased"]
-    bias: Bias = 0.64
-
-
-class ByLabelData(_Data):
-    DATASETS: ClassVar[tuple[str, ...]] = ("mnist",)
-    partition: Literal["by_label"]
-    labels: Labels = 2
-
-
-class MixedData(_Data):
-    DATASETS: ClassVar[tuple[str, ...]] = ("mnist",)
-    partition: Literal["mixed"]
-    bias: Bias = 0.64
-    biased_fraction: Share = 0.5
-
-
-class ByYearData(_Data):
-    DATASETS: ClassVar[tuple[str, ...]] = ("aqi",)
-    partition: Literal["by_year"]
-
-
-class BySeasonData(_Data):
-    DATASETS: ClassVar[tuple[str, ...]] = ("aqi",)
-    partition: Literal["by_season"]
-
-
-DATA_MODELS = (IidData, BiasedData, ByLabelData, ReplicatedData, MixedData, ByYearData, BySeasonData)
-Data = Annotated[Union[DATA_MODELS], Field(discriminator="partition")]
-
-
-def _partitions_of(dataset: str) -> list[str]:
-    return [tag for model in DATA_MODELS if dataset in model.DATASETS for tag in _tags(model)]
+    EXPECTED: ClassVar[str] = "data like {dataset: mnist, partition: iid}"
+    REGISTRY: ClassVar[Registry] = PARTITIONS
+    dataset: Dataset = Field(description=f"a dataset: {' or '.join(DATASET_PARAMS)}")
+    partition: str
 
 
 class ApplicationIn(_Input):
@@ -596,7 +420,7 @@ class DefaultsIn(_Input):
     cpu: Cores = 0.5
     memory: Memory = 256 * MiB
     link: LinkIn = Field(default_factory=LinkIn)
-    policy: Policy = Field(default_factory=lambda: SimplePolicy(type="simple"), description=POLICY)
+    policy: PolicyIn = Field(default_factory=lambda: PolicyIn(type="simple"))
 
 
 class SensorsIn(_Input):
@@ -630,7 +454,7 @@ class NodeIn(_Input):
     link: Optional[LinkIn] = None
     sensors: list[SensorIndex] = Field(default_factory=list,
                                        description="a list of sensor indices like [0, 1]")
-    policy: Optional[Policy] = Field(None, description=POLICY)
+    policy: Optional[PolicyIn] = None
 
 
 class SpecIn(_Input):
@@ -638,8 +462,7 @@ class SpecIn(_Input):
     name: RunName = Field(description="a name for the runs, like mnist-3level")
     seed: Seed = 0
     application: ApplicationIn
-    data: Data = Field(description="data like {dataset: mnist, partition: iid}; "
-                                   "partitions: iid, biased, by_label, replicated, mixed")
+    data: DataIn
     windows: WindowsIn = Field(default_factory=WindowsIn)
     defaults: DefaultsIn = Field(default_factory=DefaultsIn)
     sensors: SensorsIn = Field(default_factory=SensorsIn)
@@ -676,8 +499,8 @@ def load_spec_text(text: str, source: str = "<string>") -> Spec:
         problems.add(path, message, line)
     model = _validate(document.data, problems)
     _check_tree(document.data, problems)
-    from edgetestbed.topo.appcheck import check_application   # here: it builds on this module
-    check_application(document.data, problems.add)
+    from edgetestbed.topo.appcheck import check_plugins   # here: it builds on this module
+    check_plugins(document.data, problems.add)
     problems.raise_if_any()
     spec = _resolve(model, source, problems)
     problems.raise_if_any()
@@ -715,15 +538,6 @@ def _path_text(path: DocPath) -> str:
     return text.lstrip(".")
 
 
-def _describe(value: object) -> str:
-    """What a YAML value is, for "got ..." messages."""
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return f"a list {quote(value)}"
-    return quote(value)
-
-
 # --- YAML: compose with line numbers, then construct ------------------------------------------
 
 @dataclass
@@ -754,7 +568,7 @@ def _read_yaml(text: str, source: str) -> _Document:
     except RecursionError:
         raise SpecError(f"{source}:1: the document is nested too deeply; expected a spec") from None
     if not isinstance(data, dict):
-        raise SpecError(f"{source}:{root.start_mark.line + 1}: the top level is {_describe(data)}; "
+        raise SpecError(f"{source}:{root.start_mark.line + 1}: the top level is {describe(data)}; "
                         f"expected {SpecIn.EXPECTED}")
     return _Document(data, walker.lines, walker.duplicates)
 
@@ -837,7 +651,7 @@ def _validate(data: dict, problems: _Problems) -> SpecIn | None:
         keep_key = error["type"] in ("missing", "extra_forbidden")
         path = _document_path(error["loc"], data, keep_key)
         if error["type"] == "extra_forbidden":
-            guess = _closest(error["loc"][-1], _allowed_keys(error["loc"][:-1]))
+            guess = closest(error["loc"][-1], _allowed_keys(error["loc"][:-1]))
             misspelt.update([(*path[:-1], guess)] if guess else [])
         explained.append((error["type"], path, _explain(error)))
     for kind, path, message in explained:
@@ -869,25 +683,19 @@ def _explain(error: dict) -> str:
         return str(ctx["error"])
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
-        return (f"unknown key {quote(loc[-1])}{_did_you_mean(loc[-1], allowed)}; "
+        return (f"unknown key {quote(loc[-1])}{did_you_mean(loc[-1], allowed)}; "
                 f"expected one of {', '.join(allowed)}")
     if kind == "invalid_key":
         return f"the key {quote(error['input'])} is not text; expected a name (quote it if need be)"
-    if kind == "union_tag_invalid":
-        tags = re.findall(r"'([^']*)'", ctx["expected_tags"])
-        return (f"{quote(ctx['tag'])} is not a known {ctx['discriminator'].strip(chr(39))}"
-                f"{_did_you_mean(ctx['tag'], tags)}; expected one of {', '.join(tags)}")
-    if kind == "union_tag_not_found":
-        return f"{ctx['discriminator']} is missing; expected {_expected_at(loc)}"
     if kind == "missing":
         return f"missing; expected {_expected_at(loc)}"
-    return f"got {_describe(error['input'])}; expected {_expected_at(loc)}"
+    return f"got {describe(error['input'])}; expected {_expected_at(loc)}"
 
 
 def _expected_at(loc: tuple) -> str:
     shape, info = _schema_at(loc)
     if isinstance(shape, type) and issubclass(shape, _Input):
-        return shape.EXPECTED
+        return shape.expected()
     return info.description if info is not None and info.description else "a valid value"
 
 
@@ -900,36 +708,13 @@ def _schema_at(loc: tuple) -> tuple[Any, Any]:
     """The input type pydantic validated at ``loc`` and the model field it came from."""
     shape, info = SpecIn, None
     for key in loc:
-        shape = _bare(shape)
+        shape = bare(shape)
         if isinstance(shape, type) and issubclass(shape, BaseModel):
             info = shape.model_fields.get(key) if isinstance(key, str) else None
             shape = info.annotation if info is not None else None
         elif get_origin(shape) is list:
             shape = get_args(shape)[0]
-        else:   # a tagged union: pydantic's loc names the member by its tag
-            shape = next((member for member in get_args(shape) if key in _tags(member)), None)
-    return _bare(shape), info
-
-
-def _bare(shape: Any) -> Any:
-    """``shape`` without ``Annotated[...]`` and ``Optional[...]`` around it."""
-    while True:
-        if get_origin(shape) is Annotated:
-            shape = get_args(shape)[0]
-            continue
-        members = [member for member in get_args(shape) if member is not type(None)]
-        if get_origin(shape) in (Union, types.UnionType) and len(members) == 1:
-            shape = members[0]
-            continue
-        return shape
-
-
-def _tags(model: Any) -> set:
-    """The literal values a model's discriminator field accepts."""
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return set()
-    return {tag for info in model.model_fields.values() if get_origin(info.annotation) is Literal
-            for tag in get_args(info.annotation)}
+    return bare(shape), info
 
 
 # --- the tree: checked on the raw data, so its errors come with the schema's ------------------
@@ -1003,7 +788,7 @@ def _check_parents(drafts: list[_Draft], by_id: dict[str, _Draft], problems: _Pr
     unknown = [draft for draft in drafts if draft.parent is not None and draft.parent not in by_id]
     for draft in unknown:
         problems.add(draft.at("parent"), f"{draft.parent!r} is not a node"
-                     f"{_did_you_mean(draft.parent, list(by_id))}; expected the id of another node")
+                     f"{did_you_mean(draft.parent, list(by_id))}; expected the id of another node")
     return not unknown
 
 
@@ -1130,20 +915,37 @@ def _merge_link(base: LinkSpec, given: LinkIn | None) -> LinkSpec:
     return dataclasses.replace(base, **stated)
 
 
-def _policy(model: _Input) -> PolicySpec:
-    return PolicySpec(model.type, _params(model, "type"))
+def _policy(model: PolicyIn) -> PolicySpec:
+    return PolicySpec(model.type, _plugin_values(POLICIES, model.type, POLICY_PARAMS, model.model_extra))
 
 
-def _params(model: _Input, *skip: str) -> FrozenMap:
-    return _freeze({key: getattr(model, key) for key in type(model).model_fields if key not in skip})
+def _data_params(data: DataIn) -> FrozenMap:
+    """The partition's parameters and the dataset's (``lags`` for aqi), defaults applied."""
+    return _plugin_values(PARTITIONS, data.partition, partial(params_model, dataset=data.dataset), data.model_extra)
 
 
-def _data_params(data: _Data) -> FrozenMap:
-    """The partition's parameters, and for aqi the dataset's ``lags``."""
-    params = dict(_params(data, "dataset", "partition", "lags"))
-    if data.dataset == "aqi":
-        params["lags"] = AQI_LAGS if data.lags is None else data.lags
-    return FrozenMap(params)
+POLICY_PARAMS = attrgetter("Params")   # a policy's parameters are its class's Params
+
+
+def _plugin_values(registry: Registry, name: str, model: Callable[[type], type[BaseModel]],
+                   given: Mapping[str, Any]) -> FrozenMap:
+    """A plugin's parameters as ``model`` (of its class) reads them, defaults applied; as
+    given when its ``module:Class`` is not found here (its processes check them)."""
+    try:
+        cls = registry.get(name)
+    except PluginNotFound:
+        return _freeze(dict(given))
+    return _freeze(values(model(cls).model_validate(dict(given))))
+
+
+def _plugin_input(registry: Registry, name: str, model: Callable[[type], type[BaseModel]],
+                  params: Mapping[str, Any]) -> dict:
+    """A plugin's resolved parameters as the spec writes them: ``push: 2s``, not 2.0."""
+    try:
+        cls = registry.get(name)
+    except PluginNotFound:
+        return thaw(params)
+    return model(cls).model_construct(**thaw(params)).model_dump()
 
 
 def _freeze(value: Any) -> Any:
@@ -1155,29 +957,18 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def _thaw(value: Any) -> Any:
-    """The inverse of :func:`_freeze`: plain dicts and lists again, for YAML."""
-    if isinstance(value, Mapping):
-        return {key: _thaw(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(item) for item in value]
-    return value
-
-
 # --- back to the input schema, for Spec.to_dict ----------------------------------------------
-
-def _by_tag(models: tuple, discriminator: str) -> dict[str, type]:
-    return {get_args(model.model_fields[discriminator].annotation)[0]: model for model in models}
-
 
 def _input_of(spec: Spec) -> SpecIn:
     """The resolved spec as (unvalidated) input models, every value explicit."""
     fields: dict[str, Any] = dict(
         name=spec.name, seed=spec.seed,
         application=ApplicationIn.model_construct(name=spec.application.name,
-                                                  **_thaw(spec.application.params)),
-        data=_by_tag(DATA_MODELS, "partition")[spec.data.partition].model_construct(
-            dataset=spec.data.dataset, partition=spec.data.partition, **_thaw(spec.data.params)),
+                                                  **thaw(spec.application.params)),
+        data=DataIn.model_construct(
+            dataset=spec.data.dataset, partition=spec.data.partition,
+            **_plugin_input(PARTITIONS, spec.data.partition, partial(params_model, dataset=spec.data.dataset),
+                            spec.data.params)),
         windows=WindowsIn.model_construct(**dataclasses.asdict(spec.windows)),
         sensors=SensorsIn.model_construct(rate=spec.sensors.rate, link=_link_input(spec.sensors.link),
                                           cpu=spec.sensors.cpu, memory=spec.sensors.memory),
@@ -1191,8 +982,8 @@ def _input_of(spec: Spec) -> SpecIn:
 
 
 def _node_input(node: NodeSpec) -> NodeIn:
-    policy = _by_tag(POLICY_MODELS, "type")[node.policy.type].model_construct(
-        type=node.policy.type, **_thaw(node.policy.params))
+    policy = PolicyIn.model_construct(
+        type=node.policy.type, **_plugin_input(POLICIES, node.policy.type, POLICY_PARAMS, node.policy.params))
     fields: dict[str, Any] = dict(id=node.id, cpu=node.cpu, memory=node.memory, policy=policy)
     if not node.is_root:
         fields.update(parent=node.parent, link=_link_input(node.link))

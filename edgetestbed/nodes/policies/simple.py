@@ -1,0 +1,18 @@
+"""``simple``: pull before and push after every window (a parameter server: every merge)."""
+
+from __future__ import annotations
+
+from edgetestbed.nodes.policies.base import POLICIES
+from edgetestbed.nodes.policies.counting import CountingPolicy
+from edgetestbed.plugins import PluginParams
+
+
+@POLICIES.register
+class Simple(CountingPolicy):
+    """Pulls before and pushes after every window (a parameter server: every merge)."""
+
+    name = "simple"
+    rank = 0   # the default policy, listed first
+
+    def __init__(self, params: PluginParams, trains: bool) -> None:
+        super().__init__(params, 1, 1)
