@@ -9,6 +9,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -91,9 +92,12 @@ def cmd_linkcheck(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Train across the emulated hierarchy and leave a complete run directory."""
     from edgetestbed.runner import StatusLine, run_experiment
+    spec = _load(args.topo)
+    if args.loopback:
+        spec = dataclasses.replace(spec, network=dataclasses.replace(spec.network, backend="loopback"))
     status = StatusLine()
     try:
-        summary = run_experiment(_load(args.topo), args.runs_dir, say=_after(status), progress=status)
+        summary = run_experiment(spec, args.runs_dir, say=_after(status), progress=status)
     finally:
         status.end()
     return 0 if summary["completed"] else 1
@@ -202,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         parsers[name].set_defaults(function=function)
     _topo_argument(parsers["run"], optional=True)
     _runs_argument(parsers["run"])
+    parsers["run"].add_argument(
+        "--loopback", action="store_true",
+        help="run the same processes on 127.0.0.1, without Mininet and without root (as "
+             "network: {backend: loopback}): no network emulation, links unshaped, hosts "
+             "unlimited, costs are message bytes only; for iterating on a strategy in seconds")
     _topo_argument(parsers["validate"])
     parsers["validate"].add_argument("--json", action="store_true", help="print the resolved spec as JSON")
     parsers["check"].add_argument("--json", action="store_true", help="machine-readable output")

@@ -34,6 +34,7 @@ from edgetestbed.nodes.model import covers
 from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
 from edgetestbed.sensors.sensor import kept_pace, stream_definition, window_grace
 from edgetestbed.sensors.streams import N_DIGITS
+from edgetestbed.topo.loopback import NOT_EMULATED
 from edgetestbed.topo.plan import CLOUD_ID, LinkPlan, plan_network
 from edgetestbed.topo.spec import LinkSpec
 
@@ -228,7 +229,9 @@ def logged_links(run: RunLogs) -> Dict[str, Any]:
     class. ``up`` is child → parent (sensor → worker, cloud → root). Each direction is
     counted where it was sent (where it was received if the sender left no log)."""
     items = [_logged_link(run, link) for link in plan_network(run.spec).shaped_links]
-    return {"source": LOG_SOURCE, "note": LOG_SOURCE_NOTE, "items": items, **link_totals(run, items)}
+    note = (LOG_SOURCE_NOTE if run.spec.network.emulated
+            else f"{NOT_EMULATED} (the nodes' own logs, not captures); {LOG_SOURCE_NOTE}")
+    return {"source": LOG_SOURCE, "note": note, "items": items, **link_totals(run, items)}
 
 
 def _logged_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
@@ -333,6 +336,7 @@ def run_section(run: RunLogs, metric: Optional[str]) -> Dict[str, Any]:
             "workers": [n.id for n in spec.workers], "cloud": spec.cloud is not None,
             "policies": {n.id: {"type": n.policy.type, **_plain(n.policy.params)} for n in spec.nodes},
             "start_at": run.start_at, "run_time_s": max(ends) - min(starts) if ends else None,
+            "network": spec.network.backend, "emulated": spec.network.emulated,
             "backends": run.manifest.get("backends"), "git_revision": run.manifest.get("git_revision")}
 
 
