@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and measure what it costs and buys.")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     commands: dict[str, tuple[Callable, str]] = {
-        "run": (cmd_run, "build the network, train across it, measure, and write a run directory"),
+        "run": (cmd_run, "build the network (--loopback: none, no root), train across it, measure, "
+                         "and write a run directory"),
         "validate": (cmd_validate, "check a topology YAML and print the resolved tree"),
         "check": (cmd_check, "report what this machine can emulate and the backends 'auto' picks"),
         "linkcheck": (cmd_linkcheck, "build the network and measure every link against the spec"),
@@ -243,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt as interrupt:
-        print(f"interrupted ({str(interrupt) or 'Ctrl-C'}); the network was torn down", file=sys.stderr)
+        print(f"interrupted ({str(interrupt) or 'Ctrl-C'}); what the run started was stopped and removed",
+              file=sys.stderr)
         return 130
 
 
