@@ -491,7 +491,7 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
             "top_level_bytes": links["top_level_bytes"], "bytes_source": links["source"],
             "cpu_seconds_nodes": sum(nodes[ident]["cpu_seconds"] or 0.0 for ident in tree),
             "run_time_s": run["run_time_s"], "complete": metrics["completeness"]["complete"],
-            "kept_pace": metrics["pace"]["kept"]}
+            "kept_pace": metrics["pace"]["kept"], "emulated": run["emulated"]}
 
 
 # ---------------------------------------------------------------- entry points

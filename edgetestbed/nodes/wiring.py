@@ -6,7 +6,7 @@
                    "sensor0": {"host": "10.1.0.1", "port": 5556, "bind": "127.0.0.1"}, ...}}
 
 keyed by node id, ``sensor<K>`` or ``cloud``. A process binds on its own endpoint's
-port, on ``bind`` if given (tests keep traffic on loopback) else on every interface
+port, on ``bind`` if given (the loopback backend binds 127.0.0.1 only) else on every interface
 (``*``), and connects to the others' ``host:port``. The run writes it from its network's
 endpoints (:class:`~edgetestbed.topo.plan.Endpoint`).
 """

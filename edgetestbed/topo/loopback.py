@@ -28,6 +28,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from edgetestbed.errors import CapabilityError
 from edgetestbed.topo import resources
 from edgetestbed.topo.plan import Endpoint, NetworkPlan, plan_network
 from edgetestbed.topo.resources import Ledger
@@ -65,7 +66,8 @@ def free_ports(count: int) -> list[int]:
                 continue
             held.append(sock)  # held until all are chosen, so they are distinct
         if len(held) < count:
-            raise OSError(f"only {len(held)} of {count} ports are free on {ADDRESS}")
+            raise CapabilityError(f"only {len(held)} of the {count} ports a loopback run needs are free "
+                                  f"on {ADDRESS}")
         return [sock.getsockname()[1] for sock in held]
     finally:
         for sock in held:
