@@ -39,6 +39,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{args.topo}: valid — {len(spec.nodes)} nodes ({len(spec.workers)} workers, "
           f"{len(spec.parameter_servers)} parameter servers), {len(spec.sensor_ids)} sensors"
           + (", cloud baseline" if spec.cloud else ""))
+    if not spec.network.emulated:
+        from edgetestbed.topo.loopback import NOT_EMULATED
+        print(f"  network: {spec.network.backend}: {NOT_EMULATED}; the limits and links below apply to nothing")
     for node in spec.nodes:
         link = node.link
         edge = "" if link is None else f"  link to {node.parent}: {_describe_link(link)}"

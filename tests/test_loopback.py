@@ -170,6 +170,13 @@ def test_linkcheck_refuses_a_loopback_network(home):
     assert not (home / "runs").exists()
 
 
+def test_validate_says_a_loopback_network_emulates_nothing(home):
+    topo = home / "tiny.yaml"
+    topo.write_text(tiny())
+    stdout, _ = finish(cli(home, "validate", str(topo)), timeout=60)
+    assert f"network: loopback: {NOT_EMULATED}; the limits and links below apply to nothing" in stdout
+
+
 def test_the_network_backend_is_validated_and_defaults_to_mininet():
     assert load_spec_text(tiny(network="")).network.backend == "mininet"
     spec = load_spec_text(tiny())
