@@ -9,6 +9,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -38,6 +39,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{args.topo}: valid — {len(spec.nodes)} nodes ({len(spec.workers)} workers, "
           f"{len(spec.parameter_servers)} parameter servers), {len(spec.sensor_ids)} sensors"
           + (", cloud baseline" if spec.cloud else ""))
+    if not spec.network.emulated:
+        from edgetestbed.topo.loopback import NOT_EMULATED
+        print(f"  network: {spec.network.backend}: {NOT_EMULATED}; the limits and links below apply to nothing")
     for node in spec.nodes:
         link = node.link
         edge = "" if link is None else f"  link to {node.parent}: {_describe_link(link)}"
@@ -91,9 +95,12 @@ def cmd_linkcheck(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Train across the emulated hierarchy and leave a complete run directory."""
     from edgetestbed.runner import StatusLine, run_experiment
+    spec = _load(args.topo)
+    if args.loopback:
+        spec = dataclasses.replace(spec, network=dataclasses.replace(spec.network, backend="loopback"))
     status = StatusLine()
     try:
-        summary = run_experiment(_load(args.topo), args.runs_dir, say=_after(status), progress=status)
+        summary = run_experiment(spec, args.runs_dir, say=_after(status), progress=status)
     finally:
         status.end()
     return 0 if summary["completed"] else 1
@@ -186,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and measure what it costs and buys.")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     commands: dict[str, tuple[Callable, str]] = {
-        "run": (cmd_run, "build the network, train across it, measure, and write a run directory"),
+        "run": (cmd_run, "build the network (--loopback: none, no root), train across it, measure, "
+                         "and write a run directory"),
         "validate": (cmd_validate, "check a topology YAML and print the resolved tree"),
         "check": (cmd_check, "report what this machine can emulate and the backends 'auto' picks"),
         "linkcheck": (cmd_linkcheck, "build the network and measure every link against the spec"),
@@ -202,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
         parsers[name].set_defaults(function=function)
     _topo_argument(parsers["run"], optional=True)
     _runs_argument(parsers["run"])
+    parsers["run"].add_argument(
+        "--loopback", action="store_true",
+        help="run the same processes on 127.0.0.1, without Mininet and without root (as "
+             "network: {backend: loopback}): no network emulation, links unshaped, hosts "
+             "unlimited, costs are message bytes only; for iterating on a strategy in seconds")
     _topo_argument(parsers["validate"])
     parsers["validate"].add_argument("--json", action="store_true", help="print the resolved spec as JSON")
     parsers["check"].add_argument("--json", action="store_true", help="machine-readable output")
@@ -234,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt as interrupt:
-        print(f"interrupted ({str(interrupt) or 'Ctrl-C'}); the network was torn down", file=sys.stderr)
+        print(f"interrupted ({str(interrupt) or 'Ctrl-C'}); what the run started was stopped and removed",
+              file=sys.stderr)
         return 130
 
 

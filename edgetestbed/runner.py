@@ -1,17 +1,18 @@
 """``edgetestbed run``: train across the emulated hierarchy and leave a complete run directory.
 
 One run: build the spec's network (`open_testbed`), start the network meters
-(captures, counters, OpenFlow port statistics), write ``wiring.json`` (who
-listens where), start the processes inside their hosts — the sensors and the
-cloud baseline, then the tree level by level from the root, each group once the
-one before is ready — and open the start barrier when all are
-(:mod:`edgetestbed.nodes.start`), show progress from their logs, wait until every
-node has said DONE (or the spec's timeout), stop what is still running, tear the
-network down, and summarize.
+(captures, counters, OpenFlow port statistics; a loopback run has none: nothing to
+measure), write ``wiring.json`` (who listens where, as the network assigned it), start
+the processes inside their hosts — the sensors and the cloud baseline, then the tree
+level by level from the root, each group once the one before is ready — and open the
+start barrier when all are (:mod:`edgetestbed.nodes.start`), show progress from their
+logs, wait until every node has said DONE (or the spec's timeout), stop what is still
+running, tear the network down, and summarize.
 
 Processes are started with ``popen`` in their hosts, so they run inside the
-host's cgroup and network namespace; each is recorded in the run's ledger, so a
-crash of this process leaves nothing that ``clean`` cannot find.
+host's cgroup and network namespace (on loopback: as children of this process);
+each is recorded in the run's ledger, so a crash of this process leaves nothing that
+``clean`` cannot find.
 """
 
 from __future__ import annotations
@@ -22,22 +23,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from edgetestbed.errors import UserError
 from edgetestbed.nodes.start import READY_TIMEOUT_S, start_lead, write_start
-from edgetestbed.nodes.wiring import Endpoint, Wiring
+from edgetestbed.nodes.wiring import Wiring
 from edgetestbed.rundir import RunDir
 from edgetestbed.sensors.sensor import kept_pace, lost_a_window, pace_warning, window_grace
-from edgetestbed.testbed import open_testbed
+from edgetestbed.testbed import Network, open_testbed
 from edgetestbed.topo import resources
-from edgetestbed.topo.meters import NetworkMeters
-from edgetestbed.topo.network import EmulatedNetwork
+from edgetestbed.topo.loopback import NOT_EMULATED
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id
 from edgetestbed.topo.spec import Spec
 
-NODE_PORT = 5555
-SENSOR_PORT = 5556
+if TYPE_CHECKING:
+    from edgetestbed.topo.meters import NetworkMeters
+
 LOG_TAIL_LINES = 10  # of a process's own output, when it fails to start
 # Single-threaded numpy: a host limited to a fraction of a core gains nothing from BLAS threads.
 PROCESS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -119,7 +120,7 @@ class Progress:
 class Experiment:
     """The processes of one run inside a built network."""
 
-    def __init__(self, spec: Spec, run: RunDir, network: EmulatedNetwork, progress: Say) -> None:
+    def __init__(self, spec: Spec, run: RunDir, network: Network, progress: Say) -> None:
         self.spec, self.run, self.network, self.progress_line = spec, run, network, progress
         self.logs = run.path / "logs"
         self.processes: dict[str, tuple] = {}   # ident -> (Popen, ledger entry)
@@ -131,12 +132,8 @@ class Experiment:
         self.start_at: float | None = None     # window 0's start, once the barrier opened
 
     def wire(self) -> None:
-        """Every process listens on its host's address; ports are the same on every host."""
-        endpoints = {}
-        for host in self.network.plan.hosts:
-            port = SENSOR_PORT if host.role == "sensor" else NODE_PORT
-            endpoints[host.ident] = Endpoint(host.ip.split("/")[0], port)
-        Wiring(endpoints).write(self.run.path / "wiring.json")
+        """Write ``wiring.json``: where each process listens, as its network assigned it."""
+        Wiring(self.network.endpoints()).write(self.run.path / "wiring.json")
 
     def launch(self) -> float:
         """Start every process and open the start barrier; window 0's start (unix time).
@@ -317,6 +314,7 @@ def format_summary(summary: dict, spec: Spec) -> str:
         status += "; " + pace_warning(pace["sensor"], pace["window"], pace["sensor_behind_max_s"],
                                       spec.windows.interval)
     return "\n".join([
+        *([] if spec.network.emulated else [f"NOT EMULATED ({spec.network.backend}): {NOT_EMULATED}"]),
         f"run directory: {summary['run_dir']}",
         f"final {'accuracy' if spec.data.dataset == 'mnist' else 'score'}: {scores}",
         f"model exchange traffic (node logs): {summary['tree_bytes_sent'] / 1e6:.2f} MB",
@@ -336,11 +334,9 @@ def run_experiment(spec: Spec, runs_dir: Path, say: Say = print, progress: Say |
     began = time.time()
     interrupted: KeyboardInterrupt | None = None
     with open_testbed(spec, runs_dir, "run") as (run, network):
-        say(f"network built ({network.backends.switch}, {network.backends.shaping} shaping); "
-            f"run directory {run.path}")
+        say(f"{network.headline}; run directory {run.path}")
         experiment = Experiment(spec, run, network, progress or say)
-        meters = NetworkMeters(network, run.path, run.ledger)
-        meters.start()  # every link captured and counted before the first byte of learning traffic
+        meters = _meters(network, run)
         completed = False
         try:
             completed = _train(experiment, say)
@@ -348,7 +344,8 @@ def run_experiment(spec: Spec, runs_dir: Path, say: Say = print, progress: Say |
             interrupted = interrupt
         finally:
             experiment.stop()
-            meters.stop()
+            if meters is not None:
+                meters.stop()
             experiment.progress.read(experiment.logs, experiment.processes)
             summary = summarize(spec, run, experiment.progress, time.time() - began, completed,
                                 experiment.start_at or began)
@@ -362,6 +359,17 @@ def run_experiment(spec: Spec, runs_dir: Path, say: Say = print, progress: Say |
         raise KeyboardInterrupt(f"{summary['interrupted']} {experiment.whereabouts()}; its logs, metrics and "
                                 f"a report marked INCOMPLETE are in {run.path}") from interrupted
     return summary
+
+
+def _meters(network: Network, run: RunDir) -> NetworkMeters | None:
+    """The network meters, started: every link captured and counted before the first byte of
+    learning traffic. None on loopback, which has no links to measure."""
+    if not network.emulated:
+        return None
+    from edgetestbed.topo.meters import NetworkMeters  # Mininet's: only for an emulated network
+    meters = NetworkMeters(network, run.path, run.ledger)
+    meters.start()
+    return meters
 
 
 def _train(experiment: Experiment, say: Say) -> bool:

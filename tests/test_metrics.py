@@ -1,5 +1,5 @@
 """Metrics: the definitions on hand-made numbers, a hand-written run directory (whole and
-cut short), and a real run of node processes on loopback."""
+cut short), and a real run of node processes on the loopback backend."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from edgetestbed.analysis.metrics import (compute_metrics, convergence_time, lag
                                           propagation_latency, split_per_class, write_metrics)
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.errors import UserError
+from edgetestbed.runner import run_experiment
 from edgetestbed.sensors.streams import StreamDefinition
-from test_nodes import LoopbackRun, run_spec  # the node tests' loopback harness
+from edgetestbed.topo.spec import load_spec_text
+from test_nodes import run_spec
 
 # ---------------------------------------------------------------- the definitions
 
@@ -271,25 +273,22 @@ LOOPBACK_TREE = """\
 LOOPBACK_WINDOWS = 3
 
 
-def loopback_run(directory: Path) -> LoopbackRun:
-    """Root, two workers and the cloud on 127.0.0.1: 3 windows of 1 s, every process finished."""
-    run = LoopbackRun(directory, run_spec(LOOPBACK_TREE, cloud=True, limit=LOOPBACK_WINDOWS, rate="100/s"))
-    try:
-        run.start_all()
-        codes = run.wait(LOOPBACK_WINDOWS + 25)
-    finally:
-        run.stop()
-    assert set(codes.values()) == {0}, codes
-    return run
+def loopback_run(runs_dir: Path) -> Path:
+    """Root, two workers and the cloud run on the loopback backend: 3 windows of 1 s, every
+    process finished; the run directory."""
+    spec = run_spec(LOOPBACK_TREE, cloud=True, limit=LOOPBACK_WINDOWS, rate="100/s") + "network: {backend: loopback}\n"
+    summary = run_experiment(load_spec_text(spec), runs_dir, say=lambda _: None)
+    assert summary["completed"], summary
+    return Path(summary["run_dir"])
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory) -> LoopbackRun:
-    return loopback_run(tmp_path_factory.mktemp("metrics") / "run")
+def real_run(tmp_path_factory) -> Path:
+    return loopback_run(tmp_path_factory.mktemp("metrics"))
 
 
 def test_metrics_of_a_real_run(real_run):
-    metrics = compute_metrics(real_run.dir)
+    metrics = compute_metrics(real_run)
     assert metrics["completeness"]["complete"], metrics["completeness"]
     latency = metrics["latency"]
     assert latency["complete"] and 0 < latency["seconds"] < 5
@@ -297,8 +296,8 @@ def test_metrics_of_a_real_run(real_run):
     root = metrics["accuracy"]["nodes"]["root"]
     assert root["value"][-1] > root["value"][0] and np.all(np.diff(root["t"]) >= 0)
     assert metrics["lag"]["nodes"]["w1"]["t"] and metrics["summary"]["final_cloud"] > 0.1
-    logged = sum(e["payload"]["bytes"] for e in real_run.events("w1", "CONNECTION")
-                 if e["payload"]["direction"] == "sent")
+    logged = sum(e.payload["bytes"] for e in RunLogs.read(real_run).events("w1", "CONNECTION")
+                 if e.payload["direction"] == "sent")
     link = next(item for item in metrics["links"]["items"] if item["link"] == "w1-root")
     assert link["up_bytes"] == logged and link["by_class"]["update push"] > LOOPBACK_WINDOWS * 60_000
     for worker in ("w1", "w2"):

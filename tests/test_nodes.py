@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,22 +29,12 @@ from edgetestbed.nodes.protocol import Message, Schema
 from edgetestbed.nodes.start import write_start
 from edgetestbed.nodes.wiring import Endpoint, Wiring
 from edgetestbed.sensors.sensor import Schedule
+from edgetestbed.topo.loopback import free_ports
 from edgetestbed.topo.plan import sensor_id
 from edgetestbed.topo.spec import load_spec
 
 LEAD_SECONDS = 2.5
 LIMIT = 4
-
-
-def free_ports(count: int) -> List[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class LoopbackRun:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from edgetestbed.topo.plan import plan_network
+from edgetestbed.topo.plan import Endpoint, plan_network
 from edgetestbed.topo.spec import load_spec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -31,6 +31,12 @@ def test_addresses_are_unique_and_tell_the_role():
     prefix = {"node": "10.0.", "sensor": "10.1.", "cloud": "10.2."}
     assert all(h.ip.startswith(prefix[h.role]) and h.ip.endswith("/8") for h in plan.hosts)
     assert plan.host("cloud").switch == plan.host("root").switch
+
+
+def test_emulated_endpoints_are_each_hosts_address_and_its_roles_port():
+    endpoints = plan_network(load_spec(EXAMPLES / "default.yaml")).endpoints()
+    assert endpoints["root"] == Endpoint("10.0.0.1", 5555, "*") and endpoints["cloud"].host == "10.2.0.1"
+    assert endpoints["sensor0"] == Endpoint("10.1.0.1", 5556) and len(endpoints) == 8 + 7 + 1
 
 
 def test_names_fit_the_kernel_limit_on_a_large_tree():

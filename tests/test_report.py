@@ -100,8 +100,7 @@ def test_a_regression_run_is_reported_in_rmse(tmp_path):
 @pytest.fixture(scope="module")
 def real_report(tmp_path_factory) -> Path:
     """The report of a real run of node processes on loopback."""
-    run = loopback_run(tmp_path_factory.mktemp("report") / "run")
-    return write_report(run.dir)
+    return write_report(loopback_run(tmp_path_factory.mktemp("report")))
 
 
 def test_the_report_of_a_real_run(real_report):

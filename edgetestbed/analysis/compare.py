@@ -21,7 +21,7 @@ from edgetestbed.errors import UserError
 
 CSV_FIELDS = ("run", "name", "directory", "workers", "levels", "policies", "metric", "final_root", "final_cloud",
               "root_lag_final", "convergence_s", "latency_s", "latency_complete", "total_bytes", "tree_bytes",
-              "top_level_bytes", "bytes_source", "cpu_seconds_nodes", "run_time_s", "complete")
+              "top_level_bytes", "bytes_source", "cpu_seconds_nodes", "run_time_s", "complete", "emulated")
 
 
 def load_metrics(run_dir: Path) -> Dict[str, Any]:
@@ -69,7 +69,8 @@ COLUMNS: Sequence[Tuple[str, Callable[[Row], str]]] = (
     ("root lag", lambda row: lag_text(row["root_lag_final"], row["metric"])),
     ("convergence", lambda row: seconds(row["convergence_s"])),
     ("latency", lambda row: seconds(row["latency_s"]) + ("" if row["latency_complete"] else " (incomplete)")),
-    ("total bytes", lambda row: human_bytes(row["total_bytes"])),
+    ("total bytes", lambda row: human_bytes(row["total_bytes"]) + ("" if row.get("emulated", True)
+                                                                    else " (NOT EMULATED: message bytes)")),
     ("top-level bytes", lambda row: human_bytes(row["top_level_bytes"])),
     ("CPU (nodes)", lambda row: seconds(row["cpu_seconds_nodes"])),
     ("complete", lambda row: "yes" if row["complete"] else "NO"))

@@ -35,6 +35,7 @@ from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
 from edgetestbed.sensors.sensor import kept_pace, stream_definition, window_grace
 from edgetestbed.sensors.partitions import N_DIGITS
 from edgetestbed.topo.fields import thaw
+from edgetestbed.topo.loopback import NOT_EMULATED
 from edgetestbed.topo.plan import CLOUD_ID, LinkPlan, plan_network
 from edgetestbed.topo.spec import LinkSpec
 
@@ -229,7 +230,9 @@ def logged_links(run: RunLogs) -> Dict[str, Any]:
     class. ``up`` is child → parent (sensor → worker, cloud → root). Each direction is
     counted where it was sent (where it was received if the sender left no log)."""
     items = [_logged_link(run, link) for link in plan_network(run.spec).shaped_links]
-    return {"source": LOG_SOURCE, "note": LOG_SOURCE_NOTE, "items": items, **link_totals(run, items)}
+    note = (LOG_SOURCE_NOTE if run.spec.network.emulated
+            else f"{NOT_EMULATED} (the nodes' own logs, not captures); {LOG_SOURCE_NOTE}")
+    return {"source": LOG_SOURCE, "note": note, "items": items, **link_totals(run, items)}
 
 
 def _logged_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
@@ -334,6 +337,7 @@ def run_section(run: RunLogs, metric: Optional[str]) -> Dict[str, Any]:
             "workers": [n.id for n in spec.workers], "cloud": spec.cloud is not None,
             "policies": {n.id: {"type": n.policy.type, **thaw(n.policy.params)} for n in spec.nodes},
             "start_at": run.start_at, "run_time_s": max(ends) - min(starts) if ends else None,
+            "network": spec.network.backend, "emulated": spec.network.emulated,
             "backends": run.manifest.get("backends"), "git_revision": run.manifest.get("git_revision")}
 
 
@@ -488,7 +492,7 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
             "top_level_bytes": links["top_level_bytes"], "bytes_source": links["source"],
             "cpu_seconds_nodes": sum(nodes[ident]["cpu_seconds"] or 0.0 for ident in tree),
             "run_time_s": run["run_time_s"], "complete": metrics["completeness"]["complete"],
-            "kept_pace": metrics["pace"]["kept"]}
+            "kept_pace": metrics["pace"]["kept"], "emulated": run["emulated"]}
 
 
 # ---------------------------------------------------------------- entry points

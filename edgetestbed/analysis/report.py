@@ -25,6 +25,7 @@ from edgetestbed.analysis.metrics import link_params, metrics_of, write_metrics
 from edgetestbed.analysis.plots import human_bytes, link_parameters
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.sensors.sensor import pace_warning
+from edgetestbed.topo.loopback import NOT_EMULATED
 from edgetestbed.topo.units import format_size
 
 PLOTS_DIR = "plots"
@@ -145,7 +146,9 @@ def answer_lines(metrics: Mapping[str, Any]) -> List[str]:
     """The answer block; also what ``report`` prints on the terminal."""
     summary, latency, metric = metrics["summary"], metrics["latency"], metrics["run"]["metric"]
     where = f" (worker {latency['worker']}, window {latency['window']})" if latency["worker"] else ""
-    lines = [f"final root {metric or 'score'}: {score(summary['final_root'], metric)}"
+    lines = [] if metrics["run"].get("emulated", True) else [f"NOT EMULATED ({metrics['run']['network']}): "
+                                                             f"{NOT_EMULATED}; hosts unlimited"]
+    lines += [f"final root {metric or 'score'}: {score(summary['final_root'], metric)}"
              f" (cloud baseline: {score(summary['final_cloud'], metric)})",
              f"root's lag behind the cloud: {lag_text(summary['root_lag_final'], metric)} at the end, "
              f"{lag_text(summary['root_lag_mean'], metric)} on average",
@@ -308,7 +311,8 @@ def resources_section(metrics: Mapping[str, Any], figure: Optional[Path], run_di
 def fidelity_section(linkcheck: Optional[Mapping[str, Any]]) -> List[Block]:
     if linkcheck is None:
         return [heading("Fidelity check"), text(f"No {LINKCHECK_NAME} in this run directory: the links were not "
-                                                "measured (python -m edgetestbed linkcheck measures them).")]
+                                                "measured (python -m edgetestbed linkcheck measures them on "
+                                                "an emulated network).")]
     rows = [["-".join(result["link"]), link_parameters(result["configured"]), *measured_cells(result),
              ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in result["checks"].items()),
              "ok" if result["ok"] else "FAIL"] for result in linkcheck.get("links", [])]

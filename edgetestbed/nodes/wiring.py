@@ -6,27 +6,20 @@
                    "sensor0": {"host": "10.1.0.1", "port": 5556, "bind": "127.0.0.1"}, ...}}
 
 keyed by node id, ``sensor<K>`` or ``cloud``. A process binds on its own endpoint's
-port, on ``bind`` if given (tests keep traffic on loopback) else on every interface
-(``*``), and connects to the others' ``host:port``.
+port, on ``bind`` if given (the loopback backend binds 127.0.0.1 only) else on every interface
+(``*``), and connects to the others' ``host:port``. The run writes it from its network's
+endpoints (:class:`~edgetestbed.topo.plan.Endpoint`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
 from edgetestbed.errors import UserError
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where one process listens: ``host:port`` for others, ``bind`` for itself."""
-
-    host: str
-    port: int
-    bind: str = "*"
+from edgetestbed.topo.plan import Endpoint
 
 
 class Wiring:

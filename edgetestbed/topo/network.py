@@ -24,7 +24,7 @@ from edgetestbed.errors import CapabilityError, LeftoverError
 from edgetestbed.signals import uninterrupted
 from edgetestbed.topo import resources
 from edgetestbed.topo.cgroups import HostCgroup, RunCgroups
-from edgetestbed.topo.plan import HostPlan, LinkPlan, NetworkPlan, plan_network
+from edgetestbed.topo.plan import Endpoint, HostPlan, LinkPlan, NetworkPlan, plan_network
 from edgetestbed.topo.probe import OVS_CTL, Backends
 from edgetestbed.topo.resources import Ledger
 from edgetestbed.topo.shaper import ShapedPort, UserspaceShaper
@@ -104,6 +104,8 @@ class EmulatedNetwork:
     Use as a context manager, or call `build` and then `stop` in a ``finally``.
     """
 
+    emulated = True
+
     def __init__(self, spec: Spec, backends: Backends, run_dir: Path, ledger: Ledger, tag: str) -> None:
         self.spec = spec
         self.backends = backends
@@ -132,6 +134,14 @@ class EmulatedNetwork:
     def host(self, ident: str) -> Host:
         """The Mininet host of a spec node id, ``sensorK`` or ``cloud``."""
         return self.net[self.plan.host(ident).name]
+
+    @property
+    def headline(self) -> str:
+        return f"network built ({self.backends.switch}, {self.backends.shaping} shaping)"
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        """Where each process listens: its host's address (see :meth:`NetworkPlan.endpoints`)."""
+        return self.plan.endpoints()
 
     def build(self) -> None:
         """Create everything; on any failure, remove what was created and re-raise."""
@@ -166,6 +176,10 @@ class EmulatedNetwork:
             finally:
                 self.shaper = self.net = None
             return resources.remove_all(self.ledger.entries())
+
+    def teardown_facts(self) -> dict:
+        """For the run's manifest, after `stop`: what Mininet's stop raised, the shaper's counters."""
+        return {"teardown_error": self.stop_error, "shaper_counters": self.shaper_counters}
 
     # --- building -------------------------------------------------------------------
 

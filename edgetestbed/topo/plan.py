@@ -8,7 +8,9 @@ cloud is host ``c1`` on the root's switch. Short Mininet names keep interface
 names under the kernel's 15 characters whatever the spec's ids are.
 
 Addresses tell the role: nodes 10.0.x.x, sensors 10.1.x.x, the cloud 10.2.0.1,
-all in one /8 so the whole tree is one L2 domain and one subnet.
+all in one /8 so the whole tree is one L2 domain and one subnet. Every host has its own
+address, so every process of a role listens on the same port (:meth:`NetworkPlan.endpoints`);
+the loopback backend, where all share 127.0.0.1, gives each its own port instead.
 """
 
 from __future__ import annotations
@@ -21,11 +23,22 @@ from edgetestbed.topo.spec import LinkSpec, Spec
 NETWORK = ipaddress.IPv4Network("10.0.0.0/8")
 NODE_BASE, SENSOR_BASE, CLOUD_BASE = (int(NETWORK.network_address) + (r << 16) for r in (0, 1, 2))
 CLOUD_ID = "cloud"
+NODE_PORT, SENSOR_PORT = 5555, 5556
 
 
 def sensor_id(index: int) -> str:
     """How logs and reports name sensor ``index``."""
     return f"sensor{index}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one process listens: ``host:port`` for others, ``bind`` for itself (``*``: every
+    interface of its host)."""
+
+    host: str
+    port: int
+    bind: str = "*"
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,11 @@ class NetworkPlan:
     @property
     def host_names(self) -> frozenset[str]:
         return frozenset(h.name for h in self.hosts)
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        """Where each host's process listens on the emulated network: its own address, its role's port."""
+        return {h.ident: Endpoint(h.ip.split("/")[0], SENSOR_PORT if h.role == "sensor" else NODE_PORT)
+                for h in self.hosts}
 
 
 def _address(base: int, offset: int) -> str:

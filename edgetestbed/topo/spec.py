@@ -14,7 +14,7 @@ The input, top level (``name``, ``application``, ``data`` and ``nodes`` are requ
     name, seed, application{name, ...}, data{dataset, partition, ...},
     windows{interval, limit, epochs}, defaults{cpu, memory, link, policy},
     sensors{rate, link, cpu, memory}, nodes[{id, parent, cpu, memory, link, sensors, policy}],
-    cloud{cpu, memory, link}, network{switch, shaping, congestion_control}, timeout
+    cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout
 
 Quantities carry units (see :mod:`edgetestbed.topo.units`). A link is
 ``{bw: 10Mbit, delay: 20ms, jitter: 2ms, loss: 1%, queue: 100}``; ``bw: null`` means
@@ -38,7 +38,7 @@ Built-in defaults (used where the file is silent):
 ``defaults``          ``{cpu: 0.5, memory: 256M, link: {} (unshaped), policy: {type: simple}}``
 ``sensors``           ``{rate: 40/s, link: {} (unshaped), cpu: 0.1, memory: 128M}``
 ``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
-``network``           ``{switch: auto, shaping: auto, congestion_control: cubic}``
+``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic}``
 ``timeout``           interval × limit × 3 + 120 s
 link fields           ``bw: null`` (unlimited), ``delay: 0ms``, ``jitter: 0ms``, ``loss: 0%``,
                       ``queue: null``
@@ -213,11 +213,20 @@ class CloudSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Backends to use (``auto``: chosen by the capability probe) and TCP congestion control."""
+    """Backends to use (``auto``: chosen by the capability probe) and TCP congestion control.
+
+    ``backend: loopback`` emulates nothing (see :mod:`edgetestbed.topo.loopback`): the other
+    fields, the links and the hosts' limits then apply to nothing."""
 
     switch: str = "auto"             # auto | ovs | ovs-user | lxbr
     shaping: str = "auto"            # auto | netem | userspace
     congestion_control: str = "cubic"
+    backend: str = "mininet"         # mininet | loopback
+
+    @property
+    def emulated(self) -> bool:
+        """Whether links are shaped and hosts limited: False on the loopback backend."""
+        return self.backend != "loopback"
 
 
 @dataclass(frozen=True)
@@ -322,6 +331,7 @@ Epochs = count(1, 1000, "a number of epochs like 1")
 Dataset = choice("a dataset", *DATASET_PARAMS)
 Switch = choice("a switch backend", "auto", "ovs", "ovs-user", "lxbr")
 Shaping = choice("a shaping backend", "auto", "netem", "userspace")
+NetworkBackend = choice("a network backend", "mininet", "loopback")
 NodeId = matching(ID_PATTERN, "a valid id", "a letter, then up to 31 letters, digits, _ or -, like w1")
 RunName = matching(NAME_PATTERN, "a valid name",
                     "a letter or digit, then up to 63 letters, digits, '.', '_' or '-', "
@@ -439,7 +449,9 @@ class CloudIn(_Input):
 
 
 class NetworkIn(_Input):
-    EXPECTED: ClassVar[str] = "a network like {switch: auto, shaping: auto, congestion_control: cubic}"
+    EXPECTED: ClassVar[str] = ("a network like {backend: mininet, switch: auto, shaping: auto, "
+                               "congestion_control: cubic}")
+    backend: NetworkBackend = "mininet"
     switch: Switch = "auto"
     shaping: Shaping = "auto"
     congestion_control: CongestionControl = "cubic"
@@ -880,7 +892,7 @@ def _resolve(model: SpecIn, source: str, problems: _Problems) -> Spec:
                             sensors.cpu, sensors.memory),
         cloud=None if cloud is None else CloudSpec(cloud.cpu, cloud.memory,
                                                    _merge_link(LinkSpec(), cloud.link)),
-        network=NetworkSpec(network.switch, network.shaping, network.congestion_control),
+        network=NetworkSpec(network.switch, network.shaping, network.congestion_control, network.backend),
         timeout=timeout)
 
 
