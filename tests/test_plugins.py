@@ -1,5 +1,5 @@
 """Plugins that own their schema: registries, a researcher's own policy from ``module:Class``
-checked by ``validate`` and run by real node processes on loopback."""
+checked by ``validate`` and run by real node processes on the loopback backend."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.errors import UserError
 from edgetestbed.nodes.policies import POLICIES, Event, Moment, create_policy
 from edgetestbed.plugins import Plugin, PluginParams, Registry
+from edgetestbed.runner import run_experiment
 from edgetestbed.sensors.partitions import PARTITIONS
 from edgetestbed.sensors.streams import StreamDefinition
 from edgetestbed.topo.spec import load_spec_text
-import test_nodes
-from test_nodes import LIMIT, _pushes, assert_all_done, run_spec
+from test_nodes import LIMIT, run_spec
 from test_spec import TREE, assert_problem
 
 ARCHITECTURE = Path(__file__).parent.parent / "docs" / "architecture.md"
@@ -28,9 +30,6 @@ def documented_policy() -> str:
     researcher's own policy in a module of their own, which nothing in edgetestbed names."""
     section = ARCHITECTURE.read_text().split("### Add an exchange policy in one file", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
-
-
-loopback = test_nodes.loopback   # the fixture of real processes on 127.0.0.1, shared
 
 
 @pytest.fixture
@@ -90,16 +89,25 @@ def test_a_policy_module_not_found_here_is_left_to_the_nodes():
     assert dict(spec.node("w1").policy.params) == {"whatever": (1,)}
 
 
-def test_a_users_policy_runs_in_real_node_processes_on_loopback(loopback, user_policy):
+def test_a_users_policy_runs_in_real_node_processes_on_the_loopback_backend(tmp_path, user_policy):
     nodes = ("  - {id: root}\n"
              f"  - {{id: w1, parent: root, sensors: [0], policy: {{type: '{user_policy}', skip: 1}}}}\n"
              "  - {id: w2, parent: root, sensors: [1]}\n")
-    run = loopback(run_spec(nodes, rate="100/s"))
-    run.start_all()
-    assert_all_done(run, run.wait(LIMIT + 20))
+    spec = load_spec_text(run_spec(nodes, rate="100/s") + "network: {backend: loopback}\n")
+    summary = run_experiment(spec, tmp_path / "runs", say=lambda _: None)
+    assert summary["completed"] and set(summary["finished"].values()) == {"DONE"}, summary["finished"]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    logs = RunLogs.read(run_dir)
+
+    def pushes(worker: str) -> list[int]:
+        """The windows after which ``worker`` sent a PUSH (a resent one counted once)."""
+        sent = {e.payload["seq"]: e.payload["window"] for e in logs.events(worker, "CONNECTION")
+                if e.payload["direction"] == "sent" and e.payload["kind"] == "PUSH"}
+        return list(sent.values())
+
     # its own pushes, after windows 0 and 2, then the final synchronisation's after the last window
-    assert [e["payload"]["window"] for e in _pushes(run, "w1")] == [*range(0, LIMIT, 2), LIMIT - 1]
-    assert [e["payload"]["window"] for e in _pushes(run, "w2")] == list(range(LIMIT))   # simple, unchanged
+    assert pushes("w1") == [*range(0, LIMIT, 2), LIMIT - 1]
+    assert pushes("w2") == list(range(LIMIT))   # simple, unchanged
 
 
 # --- the built-in registries ----------------------------------------------------------------
