@@ -164,7 +164,9 @@ def test_a_run_the_machine_cannot_keep_pace_with_is_stopped_and_says_so(tmp_path
     summary = run_experiment(load_spec_text(spec), tmp_path, say=said.append)
     pace = summary["pace"]
     assert not summary["completed"] and pace["stopped"] and not pace["kept"], summary
-    assert pace["sensor"] == "sensor0" and pace["sensor_behind_max_s"] > 1.0
+    # A whole 1 s window behind: the sensor says BEHIND as soon as a sample leaves that late,
+    # and the summary rounds to the millisecond, so it can read exactly 1.0 (a CI dry run did).
+    assert pace["sensor"] == "sensor0" and pace["sensor_behind_max_s"] >= 1.0
     # Stopped early is counted in windows, not wall-clock seconds: summary["seconds"] also
     # holds the build and teardown (33 s in all on CI's 2 cores, against 30 s allowed).
     trained = [e["payload"]["window"] for e in events(Path(summary["run_dir"]), "w1", "STATISTIC")]
