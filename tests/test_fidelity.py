@@ -92,6 +92,14 @@ def test_verdict_bw_needs_both_directions(fwd, rev, ok):
     assert all(checks.values()) is ok
 
 
+@pytest.mark.parametrize("goodput, ok", [(47.82, True), (43.1, True), (42.9, False), (52.7, False)])
+def test_verdict_bw_judges_goodput_against_what_a_perfect_link_carries(goodput, ok):
+    """A 50 Mbit/s rate counts whole frames: full-sized TCP segments (MSS 1448, 66 bytes of
+    headers) carry 47.82 Mbit/s of payload, and the 10 % tolerance is of that."""
+    tcp = replace(GOOD, bw_mbit_fwd=goodput, bw_mbit_rev=47.8, payload_share=1448 / 1514)
+    assert verdict(Configured(bw_mbit=50), tcp)["bw"] is ok
+
+
 def test_verdict_bw_passes_without_a_configured_rate():
     assert verdict(Configured(), replace(GOOD, bw_mbit_fwd=18000.0, bw_mbit_rev=1.0))["bw"]
 
@@ -215,8 +223,9 @@ def test_measure_link_reports_the_configured_rate(net, ends, bw_mbit):
     measured = result.measured
     assert result.ok, result.to_json()
     assert measured.bw_method == "tcp"
+    assert measured.payload_share == pytest.approx(1448 / 1514)
     for rate in (measured.bw_mbit_fwd, measured.bw_mbit_rev):
-        assert abs(rate - bw_mbit) <= 0.1 * bw_mbit
+        assert abs(rate - bw_mbit * measured.payload_share) <= 0.1 * bw_mbit * measured.payload_share
     assert measured.rtt_samples == 100 and measured.rtt_ms_median < 1.0
     assert measured.seconds < 12
 
@@ -246,12 +255,12 @@ def test_a_udp_test_whose_setup_datagram_is_lost_is_run_again(net, lost):
     dropping.cmd(f"iptables -A {DROP_FIRST_SETUP_DATAGRAM}")
     try:
         path = _Path(sender, receiver, seconds=2, slack_s=3)
-        rate = path.udp_rate(10, 0, reverse=False)
+        rate, payload_share = path.udp_rate(10, 0, reverse=False)
         dropped = dropping.cmd("iptables -L INPUT 1 -v -n -x").split()[0]  # the rule's packet count
     finally:
         dropping.cmd(f"iptables -D {DROP_FIRST_SETUP_DATAGRAM}")
     assert dropped == "1"
-    assert abs(rate - 10) <= 0.1 * 10, rate  # linkcheck's tolerance
+    assert abs(rate - 10 * payload_share) <= 0.1 * 10 * payload_share, rate  # linkcheck's
 
 
 @contextmanager
