@@ -34,11 +34,11 @@ from mininet.nodelib import LinuxBridge
 
 from edgetestbed.rundir import RunDir, exclusive
 from edgetestbed.signals import signals_as_interrupts
+from edgetestbed.spec.load import load_spec_text
 from edgetestbed.topo.cgroups import CGROUP_ROOT
 from edgetestbed.topo.network import EmulatedNetwork
 from edgetestbed.topo.plan import plan_network
 from edgetestbed.topo.probe import choose_backends, probe
-from edgetestbed.topo.spec import load_spec_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "build_teardown.json"
 CPU_PER_HOST = 0.01  # cores; small so 200 hosts fit on 2 cores

@@ -24,7 +24,7 @@ DEFAULT_RUNS = Path("runs")
 
 
 def _load(path: Path):
-    from edgetestbed.topo.spec import load_spec
+    from edgetestbed.spec.load import load_spec
     return load_spec(path)
 
 

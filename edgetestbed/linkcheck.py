@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgetestbed.errors import UserError
+from edgetestbed.spec.model import Spec
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo.fidelity import (Configured, LinkResult, MeasurementError, format_table,
                                        measure_cpu_share, measure_link)
 from edgetestbed.topo.loopback import NOT_EMULATED
-from edgetestbed.topo.spec import Spec
 
 if TYPE_CHECKING:  # Mininet's: a spec linkcheck refuses must not need it
     from edgetestbed.topo.network import EmulatedNetwork

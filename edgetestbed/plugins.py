@@ -11,7 +11,7 @@ needs no change to the package.
 
 The spec is assembled from the registries: the names it accepts and suggests, and each
 plugin's parameters, checked against its ``Params`` with file, line and field
-(:mod:`edgetestbed.topo.appcheck`). Processes parse the same parameters with
+(:mod:`edgetestbed.spec.appcheck`). Processes parse the same parameters with
 :meth:`Registry.parse`, so they accept exactly what ``validate`` accepts.
 """
 
@@ -27,8 +27,8 @@ from typing import Any, ClassVar, Generic, Mapping, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgetestbed.errors import UserError
-from edgetestbed.topo.fields import did_you_mean, explain, thaw
-from edgetestbed.topo.units import quote
+from edgetestbed.spec.fields import did_you_mean, explain, thaw
+from edgetestbed.spec.units import quote
 
 CLASS_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")   # module.path:ClassName
 T = TypeVar("T")

@@ -30,11 +30,11 @@ from edgetestbed.nodes.start import READY_TIMEOUT_S, start_lead, write_start
 from edgetestbed.nodes.wiring import Wiring
 from edgetestbed.rundir import RunDir
 from edgetestbed.sensors.sensor import kept_pace, lost_a_window, pace_warning, window_grace
+from edgetestbed.spec.model import Spec
 from edgetestbed.testbed import Network, open_testbed
 from edgetestbed.topo import resources
 from edgetestbed.topo.loopback import NOT_EMULATED
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id
-from edgetestbed.topo.spec import Spec
 
 if TYPE_CHECKING:
     from edgetestbed.topo.meters import NetworkMeters

@@ -65,10 +65,13 @@ from edgetestbed.errors import LeftoverError, SpecError
 from edgetestbed.rundir import RunDir
 from edgetestbed.runner import run_experiment
 from edgetestbed.signals import signals_as_interrupts
-from edgetestbed.topo.fields import did_you_mean
-from edgetestbed.topo.spec import (NAME_PATTERN, DocPath, Spec, SpecIn, _Problems,
-                                   _read_yaml, load_spec, load_spec_text)
-from edgetestbed.topo.units import format_rate, parse_rate, quote
+from edgetestbed.spec.fields import did_you_mean
+from edgetestbed.spec.load import load_spec, load_spec_text
+from edgetestbed.spec.model import Spec
+from edgetestbed.spec.problems import DocPath, Problems
+from edgetestbed.spec.schema import NAME_PATTERN, SpecIn
+from edgetestbed.spec.units import format_rate, parse_rate, quote
+from edgetestbed.spec.yamldoc import read_yaml
 
 Say = Callable[[str], None]
 TREE_KEYS = ("workers", "levels", "servers")
@@ -144,22 +147,22 @@ def load_sweep_text(text: str, source: str, directory: Path) -> Sweep:
     return Sweep(data["name"], source, tuple(points))
 
 
-def _read_sweep_yaml(text: str, source: str) -> tuple[dict, _Problems]:
+def _read_sweep_yaml(text: str, source: str) -> tuple[dict, Problems]:
     """The spec module's safe reader (lines, duplicate keys, alias bombs); a sweep must be a mapping."""
     try:
-        document = _read_yaml(text, source)
+        document = read_yaml(text, source)
     except SpecError as error:
         message = str(error)
         if "the file is empty" not in message and "the top level is" not in message:
             raise
         raise SpecError(message.split("; expected")[0] + "; expected " + EXPECTED) from None
-    problems = _Problems(source, document.lines)
+    problems = Problems(source, document.lines)
     for path, message, line in document.duplicates:
         problems.add(path, message, line)
     return document.data, problems
 
 
-def _check_top(data: dict, problems: _Problems) -> None:
+def _check_top(data: dict, problems: Problems) -> None:
     """Known top-level keys; name, base and grid present and well-formed."""
     for key in data:
         if key not in TOP_KEYS:
@@ -180,7 +183,7 @@ def _check_top(data: dict, problems: _Problems) -> None:
         _check_section(data, section, problems)
 
 
-def _check_section(data: dict, section: str, problems: _Problems) -> None:
+def _check_section(data: dict, section: str, problems: Problems) -> None:
     overrides = data.get(section)
     if overrides is None:
         return
@@ -207,7 +210,7 @@ def _check_section(data: dict, section: str, problems: _Problems) -> None:
                 _check_value(key, item, place, problems)
 
 
-def _check_value(key: str, value: Any, place: DocPath, problems: _Problems) -> None:
+def _check_value(key: str, value: Any, place: DocPath, problems: Problems) -> None:
     """The sweep's own keys; the others are checked by validating each point's spec."""
     if key in ("workers", "servers") and not _whole(value, 1, MAX_WORKERS):
         problems.add(place, f"{quote(value)} is not a count; expected a whole number from 1 to {MAX_WORKERS}")
@@ -234,7 +237,7 @@ def expand(axes: dict[str, list]) -> Iterator[dict[str, Any]]:
 
 
 def _point(source: str, base: dict, fixed: dict[str, Any], combination: dict[str, Any],
-           problems: _Problems) -> Point | None:
+           problems: Problems) -> Point | None:
     """The point's spec from ``base`` and its overrides; None (with the problems added) if invalid."""
     name = point_name(combination)
     overrides = {**fixed, **combination}
@@ -260,7 +263,7 @@ def _culprit(problem: str, overrides: dict[str, Any]) -> str | None:
     return max(matches, key=lambda key: len(TARGETS.get(key, key)), default=None)
 
 
-def _check_names(points: list[Point | None], problems: _Problems) -> None:
+def _check_names(points: list[Point | None], problems: Problems) -> None:
     names = [point.name for point in points if point is not None]
     for name in {name for name in names if names.count(name) > 1}:
         problems.add(("grid",), f"two points are both named {name!r}; expected values that differ "

@@ -27,10 +27,10 @@ from typing import Any, Iterator, Protocol
 from edgetestbed.errors import CapabilityError, UserError
 from edgetestbed.rundir import RunDir, exclusive, refuse_if_busy
 from edgetestbed.signals import signals_as_interrupts
+from edgetestbed.spec.model import Spec
 from edgetestbed.topo.loopback import LoopbackNetwork
 from edgetestbed.topo.plan import Endpoint, NetworkPlan
 from edgetestbed.topo.probe import Capabilities, choose_backends, probe
-from edgetestbed.topo.spec import Spec
 
 
 class Network(Protocol):

@@ -9,7 +9,7 @@ import yaml
 
 from edgetestbed.applications import BUILTIN, application_class, create_application
 from edgetestbed.errors import SpecError
-from edgetestbed.topo.spec import load_spec, load_spec_text
+from edgetestbed.spec.load import load_spec, load_spec_text
 
 from test_spec import TREE, assert_problem  # the spec tests' tree (application on line 2)
 

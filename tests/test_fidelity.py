@@ -266,8 +266,8 @@ def test_a_udp_test_whose_setup_datagram_is_lost_is_run_again(net, lost):
 @contextmanager
 def _testbed(spec_text: str, tmp_path: Path):
     """The testbed's own network for ``spec_text``, built under ``tmp_path``, always torn down."""
+    from edgetestbed.spec.load import load_spec_text
     from edgetestbed.testbed import open_testbed
-    from edgetestbed.topo.spec import load_spec_text
 
     with open_testbed(load_spec_text(spec_text, "spec.yaml"), tmp_path, "test") as (_, network):
         yield network

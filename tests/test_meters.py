@@ -14,10 +14,10 @@ import pytest
 
 from edgetestbed.analysis.netcost import MSS, SEGMENT_HEADERS, TCP_OVERHEAD, TOLERANCE, network_cost
 from edgetestbed.errors import LeftoverError
+from edgetestbed.spec.load import load_spec_text
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo import resources
 from edgetestbed.topo.meters import NetworkMeters, parse_tcpdump_report, read_counters
-from edgetestbed.topo.spec import load_spec_text
 from test_network import SPEC, switch_backends  # the network tests' tree: root, w1, w2, sensors, cloud
 
 MACHINE_WAIT = 600.0  # seconds to wait while another run holds the machine

@@ -18,7 +18,7 @@ from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.errors import UserError
 from edgetestbed.runner import run_experiment
 from edgetestbed.sensors.streams import StreamDefinition
-from edgetestbed.topo.spec import load_spec_text
+from edgetestbed.spec.load import load_spec_text
 from test_nodes import run_spec
 
 # ---------------------------------------------------------------- the definitions

@@ -21,7 +21,7 @@ from edgetestbed.analysis.netcost import SEGMENT_HEADERS, TCP_OVERHEAD, expected
 from edgetestbed.analysis.pcap import (CONTROL, DOWN, MODEL_PULL, OTHER, SENSOR_DATA, UNKNOWN, UP, UPDATE_PUSH,
                                        read_link)
 from edgetestbed.runner import run_experiment
-from edgetestbed.topo.spec import load_spec
+from edgetestbed.spec.load import load_spec
 from test_meters import metered, while_busy
 from test_network import CAPS, SPEC as NETWORK_SPEC
 

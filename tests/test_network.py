@@ -16,10 +16,10 @@ import pytest
 
 from edgetestbed.errors import CapabilityError, LeftoverError
 from edgetestbed.rundir import ACTIVE_FILE, RunDir, clean
+from edgetestbed.spec.load import load_spec_text
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo import resources
 from edgetestbed.topo.probe import probe
-from edgetestbed.topo.spec import load_spec_text
 
 pytestmark = pytest.mark.root
 CAPS = probe()
@@ -134,8 +134,8 @@ def test_refuses_more_cores_than_the_machine_has(tmp_path):
 HOLDER = """
 import sys, time
 from pathlib import Path
+from edgetestbed.spec.load import load_spec
 from edgetestbed.testbed import open_testbed
-from edgetestbed.topo.spec import load_spec
 with open_testbed(load_spec(sys.argv[1]), Path(sys.argv[2]), "test") as (run, network):
     print(run.path, flush=True)
     time.sleep(120)

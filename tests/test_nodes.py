@@ -29,9 +29,9 @@ from edgetestbed.nodes.protocol import Message, Schema
 from edgetestbed.nodes.start import write_start
 from edgetestbed.nodes.wiring import Endpoint, Wiring
 from edgetestbed.sensors.sensor import Schedule
+from edgetestbed.spec.load import load_spec
 from edgetestbed.topo.loopback import free_ports
 from edgetestbed.topo.plan import sensor_id
-from edgetestbed.topo.spec import load_spec
 
 # Window 0 starts this long after the processes are launched (no start barrier here: see
 # issue 11, one run lifecycle). With 2.5 s the sample-count test failed once in a CI dry run, and

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from edgetestbed.spec.load import load_spec
 from edgetestbed.topo.plan import Endpoint, plan_network
-from edgetestbed.topo.spec import load_spec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -40,7 +40,7 @@ def test_emulated_endpoints_are_each_hosts_address_and_its_roles_port():
 
 
 def test_names_fit_the_kernel_limit_on_a_large_tree():
-    from edgetestbed.topo.spec import load_spec_text
+    from edgetestbed.spec.load import load_spec_text
     workers = "\n".join(f"  - {{id: worker_with_a_long_name_{i}, parent: r, sensors: [{i}]}}" for i in range(300))
     spec = load_spec_text("name: big\napplication: {name: mnist_mlp}\ndata: {dataset: mnist, partition: iid}\n"
                           f"nodes:\n  - id: r\n{workers}\n")

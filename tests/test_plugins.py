@@ -18,7 +18,7 @@ from edgetestbed.plugins import Plugin, PluginParams, Registry
 from edgetestbed.runner import run_experiment
 from edgetestbed.sensors.partitions import PARTITIONS
 from edgetestbed.sensors.streams import StreamDefinition
-from edgetestbed.topo.spec import load_spec_text
+from edgetestbed.spec.load import load_spec_text
 from test_nodes import LIMIT, run_spec
 from test_spec import TREE, assert_problem
 

@@ -162,7 +162,7 @@ def test_headless_chromium_opens_the_report_with_every_plot(real_report, tmp_pat
 def test_the_report_of_a_run_over_the_emulated_network(tmp_path):
     """``run`` over a real emulated network (root), then the report as user nobody, opened in Chromium."""
     from edgetestbed.runner import run_experiment
-    from edgetestbed.topo.spec import load_spec_text
+    from edgetestbed.spec.load import load_spec_text
     from test_run import small_spec
     tree = ("  - {id: root, cpu: 0.3}\n  - {id: w1, parent: root, sensors: [0]}\n"
             "  - {id: w2, parent: root, sensors: [1]}\n")

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from edgetestbed.errors import SpecError
-from edgetestbed.topo.spec import LinkSpec, PolicySpec, load_spec, load_spec_text
+from edgetestbed.spec.load import load_spec, load_spec_text
+from edgetestbed.spec.model import LinkSpec, PolicySpec
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
 

@@ -21,8 +21,8 @@ import yaml
 from edgetestbed.analysis.netcost import network_cost
 from edgetestbed.controller.jsonlines import read_json_lines
 from edgetestbed.runner import run_experiment
+from edgetestbed.spec.load import load_spec_text
 from edgetestbed.topo.probe import probe
-from edgetestbed.topo.spec import load_spec_text
 from test_meters import metered, nothing_left, transfer  # a metered network, exact TCP transfers
 from test_network import unreachable_pairs  # every host pair answers a ping, on lossy links too
 

@@ -34,10 +34,10 @@ from edgetestbed.nodes.model import covers
 from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
 from edgetestbed.sensors.sensor import kept_pace, stream_definition, window_grace
 from edgetestbed.sensors.partitions import N_DIGITS
-from edgetestbed.topo.fields import thaw
+from edgetestbed.spec.fields import thaw
+from edgetestbed.spec.model import LinkSpec
 from edgetestbed.topo.loopback import NOT_EMULATED
 from edgetestbed.topo.plan import CLOUD_ID, LinkPlan, plan_network
-from edgetestbed.topo.spec import LinkSpec
 
 SCHEMA_VERSION = 3
 METRICS_NAME = "metrics.json"

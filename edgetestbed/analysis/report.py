@@ -25,8 +25,8 @@ from edgetestbed.analysis.metrics import link_params, metrics_of, write_metrics
 from edgetestbed.analysis.plots import human_bytes, link_parameters
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.sensors.sensor import pace_warning
+from edgetestbed.spec.units import format_size
 from edgetestbed.topo.loopback import NOT_EMULATED
-from edgetestbed.topo.units import format_size
 
 PLOTS_DIR = "plots"
 LINKCHECK_NAME = "linkcheck.json"

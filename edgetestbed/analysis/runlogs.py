@@ -21,8 +21,9 @@ from typing import Dict, List, Optional
 
 from edgetestbed.errors import UserError
 from edgetestbed.nodes.eventlog import READY, START
+from edgetestbed.spec.load import load_spec
+from edgetestbed.spec.model import Spec
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id
-from edgetestbed.topo.spec import Spec, load_spec
 
 SPEC_NAME, MANIFEST_NAME, LOGS_DIR = "spec.yaml", "manifest.json", "logs"
 

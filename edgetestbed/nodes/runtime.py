@@ -34,8 +34,9 @@ from edgetestbed.nodes.start import POLL_S, read_start
 from edgetestbed.nodes.stopping import Stopped, StopRequest
 from edgetestbed.nodes.wiring import Wiring
 from edgetestbed.sensors.sensor import stream_definition, window_grace
+from edgetestbed.spec.load import load_spec
+from edgetestbed.spec.model import NodeSpec, Spec
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id
-from edgetestbed.topo.spec import NodeSpec, Spec, load_spec
 
 TRAINING_SEED_WORD = 7  # keeps nodes' training-order seeds apart from the streams' seeds
 

@@ -42,7 +42,7 @@ from edgetestbed.nodes.policies import Moment, create_policy
 from edgetestbed.nodes.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
 from edgetestbed.nodes.runtime import Runtime
 from edgetestbed.nodes.upstream import Exchange
-from edgetestbed.topo.spec import Spec
+from edgetestbed.spec.model import Spec
 
 TICK_SECONDS = 0.05
 

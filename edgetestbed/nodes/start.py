@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from edgetestbed.topo.spec import Spec
+from edgetestbed.spec.model import Spec
 
 START_FILE = "start.json"
 # From the file's appearance to window 0: enough for a throttled process to notice it

@@ -32,7 +32,7 @@ import zmq
 from edgetestbed.nodes import protocol
 from edgetestbed.nodes.eventlog import BEHIND, STATISTIC
 from edgetestbed.sensors.streams import StreamDefinition
-from edgetestbed.topo.spec import Spec
+from edgetestbed.spec.model import Spec
 
 if TYPE_CHECKING:
     from edgetestbed.nodes.runtime import Runtime

@@ -44,7 +44,7 @@ from edgetestbed.sensors.datasets import Mnist, load_aqi, load_mnist
 from edgetestbed.sensors.partitions import (DATASET_PARAMS, N_DIGITS, PARTITIONS, Candidates, Partition,
                                             params_model, partitions_of)
 from edgetestbed.sensors.partitions.base import PER_SENSOR, REPLICATED
-from edgetestbed.topo.fields import did_you_mean
+from edgetestbed.spec.fields import did_you_mean
 
 Sample = Tuple[np.ndarray, Union[int, float]]
 

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from edgetestbed.errors import CapabilityError
+from edgetestbed.spec.model import Spec
 from edgetestbed.topo import resources
 from edgetestbed.topo.plan import Endpoint, NetworkPlan, plan_network
 from edgetestbed.topo.resources import Ledger
-from edgetestbed.topo.spec import Spec
 
 NOT_EMULATED = "no network emulation: links unshaped, costs are message bytes only"
 ADDRESS = "127.0.0.1"

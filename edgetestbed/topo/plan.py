@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from edgetestbed.topo.spec import LinkSpec, Spec
+from edgetestbed.spec.model import LinkSpec, Spec
 
 NETWORK = ipaddress.IPv4Network("10.0.0.0/8")
 NODE_BASE, SENSOR_BASE, CLOUD_BASE = (int(NETWORK.network_address) + (r << 16) for r in (0, 1, 2))

@@ -7,7 +7,7 @@ from pydantic import Field
 from edgetestbed.nodes.policies.base import POLICIES
 from edgetestbed.nodes.policies.counting import CountingPolicy
 from edgetestbed.plugins import PluginParams
-from edgetestbed.topo.fields import count
+from edgetestbed.spec.fields import count
 
 STEPS = "a number of training steps like 5"
 Steps = count(1, 1_000_000, STEPS)

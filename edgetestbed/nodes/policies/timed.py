@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from edgetestbed.nodes.policies.base import POLICIES, Event, Policy
 from edgetestbed.plugins import PluginParams
-from edgetestbed.topo.fields import Interval
+from edgetestbed.spec.fields import Interval
 
 
 class TimeParams(PluginParams):

@@ -7,7 +7,7 @@ from pydantic import Field
 from edgetestbed.nodes.policies.base import POLICIES
 from edgetestbed.nodes.policies.counting import CountingPolicy
 from edgetestbed.plugins import PluginParams
-from edgetestbed.topo.fields import count
+from edgetestbed.spec.fields import count
 
 
 WINDOWS = "a number of windows like 2"

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, Field, create_model
 
 from edgetestbed.plugins import Plugin, PluginParams, Registry
-from edgetestbed.topo.fields import count
+from edgetestbed.spec.fields import count
 
 N_DIGITS = 10   # MNIST's labels
 

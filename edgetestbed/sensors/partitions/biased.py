@@ -7,7 +7,7 @@ from pydantic import Field
 
 from edgetestbed.plugins import PluginParams
 from edgetestbed.sensors.partitions.base import N_DIGITS, PARTITIONS, Partition
-from edgetestbed.topo.fields import share
+from edgetestbed.spec.fields import share
 
 BIAS = "a share of samples like 0.64"
 Bias = share(BIAS)

@@ -9,8 +9,8 @@ from pydantic import BeforeValidator, Field
 
 from edgetestbed.plugins import PluginParams
 from edgetestbed.sensors.partitions.base import N_DIGITS, PARTITIONS, Partition
-from edgetestbed.topo.fields import bounded, integer
-from edgetestbed.topo.units import quote
+from edgetestbed.spec.fields import bounded, integer
+from edgetestbed.spec.units import quote
 
 LABELS = "a number of digits per sensor like 2, or each sensor's digits like [[0, 1], [2, 3]]"
 

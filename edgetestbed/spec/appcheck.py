@@ -30,11 +30,12 @@ from edgetestbed.errors import UserError
 from edgetestbed.nodes.policies import POLICIES
 from edgetestbed.plugins import CLASS_PATTERN, PluginNotFound
 from edgetestbed.sensors.partitions import DATASET_PARAMS, PARTITIONS, mismatch, params_model
-from edgetestbed.topo.fields import explain
-from edgetestbed.topo.spec import DocPath, _document_path
-from edgetestbed.topo.units import quote
+from edgetestbed.spec.explain import document_path
+from edgetestbed.spec.fields import explain
+from edgetestbed.spec.problems import DocPath
+from edgetestbed.spec.units import quote
 
-Report = Callable[[DocPath, str], None]   # _Problems.add: a place in the document, a message
+Report = Callable[[DocPath, str], None]   # Problems.add: a place in the document, a message
 
 
 def check_plugins(data: object, report: Report) -> None:
@@ -73,7 +74,7 @@ def _check_params(data: dict, path: DocPath, params: dict, model: type[BaseModel
     except ValidationError as error:
         for problem in error.errors():
             keep_key = problem["type"] in ("missing", "extra_forbidden")
-            report(_document_path((*path, *problem["loc"]), data, keep_key), explain(problem, model, noun))
+            report(document_path((*path, *problem["loc"]), data, keep_key), explain(problem, model, noun))
 
 
 def _params_of(section: dict, *own: str) -> dict:

@@ -1,6 +1,6 @@
 """The values a spec holds, as pydantic field types: parsed, bounded, and written back.
 
-Shared by the spec's own schema (:mod:`edgetestbed.topo.spec`) and by every plugin's
+Shared by the spec's own schema (:mod:`edgetestbed.spec.schema`) and by every plugin's
 parameter model (exchange policies, data partitions), so that a plugin's ``push: 2s`` or
 ``bias: 1.5`` is read and refused in the same words as a link's ``delay``. A refused value
 raises ``ValueError("what is wrong; expected ...")``, which the spec reports with file,
@@ -17,7 +17,7 @@ from typing import Annotated, Any, Callable, Mapping, Union, get_args, get_origi
 
 from pydantic import BaseModel, BeforeValidator, PlainSerializer
 
-from edgetestbed.topo.units import format_duration, number_text, parse_duration, quote
+from edgetestbed.spec.units import format_duration, number_text, parse_duration, quote
 
 
 def bounded(parse: Callable[[object], float], low: float, high: float, *, show: Callable = number_text,

@@ -1,0 +1,40 @@
+"""The experiment spec: a YAML file in, a frozen, typed, fully resolved :class:`Spec` out.
+
+Loading goes YAML text -> composed node tree (for line numbers) -> plain data ->
+schema (pydantic, unknown keys refused everywhere) and tree checks, and the plugin
+sections' parameters (``application``, every ``policy``, ``data``) checked against the
+plugin's own ``Params`` model by :mod:`edgetestbed.spec.appcheck` -> defaults merged ->
+:class:`Spec`. Every problem found on the way is reported
+at once, in one :class:`~edgetestbed.errors.SpecError`, one line per problem::
+
+    topo.yaml:14: nodes[2].link.bw: '10MB' is not a bandwidth; expected bits per second like 10Mbit (MB would be bytes)
+
+Who does what, in the order :func:`~edgetestbed.spec.load.load_spec` runs them:
+
+- :mod:`~edgetestbed.spec.yamldoc`: YAML read safely and composed, every key and list item
+  mapped to its line; duplicate keys, recursive or exploding aliases, deep nesting refused.
+- :mod:`~edgetestbed.spec.schema`: the input grammar as pydantic models (``SpecIn`` and its
+  sections), with the built-in defaults and bounds; the file format is documented there.
+- :mod:`~edgetestbed.spec.explain`: pydantic's errors in the user's words, at the
+  document's path (union tags dropped, list indices kept).
+- :mod:`~edgetestbed.spec.tree`: one root, known parents, no cycles, sensors exactly on
+  the leaves, none twice.
+- :mod:`~edgetestbed.spec.appcheck`: the plugin sections' parameters against each plugin's
+  own ``Params``.
+- :mod:`~edgetestbed.spec.problems`: where every problem is collected, placed at a line,
+  and raised at once.
+- :mod:`~edgetestbed.spec.resolve`: defaults merged, units resolved, the frozen
+  :class:`~edgetestbed.spec.model.Spec` built; and back to the input for ``Spec.to_dict``.
+- :mod:`~edgetestbed.spec.model`: the resolved spec (``Spec``, ``NodeSpec``, ``LinkSpec``,
+  ...): what the rest of edgetestbed codes against.
+- :mod:`~edgetestbed.spec.load`: ``load_spec`` and ``load_spec_text``, the entry points.
+- :mod:`~edgetestbed.spec.fields` and :mod:`~edgetestbed.spec.units`: the value types a
+  spec holds (``2s``, ``10Mbit``, ``256M``), shared by the schema and by every plugin's
+  parameter model (policies, partitions, applications).
+
+Import the concrete module (``from edgetestbed.spec.model import Spec``, ``from
+edgetestbed.spec.load import load_spec``): this package imports none of them itself. The
+schema builds on the plugin registries (:mod:`edgetestbed.plugins`, the policies, the
+partitions), and those build on :mod:`~edgetestbed.spec.fields`, so a package that loaded
+the schema whenever ``fields`` is imported would import itself in a circle.
+"""

@@ -1,0 +1,210 @@
+"""The resolved spec: what the rest of edgetestbed codes against.
+
+Frozen, typed and fully resolved: every default applied, every quantity in one unit
+(Mbit/s, ms, %, bytes, seconds). Built by :mod:`edgetestbed.spec.resolve` from the input
+:mod:`edgetestbed.spec.schema` validated; read by everything downstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+__all__ = [
+    "Spec", "NodeSpec", "LinkSpec", "PolicySpec", "SensorsSpec", "CloudSpec", "NetworkSpec",
+    "ApplicationSpec", "DataSpec", "WindowsSpec", "FrozenMap",
+]
+
+
+class FrozenMap(Mapping[str, Any]):
+    """A read-only, hashable mapping, so that frozen specs stay immutable and hashable."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any] = ()) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._items!r})"
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """One shaped link, the same in both directions."""
+
+    bw_mbit: float | None = None     # None: not limited
+    delay_ms: float = 0.0            # one way, each direction
+    jitter_ms: float = 0.0
+    loss_pct: float = 0.0            # each direction
+    queue: int | None = None         # packets; None: the backend's default
+
+    @property
+    def impaired(self) -> bool:
+        """Delay, jitter or loss asked for: needs netem or the user-space shaper."""
+        return bool(self.delay_ms or self.jitter_ms or self.loss_pct)
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """When a node exchanges with its parent: ``simple``, ``time``, ``window`` or ``downpour``."""
+
+    type: str
+    params: Mapping[str, object] = field(default_factory=FrozenMap)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A tree node (root, parameter server or worker) with its resources and parent link."""
+
+    id: str
+    parent: str | None
+    children: tuple[str, ...]
+    level: int                       # the root is level 0
+    cpu: float                       # cores, like Docker's --cpus
+    memory: int                      # bytes
+    link: LinkSpec | None            # the edge to the parent; None for the root
+    sensors: tuple[int, ...]         # only workers have sensors
+    policy: PolicySpec
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent is None
+
+    @property
+    def is_worker(self) -> bool:
+        """A leaf; a single-node tree's root is a worker too."""
+        return not self.children
+
+    @property
+    def role(self) -> str:
+        """``root``, ``ps`` (parameter server) or ``worker``; the root wins over worker."""
+        return "root" if self.is_root else "worker" if self.is_worker else "ps"
+
+
+@dataclass(frozen=True)
+class SensorsSpec:
+    """Shared by every sensor: samples per second each, its link to its worker, resources."""
+
+    rate: float
+    link: LinkSpec
+    cpu: float
+    memory: int
+
+
+@dataclass(frozen=True)
+class CloudSpec:
+    """The centralized baseline host, attached to the root's switch by a WAN link."""
+
+    cpu: float
+    memory: int
+    link: LinkSpec
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Backends to use (``auto``: chosen by the capability probe) and TCP congestion control.
+
+    ``backend: loopback`` emulates nothing (see :mod:`edgetestbed.topo.loopback`): the other
+    fields, the links and the hosts' limits then apply to nothing."""
+
+    switch: str = "auto"             # auto | ovs | ovs-user | lxbr
+    shaping: str = "auto"            # auto | netem | userspace
+    congestion_control: str = "cubic"
+    backend: str = "mininet"         # mininet | loopback
+
+    @property
+    def emulated(self) -> bool:
+        """Whether links are shaped and hosts limited: False on the loopback backend."""
+        return self.backend != "loopback"
+
+
+@dataclass(frozen=True)
+class ApplicationSpec:
+    """The learning task by name (or ``module:Class``) and its parameters as the file gives them
+    (checked against the application's ``Params``; its defaults are the application's own)."""
+
+    name: str
+    params: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which dataset the sensors stream and how it is split among them."""
+
+    dataset: str                     # mnist | aqi
+    partition: str                   # iid | replicated; mnist: biased | by_label | mixed;
+    params: Mapping[str, object]     # aqi: by_year | by_season. Defaults applied.
+
+
+@dataclass(frozen=True)
+class WindowsSpec:
+    """Workers train on what arrived in each ``interval`` seconds, ``limit`` windows in all."""
+
+    interval: float
+    limit: int
+    epochs: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole experiment, validated, with every default applied. Equality ignores ``source``."""
+
+    name: str
+    seed: int
+    source: str = field(compare=False)
+    nodes: tuple[NodeSpec, ...]      # file order
+    application: ApplicationSpec
+    data: DataSpec
+    windows: WindowsSpec
+    sensors: SensorsSpec
+    cloud: CloudSpec | None
+    network: NetworkSpec
+    timeout: float                   # seconds for the whole run
+
+    def node(self, node_id: str) -> NodeSpec:
+        """The node with this id; KeyError if there is none."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(f"no node {node_id!r} in spec {self.name!r}")
+
+    @property
+    def root(self) -> NodeSpec:
+        return next(node for node in self.nodes if node.is_root)
+
+    @property
+    def workers(self) -> tuple[NodeSpec, ...]:
+        return tuple(node for node in self.nodes if node.is_worker)
+
+    @property
+    def parameter_servers(self) -> tuple[NodeSpec, ...]:
+        """Nodes between the root and the workers."""
+        return tuple(node for node in self.nodes if node.role == "ps")
+
+    @property
+    def sensor_ids(self) -> tuple[int, ...]:
+        return tuple(sorted(index for node in self.nodes for index in node.sensors))
+
+    def sensor_owner(self, index: int) -> str:
+        """The id of the worker that sensor ``index`` streams to; KeyError if none."""
+        for node in self.nodes:
+            if index in node.sensors:
+                return node.id
+        raise KeyError(f"no sensor {index} in spec {self.name!r}")
+
+    def to_dict(self) -> dict:
+        """The input schema with every value explicit: loading it again gives an equal Spec."""
+        from edgetestbed.spec.resolve import input_of   # here: resolve builds on this module
+        return input_of(self).model_dump(exclude_unset=True)

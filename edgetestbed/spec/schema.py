@@ -1,0 +1,253 @@
+"""The input schema: the spec file's grammar as pydantic models, unknown keys refused everywhere.
+
+The input, top level (``name``, ``application``, ``data`` and ``nodes`` are required)::
+
+    name, seed, application{name, ...}, data{dataset, partition, ...},
+    windows{interval, limit, epochs}, defaults{cpu, memory, link, policy},
+    sensors{rate, link, cpu, memory}, nodes[{id, parent, cpu, memory, link, sensors, policy}],
+    cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout
+
+Quantities carry units (see :mod:`edgetestbed.spec.units`). A link is
+``{bw: 10Mbit, delay: 20ms, jitter: 2ms, loss: 1%, queue: 100}``; ``bw: null`` means
+unlimited, ``queue: null`` the backend's default queue length.
+
+Built-in defaults (used where the file is silent):
+
+====================  ===========================================================
+``seed``              0
+``windows``           ``{interval: 3s, limit: 10, epochs: 1}``
+``defaults``          ``{cpu: 0.5, memory: 256M, link: {} (unshaped), policy: {type: simple}}``
+``sensors``           ``{rate: 40/s, link: {} (unshaped), cpu: 0.1, memory: 128M}``
+``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
+``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic}``
+``timeout``           interval × limit × 3 + 120 s
+link fields           ``bw: null`` (unlimited), ``delay: 0ms``, ``jitter: 0ms``, ``loss: 0%``,
+                      ``queue: null``
+plugin parameters     the plugin's own ``Params`` (below)
+====================  ===========================================================
+
+Bounds (inclusive unless stated):
+
+====================  ===========================================================
+``bw``                1kbit .. 100Gbit
+``delay``, ``jitter``  0 .. 10s
+``loss``              0% .. below 100%
+``queue``             1 .. 1000000 packets
+``cpu``               0.01 .. 256 cores (cgroup quotas cannot go below 1% of a core)
+``memory``            32M .. 1T
+``sensors.rate``      above 0 .. 10000/s
+sensor index          0 .. 9999
+``seed``              0 .. 2**32 - 1 (numpy's seed range)
+``windows``           interval 10ms .. 1h, limit 1 .. 100000, epochs 1 .. 1000
+``timeout``           1s .. 7 days, and at least interval × limit
+plugin parameters     the plugin's own ``Params`` (below)
+ids                   ``[A-Za-z][A-Za-z0-9_-]{0,31}``; ``name``: ``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``
+====================  ===========================================================
+
+Exchange policies (``policy: {type: ...}``) and data partitions (``data: {partition:
+...}``) are plugins, each one class in one module of :mod:`edgetestbed.nodes.policies` and
+:mod:`edgetestbed.sensors.partitions`, which declares its meaning, its parameters with
+their defaults and bounds, and, for a partition, the datasets it can split. This module
+takes the names they register (and for policies ``module.path:ClassName``), suggests the
+nearest for a misspelt one, and lists them in its messages. ``lags`` (aqi only, default 3,
+0 .. 168) is how many past hours of PM2.5 are features.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Annotated, ClassVar, Optional
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from edgetestbed.nodes.policies import POLICIES
+from edgetestbed.plugins import CLASS_PATTERN, Registry
+from edgetestbed.sensors.partitions import DATASET_PARAMS, PARTITIONS
+from edgetestbed.spec.fields import Interval, bounded, choice, count, did_you_mean, matching, number, unit
+from edgetestbed.spec.units import (format_bandwidth, format_duration, format_percent,
+                                    format_rate, format_size, parse_bandwidth,
+                                    parse_duration, parse_percent, parse_rate, parse_size,
+                                    quote)
+
+MiB = 2**20
+APPLICATIONS = ("mnist_mlp", "aqi", "svm")
+ID_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _application_name(value: object) -> str:
+    if isinstance(value, str) and (value in APPLICATIONS or CLASS_PATTERN.fullmatch(value)):
+        return value
+    raise ValueError(f"{quote(value)} is not an application{did_you_mean(value, list(APPLICATIONS))}; "
+                     f"expected one of {', '.join(APPLICATIONS)}, or module.path:ClassName")
+
+
+Bandwidth = unit(float, parse_bandwidth, format_bandwidth, 0.001, 100_000)
+LinkDelay = unit(float, partial(parse_duration, unit="ms"), partial(format_duration, unit="ms"),
+                  0, 10_000)
+Loss = unit(float, parse_percent, format_percent, 0, 100, high_open=True)
+Memory = unit(int, parse_size, format_size, 32 * MiB, 2**40)
+Rate = unit(float, parse_rate, format_rate, 0, 10_000, low_open=True)
+Timeout = unit(float, parse_duration, format_duration, 1, 7 * 86400)
+Cores = Annotated[float, BeforeValidator(bounded(number("a number of cores like 0.5"), 0.01, 256))]
+Queue = count(1, 1_000_000, "a queue length in packets like 100")
+Seed = count(0, 2**32 - 1, "a seed like 1")
+SensorIndex = count(0, 9999, "a sensor index like 3")
+WindowLimit = count(1, 100_000, "a number of windows like 10")
+Epochs = count(1, 1000, "a number of epochs like 1")
+Dataset = choice("a dataset", *DATASET_PARAMS)
+Switch = choice("a switch backend", "auto", "ovs", "ovs-user", "lxbr")
+Shaping = choice("a shaping backend", "auto", "netem", "userspace")
+NetworkBackend = choice("a network backend", "mininet", "loopback")
+NodeId = matching(ID_PATTERN, "a valid id", "a letter, then up to 31 letters, digits, _ or -, like w1")
+RunName = matching(NAME_PATTERN, "a valid name",
+                    "a letter or digit, then up to 63 letters, digits, '.', '_' or '-', "
+                    "like mnist-3level")
+CongestionControl = matching(re.compile(r"[a-z][a-z0-9_]{0,15}"), "a congestion control name",
+                              "a kernel congestion control name like cubic or reno")
+
+
+# --- the input models ----------------------------------------------------------------------
+
+LINK = "a link like {bw: 10Mbit, delay: 5ms, jitter: 1ms, loss: 1%, queue: 100}"
+
+
+class InputModel(BaseModel):
+    """Base of every input model: unknown keys and loose type coercion are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    EXPECTED: ClassVar[str] = "a mapping"   # completes "expected ..." when the value has the wrong type
+
+    @classmethod
+    def expected(cls) -> str:
+        """What a value here should have been; a section whose words come from a registry
+        assembles them when asked."""
+        return cls.EXPECTED
+
+
+class LinkIn(InputModel):
+    EXPECTED: ClassVar[str] = LINK
+    bw: Optional[Bandwidth] = None
+    delay: LinkDelay = 0.0
+    jitter: LinkDelay = 0.0
+    loss: Loss = 0.0
+    queue: Optional[Queue] = None
+
+
+class _PluginIn(InputModel):
+    """A section that picks a plugin of ``REGISTRY`` by the registry's key; every other key
+    is a parameter, checked against the plugin's own model by :mod:`edgetestbed.spec.appcheck`."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    REGISTRY: ClassVar[Registry]
+
+    @classmethod
+    def expected(cls) -> str:
+        return f"{cls.EXPECTED}; {cls.REGISTRY.key}s: {', '.join(cls.REGISTRY.names())}"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_plugin(cls, value: object) -> object:
+        """A missing or unknown name is reported at the section, with the names there are."""
+        key = cls.REGISTRY.key
+        if isinstance(value, dict):
+            if key not in value:
+                raise ValueError(f"{key!r} is missing; expected {cls.expected()}")
+            if not cls.REGISTRY.accepts(value[key]):
+                raise ValueError(cls.REGISTRY.unknown(value[key]))
+        return value
+
+
+class PolicyIn(_PluginIn):
+    """An exchange policy by its ``type``, and its parameters."""
+
+    EXPECTED: ClassVar[str] = "a policy like {type: simple}"
+    REGISTRY: ClassVar[Registry] = POLICIES
+    type: str
+
+
+class DataIn(_PluginIn):
+    """A dataset and its ``partition`` among the sensors, and their parameters (the
+    partition's and the dataset's own)."""
+
+    EXPECTED: ClassVar[str] = "data like {dataset: mnist, partition: iid}"
+    REGISTRY: ClassVar[Registry] = PARTITIONS
+    dataset: Dataset = Field(description=f"a dataset: {' or '.join(DATASET_PARAMS)}")
+    partition: str
+
+
+class ApplicationIn(InputModel):
+    """Every key but ``name`` is a parameter, checked by :mod:`edgetestbed.spec.appcheck`."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    EXPECTED: ClassVar[str] = "an application like {name: mnist_mlp, learning_rate: 0.4}"
+    name: Annotated[str, BeforeValidator(_application_name)] = Field(
+        description="an application: mnist_mlp, aqi, svm or module:Class")
+
+
+class WindowsIn(InputModel):
+    EXPECTED: ClassVar[str] = "windows like {interval: 3s, limit: 10, epochs: 1}"
+    interval: Interval = 3.0
+    limit: WindowLimit = 10
+    epochs: Epochs = 1
+
+
+class DefaultsIn(InputModel):
+    EXPECTED: ClassVar[str] = "defaults like {cpu: 0.5, memory: 256M, link: {bw: 10Mbit}}"
+    cpu: Cores = 0.5
+    memory: Memory = 256 * MiB
+    link: LinkIn = Field(default_factory=LinkIn)
+    policy: PolicyIn = Field(default_factory=lambda: PolicyIn(type="simple"))
+
+
+class SensorsIn(InputModel):
+    EXPECTED: ClassVar[str] = "sensors like {rate: 40/s, link: {bw: 2Mbit, delay: 1ms}}"
+    rate: Rate = 40.0
+    link: LinkIn = Field(default_factory=LinkIn)
+    cpu: Cores = 0.1
+    memory: Memory = 128 * MiB
+
+
+class CloudIn(InputModel):
+    EXPECTED: ClassVar[str] = "a cloud like {cpu: 1.0, link: {bw: 100Mbit, delay: 40ms}}"
+    cpu: Cores = 1.0
+    memory: Memory = 512 * MiB
+    link: LinkIn = Field(default_factory=LinkIn)
+
+
+class NetworkIn(InputModel):
+    EXPECTED: ClassVar[str] = ("a network like {backend: mininet, switch: auto, shaping: auto, "
+                               "congestion_control: cubic}")
+    backend: NetworkBackend = "mininet"
+    switch: Switch = "auto"
+    shaping: Shaping = "auto"
+    congestion_control: CongestionControl = "cubic"
+
+
+class NodeIn(InputModel):
+    EXPECTED: ClassVar[str] = "a node like {id: w1, parent: ps1, sensors: [0, 1]}"
+    id: NodeId = Field(description="an id like w1")
+    parent: Optional[NodeId] = None
+    cpu: Optional[Cores] = None
+    memory: Optional[Memory] = None
+    link: Optional[LinkIn] = None
+    sensors: list[SensorIndex] = Field(default_factory=list,
+                                       description="a list of sensor indices like [0, 1]")
+    policy: Optional[PolicyIn] = None
+
+
+class SpecIn(InputModel):
+    EXPECTED: ClassVar[str] = "a mapping of keys like name:, application:, data: and nodes:"
+    name: RunName = Field(description="a name for the runs, like mnist-3level")
+    seed: Seed = 0
+    application: ApplicationIn
+    data: DataIn
+    windows: WindowsIn = Field(default_factory=WindowsIn)
+    defaults: DefaultsIn = Field(default_factory=DefaultsIn)
+    sensors: SensorsIn = Field(default_factory=SensorsIn)
+    nodes: list[NodeIn] = Field(
+        description="a list of nodes like [{id: root}, {id: w1, parent: root, sensors: [0]}]")
+    cloud: Optional[CloudIn] = None
+    network: NetworkIn = Field(default_factory=NetworkIn)
+    timeout: Optional[Timeout] = None
