@@ -40,7 +40,8 @@ from edgetestbed.analysis.netcost import network_cost  # noqa: E402
 from edgetestbed.analysis.pcap import read_link  # noqa: E402
 from edgetestbed.runner import Experiment  # noqa: E402
 from edgetestbed.testbed import open_testbed  # noqa: E402
-from edgetestbed.topo.meters import SNAPLEN, NetworkMeters  # noqa: E402
+from edgetestbed.topo.capture import SNAPLEN  # noqa: E402
+from edgetestbed.topo.meters import NetworkMeters  # noqa: E402
 from edgetestbed.topo.spec import Spec, load_spec, load_spec_text  # noqa: E402
 from test_meters import while_busy  # noqa: E402
 

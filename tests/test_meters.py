@@ -16,7 +16,9 @@ from edgetestbed.analysis.netcost import MSS, SEGMENT_HEADERS, TCP_OVERHEAD, TOL
 from edgetestbed.errors import LeftoverError
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo import resources
-from edgetestbed.topo.meters import NetworkMeters, parse_tcpdump_report, read_counters
+from edgetestbed.topo.capture import parse_tcpdump_report
+from edgetestbed.topo.counters import read_counters
+from edgetestbed.topo.meters import NetworkMeters
 from edgetestbed.topo.spec import load_spec_text
 from test_network import SPEC, switch_backends  # the network tests' tree: root, w1, w2, sensors, cloud
 
