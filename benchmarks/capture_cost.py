@@ -42,7 +42,8 @@ from edgetestbed.runner import Experiment  # noqa: E402
 from edgetestbed.spec.load import load_spec, load_spec_text  # noqa: E402
 from edgetestbed.spec.model import Spec  # noqa: E402
 from edgetestbed.testbed import open_testbed  # noqa: E402
-from edgetestbed.topo.meters import SNAPLEN, NetworkMeters  # noqa: E402
+from edgetestbed.topo.capture import SNAPLEN  # noqa: E402
+from edgetestbed.topo.meters import NetworkMeters  # noqa: E402
 from test_meters import while_busy  # noqa: E402
 
 RESULTS = HERE / "results" / "capture_cost.json"

@@ -129,7 +129,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a topology over a grid of overrides: one run directory per point, then a comparison."""
     from edgetestbed.runner import StatusLine
-    from edgetestbed.sweep import describe_points, load_sweep, run_sweep
+    from edgetestbed.sweep import describe_points, load_sweep
+    from edgetestbed.sweeprun import run_sweep
     sweep = load_sweep(args.sweep)
     if args.list:
         print(describe_points(sweep))

@@ -1,9 +1,10 @@
 """``edgetestbed linkcheck``: the testbed's proof of fidelity.
 
 Builds the spec's network, measures every tree link, sensor link and the WAN
-link in both directions (RTT, throughput, loss; see topo/fidelity.py for the
-methods and tolerances) and every host's CPU limit, prints configured against
-measured with a verdict, and writes ``linkcheck.json`` in the run directory.
+link in both directions (RTT, throughput, loss; see topo/linkmeasure.py for the
+methods, topo/fidelity.py for the tolerances) and every host's CPU limit, prints
+configured against measured with a verdict, and writes ``linkcheck.json`` in the
+run directory.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import TYPE_CHECKING
 from edgetestbed.errors import UserError
 from edgetestbed.spec.model import Spec
 from edgetestbed.testbed import open_testbed
-from edgetestbed.topo.fidelity import (Configured, LinkResult, MeasurementError, format_table,
-                                       measure_cpu_share, measure_link)
+from edgetestbed.topo.cpushare import measure_cpu_share
+from edgetestbed.topo.fidelity import Configured, LinkResult, format_table
+from edgetestbed.topo.hosttools import MeasurementError
+from edgetestbed.topo.linkmeasure import measure_link
 from edgetestbed.topo.loopback import NOT_EMULATED
 
 if TYPE_CHECKING:  # Mininet's: a spec linkcheck refuses must not need it

@@ -10,78 +10,36 @@ A sweep file (YAML, read with SafeLoader only)::
     grid:                          # axes: every combination of their values is a point
       workers: [3, 5, 7]
 
-Override keys, in ``set`` (one value) and ``grid`` (a non-empty list of values):
-
-- ``workers``: how many workers. The tree is regenerated from the base's templates: the
-  root as it is, the first parameter server, the first worker (its cpu, memory, link and
-  policy; each new worker gets as many sensors as it has, numbered from 0). Workers are
-  ``w1..wN``; parameter servers ``ps1..psM``, each over a contiguous block of workers.
-- ``levels``: 2 (workers directly under the root, which is their one parameter server),
-  3 (a root over ``servers`` parameter servers over the workers), or more, up to
-  ``MAX_LEVELS``: every level between the root and the workers has ``servers`` parameter
-  servers, each under a contiguous block of the level above as workers are (with equal
-  counts, one each: depth adds hops without changing any server's fan-in); regenerates
-  the tree too.
-- ``servers``: parameter servers in each middle level when ``levels`` is 3 or more
-  (default: the base's, or 2), numbered ``ps1..`` level by level from the root.
-- ``total_rate``: the sum of all sensors' rates, like ``240/s``; each sensor streams
-  ``total_rate / sensors``, so the data reaching the tree stays fixed as workers vary.
-- ``delay``: the delay of every tree edge (node to parent), like ``50ms``; sensor and cloud
-  links keep theirs.
-- ``policy``: every node's exchange policy, like ``{type: time, push: 2s}``.
-- ``seed``: the spec's seed.
-- any other key is a dotted path into the spec, set after the keys above: ``windows.limit``,
-  ``application.learning_rate``, ``nodes.w1.cpu`` (a list is indexed by number or by ``id``);
-  missing mappings on the way are created.
-
-Overrides are applied to the base file's data (not its resolved form), so ``defaults.*``
-paths act as they would in the file. Every point's spec is validated before anything runs;
-an invalid one is reported at the line of the override that made it.
-
-Each point runs in ``sweep-<name>/<point>/`` (the point's name is made from its grid values,
-e.g. ``workers-5``), which holds the run directory ``<point>-<UTC time>/``. A re-run skips a
-point whose run has ``summary.json`` with ``completed: true`` and runs the others again (an
-incomplete attempt stays, with its records for ``clean``). At the end ``comparison.md``,
-``comparison.csv`` and ``cost_vs_accuracy.png`` compare the points' completed runs.
+Override keys go in ``set`` (one value) and ``grid`` (a non-empty list of values); what each
+one does is in :mod:`edgetestbed.sweeppoints`. Every point's spec is validated before anything
+runs; an invalid one is reported at the line of the override that made it. Running the points
+and comparing them: :mod:`edgetestbed.sweeprun`.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import itertools
-import json
 import re
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import yaml
 
-from edgetestbed.analysis.compare import compare_runs, format_comparison, write_comparison
-from edgetestbed.errors import LeftoverError, SpecError
-from edgetestbed.rundir import RunDir
-from edgetestbed.runner import run_experiment
-from edgetestbed.signals import signals_as_interrupts
+from edgetestbed.errors import SpecError
 from edgetestbed.spec.fields import did_you_mean
 from edgetestbed.spec.load import load_spec, load_spec_text
 from edgetestbed.spec.model import Spec
 from edgetestbed.spec.problems import DocPath, Problems
 from edgetestbed.spec.schema import NAME_PATTERN, SpecIn
-from edgetestbed.spec.units import format_rate, parse_rate, quote
+from edgetestbed.spec.units import parse_rate, quote
 from edgetestbed.spec.yamldoc import read_yaml
+from edgetestbed.sweeppoints import NAMED_KEYS, apply_overrides, point_name, value_name
 
-Say = Callable[[str], None]
-TREE_KEYS = ("workers", "levels", "servers")
-NAMED_KEYS = (*TREE_KEYS, "total_rate", "delay", "policy", "seed")
 TOP_KEYS = ("name", "base", "set", "grid")
 EXPECTED = "a sweep like {name: workers, base: ../default.yaml, grid: {workers: [3, 5]}}"
 MAX_WORKERS = 1000
 MAX_LEVELS = 8
-BUSY_WAIT = 600.0        # seconds to wait while another run holds the machine
-BUSY_POLL = 5.0
 # Where in the spec each named key acts, as a regular expression over the spec's error paths.
 TARGETS = {"workers": r"nodes", "levels": r"nodes", "servers": r"nodes", "total_rate": r"sensors\.rate",
            "delay": r"nodes\[\d+\]\.link\.delay", "policy": r"nodes\[\d+\]\.policy", "seed": r"seed"}
@@ -103,19 +61,6 @@ class Sweep:
     name: str
     source: str
     points: tuple[Point, ...]
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """Where the sweep lives, the completed run of each point, and which points did not complete."""
-
-    directory: Path
-    runs: dict[str, Path]
-    incomplete: tuple[str, ...]
-
-    @property
-    def complete(self) -> bool:
-        return not self.incomplete
 
 
 # --- loading and validation ------------------------------------------------------------------
@@ -201,7 +146,7 @@ def _check_section(data: dict, section: str, problems: Problems) -> None:
                          "windows.limit")
         elif section == "grid" and not (isinstance(value, list) and value):
             problems.add(place, f"got {quote(value)}; expected a non-empty list of values, like [3, 5]")
-        elif section == "grid" and len(set(map(_value_name, value))) < len(value):
+        elif section == "grid" and len(set(map(value_name, value))) < len(value):
             problems.add(place, "a value is listed twice; expected each value once")
         elif section == "set" and key in (data.get("grid") or {}):
             problems.add(place, "also in grid; expected each key in set or in grid, not both")
@@ -270,199 +215,7 @@ def _check_names(points: list[Point | None], problems: Problems) -> None:
                      "in letters or digits")
 
 
-# --- points: names and overrides ---------------------------------------------------------------
-
-def point_name(overrides: dict[str, Any]) -> str:
-    """``key-value`` per grid axis joined by ``_`` (``base`` for none), safe as a file and run
-    name; longer than 64 characters, it is cut and ends in a hash of the whole."""
-    name = "_".join(f"{key}-{_value_name(value)}" for key, value in overrides.items()) or "base"
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "point"
-    if len(name) > 64:
-        name = f"{name[:55]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-    return name
-
-
-def _value_name(value: Any) -> str:
-    if isinstance(value, dict):
-        return "-".join(str(v) if k == "type" else f"{k}{_value_name(v)}" for k, v in value.items())
-    if isinstance(value, list):
-        return "-".join(map(_value_name, value))
-    return str(value)
-
-
-def apply_overrides(base: dict, overrides: dict[str, Any]) -> dict:
-    """A copy of the base file's data with ``overrides`` applied: tree, rates, links, paths."""
-    document = copy.deepcopy(base)
-    if any(key in overrides for key in TREE_KEYS):
-        document["nodes"] = regenerate_tree(document["nodes"], overrides)
-    if "total_rate" in overrides:
-        sensors = sum(len(node.get("sensors") or ()) for node in document["nodes"])
-        document.setdefault("sensors", {})["rate"] = format_rate(parse_rate(overrides["total_rate"]) / sensors)
-    for node in document["nodes"]:
-        if "delay" in overrides and node.get("parent") is not None:
-            node["link"] = {**(node.get("link") or {}), "delay": overrides["delay"]}
-        if "policy" in overrides:
-            node["policy"] = copy.deepcopy(overrides["policy"])
-    if "seed" in overrides:
-        document["seed"] = overrides["seed"]
-    for key, value in overrides.items():
-        if key not in NAMED_KEYS:
-            set_path(document, key.split("."), copy.deepcopy(value))
-    return document
-
-
-def regenerate_tree(nodes: list[dict], overrides: dict[str, Any]) -> list[dict]:
-    """A root, optional parameter servers and ``workers`` workers, from the base's first of each."""
-    root = next(node for node in nodes if node.get("parent") is None)
-    workers = [node for node in nodes if node.get("sensors")]
-    servers = [node for node in nodes if node.get("parent") == root["id"] and not node.get("sensors")]
-    count = overrides.get("workers", len(workers))
-    width = overrides.get("servers", len(servers) or 2)
-    tree, parents = [copy.deepcopy(root)], [root["id"]]
-    for level in range(overrides.get("levels", 3 if servers else 2) - 2):
-        ids = [f"ps{level * width + i + 1}" for i in range(width)]
-        tree += [{**_template(servers[0] if servers else {}), "id": ident, "parent": _block(parents, i, width)}
-                 for i, ident in enumerate(ids)]
-        parents = ids
-    per_worker = len(workers[0]["sensors"])
-    tree += [{**_template(workers[0]), "id": f"w{i + 1}", "parent": _block(parents, i, count),
-              "sensors": list(range(i * per_worker, (i + 1) * per_worker))} for i in range(count)]
-    return tree
-
-
-def _block(parents: list[str], index: int, count: int) -> str:
-    """The parent of child ``index`` of ``count``: children split into contiguous blocks."""
-    return parents[index * len(parents) // count]
-
-
-def _template(node: dict) -> dict:
-    """A node's settings without its place in the tree."""
-    return {key: copy.deepcopy(value) for key, value in node.items() if key not in ("id", "parent", "sensors")}
-
-
-def set_path(document: dict, keys: list[str], value: Any) -> None:
-    """Set ``document[k1][k2]...`` to ``value``; lists are indexed by number or by an item's ``id``.
-    LookupError names the path and the part of it that leads nowhere."""
-    here: Any = document
-    for key in keys[:-1]:
-        here = _step(here, key, keys)
-    if isinstance(here, list):
-        here[_index(here, keys[-1], keys)] = value
-    else:
-        here[keys[-1]] = value
-
-
-def _step(here: Any, key: str, keys: list[str]) -> Any:
-    if isinstance(here, list):
-        return here[_index(here, key, keys)]
-    if not isinstance(here.get(key), (dict, list)):
-        here[key] = {}
-    return here[key]
-
-
-def _index(items: list, key: str, keys: list[str]) -> int:
-    if key.isdigit() and int(key) < len(items):
-        return int(key)
-    for position, item in enumerate(items):
-        if isinstance(item, dict) and item.get("id") == key:
-            return position
-    raise LookupError(f"{'.'.join(keys)}: no item {key!r}; expected an index below {len(items)} or an id")
-
-
 def describe_points(sweep: Sweep) -> str:
     """One line per point: its name and overrides (``sweep --list``)."""
     return "\n".join(f"{point.name}: " + ", ".join(f"{key}={value}" for key, value in point.overrides)
                      for point in sweep.points)
-
-
-# --- running -------------------------------------------------------------------------------------
-
-def completed_run(point_dir: Path) -> Path | None:
-    """The newest run directory in ``point_dir`` whose summary says it completed."""
-    for run_dir in sorted(point_dir.glob("*/summary.json"), reverse=True):
-        try:
-            if json.loads(run_dir.read_text()).get("completed") is True:
-                return run_dir.parent
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def run_sweep(sweep: Sweep, runs_dir: Path, say: Say = print, progress: Say | None = None) -> SweepResult:
-    """Run every point not completed before, then compare the completed ones.
-
-    Ctrl-C or SIGTERM stops the running point (its network torn down) and the sweep; finished
-    runs stay and a re-run skips them.
-    """
-    directory = Path(runs_dir) / f"sweep-{sweep.name}"
-    directory.mkdir(parents=True, exist_ok=True)
-    _record(sweep, directory)
-    runs, total = {}, len(sweep.points)
-    with signals_as_interrupts():
-        for number, point in enumerate(sweep.points, 1):
-            label = f"point {number} of {total}: {point.name}"
-            done = completed_run(directory / point.name)
-            if done is None:
-                say(f"{label}: running")
-                done = _run_point(point, directory / point.name, say, _prefixed(label, progress or say))
-            else:
-                say(f"{label}: completed before ({done}), skipped")
-            if done is not None:
-                runs[point.name] = done
-        _compare(runs, directory, say)
-    incomplete = tuple(point.name for point in sweep.points if point.name not in runs)
-    if incomplete:
-        say(f"incomplete points (re-run the sweep to retry them): {', '.join(incomplete)}")
-    return SweepResult(directory, runs, incomplete)
-
-
-def _record(sweep: Sweep, directory: Path) -> None:
-    """``sweep.json``: the file it came from and each point's overrides."""
-    points = [{"name": point.name, "overrides": dict(point.overrides)} for point in sweep.points]
-    (directory / "sweep.json").write_text(json.dumps({"source": sweep.source, "points": points}, indent=2) + "\n")
-
-
-def _prefixed(label: str, progress: Say) -> Say:
-    return lambda line: progress(f"[{label}] {line}")
-
-
-def _run_point(point: Point, point_dir: Path, say: Say, progress: Say) -> Path | None:
-    """Run the point; its run directory if completed, else None (a re-run retries it).
-
-    While another run or network holds the machine it waits (up to ``BUSY_WAIT``); a point
-    that fails otherwise is reported and the sweep goes on to the next one.
-    """
-    deadline = time.time() + BUSY_WAIT
-    while True:
-        before = set(point_dir.iterdir()) if point_dir.is_dir() else set()
-        try:
-            summary = run_experiment(point.spec, point_dir, say, progress)
-        except LeftoverError as busy:
-            if time.time() > deadline:
-                raise
-            _forget_empty_attempts(point_dir, before)
-            say(f"{busy}; retrying in {BUSY_POLL:.0f} s")
-            time.sleep(BUSY_POLL)
-            continue
-        except Exception as error:  # noqa: BLE001 - one point's failure must not cost the others
-            say(f"{point.name} failed ({type(error).__name__}: {error}); a re-run of the sweep retries it")
-            return None
-        return Path(summary["run_dir"]) if summary["completed"] else None
-
-
-def _forget_empty_attempts(point_dir: Path, before: set[Path]) -> None:
-    """Remove run directories of a refused attempt that created nothing (an empty ledger)."""
-    for path in set(point_dir.iterdir()) - before if point_dir.is_dir() else ():
-        if not RunDir.open(path).ledger.entries():
-            shutil.rmtree(path)
-
-
-def _compare(runs: dict[str, Path], directory: Path, say: Say) -> None:
-    """The comparison of the completed points, each row named by its point."""
-    if not runs:
-        return
-    rows = compare_runs(list(runs.values()))
-    for name, row in zip(runs, rows):
-        row["run"] = name
-    paths = write_comparison(rows, directory)
-    say(format_comparison(rows) + "written: " + ", ".join(str(path) for path in paths.values()))

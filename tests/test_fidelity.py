@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from edgetestbed.topo.fidelity import (LOSS_DATAGRAMS, UDP_HEADERS_BYTES, Configured, LinkResult,
-                                       Measured, _loss_probe_plan, _Path, binomial_interval,
-                                       format_table, measure_cpu_share, measure_link, setup_attempts,
-                                       verdict)
+from edgetestbed.topo.cpushare import measure_cpu_share
+from edgetestbed.topo.fidelity import Configured, LinkResult, Measured, binomial_interval, format_table, verdict
+from edgetestbed.topo.linkmeasure import (LOSS_DATAGRAMS, UDP_HEADERS_BYTES, _loss_probe_plan, _Path,
+                                          measure_link, setup_attempts)
 from edgetestbed.topo.probe import probe
 
 CAPS = probe()

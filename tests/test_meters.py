@@ -17,7 +17,9 @@ from edgetestbed.errors import LeftoverError
 from edgetestbed.spec.load import load_spec_text
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo import resources
-from edgetestbed.topo.meters import NetworkMeters, parse_tcpdump_report, read_counters
+from edgetestbed.topo.capture import parse_tcpdump_report
+from edgetestbed.topo.counters import read_counters
+from edgetestbed.topo.meters import NetworkMeters
 from test_network import SPEC, switch_backends  # the network tests' tree: root, w1, w2, sensors, cloud
 
 MACHINE_WAIT = 600.0  # seconds to wait while another run holds the machine

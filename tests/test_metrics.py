@@ -12,8 +12,9 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
-from edgetestbed.analysis.metrics import (compute_metrics, convergence_time, lag_curve, own_labels,
-                                          propagation_latency, split_per_class, write_metrics)
+from edgetestbed.analysis.definitions import (convergence_time, lag_curve, own_labels, propagation_latency,
+                                              split_per_class)
+from edgetestbed.analysis.metrics import compute_metrics, write_metrics
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.errors import UserError
 from edgetestbed.runner import run_experiment

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from edgetestbed.errors import SpecError
-from edgetestbed.sweep import apply_overrides, expand, load_sweep, load_sweep_text, point_name, run_sweep
+from edgetestbed.sweep import expand, load_sweep, load_sweep_text
+from edgetestbed.sweeppoints import apply_overrides, point_name
+from edgetestbed.sweeprun import run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = """name: tiny

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-from edgetestbed.sweep import completed_run
+from edgetestbed.sweeprun import completed_run
 
 HERE = Path(__file__).resolve().parent
 SWEEPS = ("workers", "levels", "delays", "policies")

@@ -3,15 +3,8 @@
 :func:`compute_metrics` reads the run directory (:mod:`edgetestbed.analysis.runlogs`) and
 returns one JSON-ready dict; :func:`write_metrics` stores it as ``metrics.json``. Every
 field is documented in ``docs/metrics.md``. The definitions (docs/architecture.md, "Measurement and
-metrics") are the pure functions at the top of this module, so tests can feed them
-hand-made numbers:
-
-- :func:`lag_curve`: ``A_cloud(t) − A_node(t)`` at the node's evaluation times, the cloud's
-  curve linearly interpolated between its own evaluations (RMSE: ``node − cloud``, so a
-  positive lag always means "behind the cloud");
-- :func:`propagation_latency`: the seeds' formula, exact through coverage vectors;
-- :func:`convergence_time`: the first time a curve is within a tolerance of its last value;
-- :func:`own_labels` and :func:`split_per_class`: a worker's own digits vs the others.
+metrics") are the pure functions of :mod:`edgetestbed.analysis.definitions`; bytes per link
+come from :mod:`edgetestbed.analysis.linkbytes`.
 
 Times are seconds since window 0 began. A run cut short (Ctrl-C, a killed process, a
 truncated log) still gets its metrics: what could not be computed is ``null`` and the
@@ -20,131 +13,28 @@ reason is listed in ``completeness.missing`` or next to the figure.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edgetestbed.analysis.definitions import convergence_time, lag_curve, own_labels, propagation_latency, \
+    split_per_class
+from edgetestbed.analysis.linkbytes import links_section
 from edgetestbed.analysis.runlogs import Event, RunLogs
-from edgetestbed.nodes.eventlog import BEHIND, CONNECTION, DONE, ERROR, MALFORMED, MODEL_RECEIVED, RETRY, \
-    STATISTIC, STOP, UNREACHABLE
-from edgetestbed.nodes.model import covers
-from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
+from edgetestbed.nodes.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_RECEIVED, RETRY, STATISTIC, STOP, \
+    UNREACHABLE
 from edgetestbed.sensors.sensor import kept_pace, stream_definition, window_grace
-from edgetestbed.sensors.partitions import N_DIGITS
 from edgetestbed.spec.fields import thaw
-from edgetestbed.spec.model import LinkSpec
-from edgetestbed.topo.loopback import NOT_EMULATED
-from edgetestbed.topo.plan import CLOUD_ID, LinkPlan, plan_network
+from edgetestbed.topo.plan import CLOUD_ID, plan_network
 
 SCHEMA_VERSION = 3
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE
-LOG_SOURCE = "node logs"
-LOG_SOURCE_NOTE = ("bytes of the ZeroMQ messages as the processes logged them (payload and ZMTP framing), "
-                   "without TCP/IP headers, retransmissions or handshakes")
-MESSAGE_CLASSES = {PULL: "model pull", MODEL: "model pull", PUSH: "update push"}
-CONTROL, SENSOR_DATA = "control", "sensor data"
 
 Curve = Dict[str, list]
-
-
-# ---------------------------------------------------------------- the definitions (pure)
-
-def lag_curve(t: Sequence[float], values: Sequence[float], cloud_t: Sequence[float],
-              cloud_values: Sequence[float], higher_is_better: bool = True) -> Tuple[List[float], List[float]]:
-    """The lag behind the cloud at each of a node's times ``t``: ``cloud − node`` (``node −
-    cloud`` when lower is better). The cloud's curve is interpolated linearly between its
-    evaluations and held at its last value after them (its model no longer changes); node
-    times before the cloud's first evaluation are left out (nothing to compare with)."""
-    if not len(cloud_t):
-        return [], []
-    t, values = np.asarray(t, dtype=float), np.asarray(values, dtype=float)
-    kept = t >= cloud_t[0]
-    cloud = np.interp(t[kept], cloud_t, cloud_values)
-    lag = cloud - values[kept] if higher_is_better else values[kept] - cloud
-    return t[kept].tolist(), lag.tolist()
-
-
-def propagation_latency(finished: Mapping[str, Mapping[int, float]],
-                        received: Mapping[str, Sequence[Tuple[float, Mapping[str, int]]]],
-                        windows: int) -> Dict[str, Any]:
-    """The seeds' propagation latency. ``finished[i][j]`` is ``t_j^i``, when worker ``i``
-    finished window ``j``; ``received[i]`` lists ``(time, coverage)`` of every model worker
-    ``i`` received. ``tr_j^i`` is the first time ``i`` received a model whose coverage holds
-    window ``j`` of every worker; ``latency_j^i = tr_j^i − max_k t_j^k``, ``latency^i =
-    max_j latency_j^i`` and the configuration's latency is ``max_i latency^i``. A window
-    some worker never finished, or never got back, is ``None`` and listed in ``missing``."""
-    workers = list(finished)
-    per_window: Dict[str, List[Optional[float]]] = {w: [None] * windows for w in workers}
-    unfinished: Dict[int, List[str]] = {}
-    for j in range(windows):
-        unfinished[j] = [w for w in workers if j not in finished[w]]
-        if unfinished[j]:
-            continue
-        everyone_done = max(finished[w][j] for w in workers)
-        for i in workers:
-            back = _first_covering(received.get(i, ()), workers, j)
-            per_window[i][j] = None if back is None else back - everyone_done
-    by_worker = {w: _worst_window(per_window[w]) for w in workers}
-    worst = max((w for w in workers if by_worker[w]["seconds"] is not None),
-                key=lambda w: by_worker[w]["seconds"], default=None)
-    missing = [f"window {j}: never finished by {', '.join(late)}" for j, late in unfinished.items() if late]
-    missing += _never_received(per_window, unfinished)
-    return {"seconds": by_worker[worst]["seconds"] if worst else None, "worker": worst,
-            "window": by_worker[worst]["window"] if worst else None, "complete": not missing,
-            "missing": missing, "workers": by_worker}
-
-
-def _first_covering(received: Sequence[Tuple[float, Mapping[str, int]]], workers: Sequence[str],
-                    window: int) -> Optional[float]:
-    return min((t for t, coverage in received if covers(coverage, workers, window)), default=None)
-
-
-def _worst_window(latencies: Sequence[Optional[float]]) -> Dict[str, Any]:
-    known = [(value, j) for j, value in enumerate(latencies) if value is not None]
-    seconds, window = max(known) if known else (None, None)
-    return {"seconds": seconds, "window": window, "per_window": list(latencies)}
-
-
-def _never_received(per_window: Mapping[str, Sequence[Optional[float]]], unfinished: Mapping[int, list]) -> List[str]:
-    lines = []
-    for worker, latencies in per_window.items():
-        lost = [j for j, value in enumerate(latencies) if value is None and not unfinished[j]]
-        if lost:
-            lines.append(f"{worker}: never received a model holding every worker's window "
-                         f"{', '.join(map(str, lost))}")
-    return lines
-
-
-def convergence_time(t: Sequence[float], values: Sequence[float], tolerance: float) -> Optional[float]:
-    """The first time ``values`` is within ``tolerance`` of its last value; None if empty."""
-    if not len(values):
-        return None
-    final = values[-1]
-    return next(float(time) for time, value in zip(t, values) if abs(value - final) <= tolerance)
-
-
-def own_labels(distributions: Sequence[Optional[np.ndarray]]) -> List[int]:
-    """A worker's own digits: those its sensors, together, send more often than 1 in 10.
-    ``distributions`` are its sensors' digit probabilities (None: the natural frequencies,
-    taken as uniform); the sensors send at one rate, so together they are the mean."""
-    uniform = np.full(N_DIGITS, 1 / N_DIGITS)
-    mean = np.mean([uniform if d is None else d for d in distributions], axis=0)
-    return [int(digit) for digit in np.flatnonzero(mean > 1 / N_DIGITS + 1e-9)]
-
-
-def split_per_class(per_class: Sequence[Optional[float]], own: Sequence[int]) -> Tuple[Optional[float], Optional[float]]:
-    """Mean per-class accuracy over ``own`` classes and over the others (classes absent
-    from the test set, ``None``, left out); None for an empty side."""
-    def mean(values: List[Optional[float]]) -> Optional[float]:
-        known = [v for v in values if v is not None]
-        return float(np.mean(known)) if known else None
-    return (mean([per_class[c] for c in own]),
-            mean([v for c, v in enumerate(per_class) if c not in own]))
 
 
 # ---------------------------------------------------------------- from the logs
@@ -221,104 +111,6 @@ def ending(run: RunLogs, ident: str) -> str:
         return "no log"
     last = lives[-1][-1].type
     return last if last in (DONE, STOP, ERROR) else "cut short"
-
-
-# ---------------------------------------------------------------- bytes per link, from the logs
-
-def logged_links(run: RunLogs) -> Dict[str, Any]:
-    """Bytes on every shaped link as the processes logged them, per direction and message
-    class. ``up`` is child → parent (sensor → worker, cloud → root). Each direction is
-    counted where it was sent (where it was received if the sender left no log)."""
-    items = [_logged_link(run, link) for link in plan_network(run.spec).shaped_links]
-    note = (LOG_SOURCE_NOTE if run.spec.network.emulated
-            else f"{NOT_EMULATED} (the nodes' own logs, not captures); {LOG_SOURCE_NOTE}")
-    return {"source": LOG_SOURCE, "note": note, "items": items, **link_totals(run, items)}
-
-
-def _logged_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
-    child, parent = link.ends
-    if link.kind == "sensor":
-        sent = [(SENSOR_DATA, e.payload.get("bytes", 0)) for e in run.events(child, STATISTIC)]
-        return _link_item(link, sent, [])
-    if link.kind == "wan":
-        return _link_item(link, [], [])   # the cloud regenerates its data: no traffic
-    requests = {e.payload.get("seq"): e.payload.get("kind") for ident, peer in ((child, parent), (parent, child))
-                for e in _messages(run, ident, peer) if e.payload.get("kind") in (PULL, PUSH, DONE)}
-    return _link_item(link, _direction(run, child, parent, requests), _direction(run, parent, child, requests))
-
-
-def _messages(run: RunLogs, ident: str, peer: str, direction: Optional[str] = None) -> List[Event]:
-    return [e for e in run.events(ident, CONNECTION)
-            if e.payload.get("peer") == peer and direction in (None, e.payload.get("direction"))]
-
-
-def _direction(run: RunLogs, sender: str, receiver: str, requests: Mapping[Any, str]) -> List[Tuple[str, int]]:
-    """``(message class, bytes)`` of each message ``sender`` sent ``receiver``."""
-    events = (_messages(run, sender, receiver, "sent") if run.logs.get(sender)
-              else _messages(run, receiver, sender, "received"))
-    return [(_message_class(e.payload.get("kind"), requests.get(e.payload.get("seq"))), e.payload.get("bytes", 0))
-            for e in events]
-
-
-def _message_class(kind: str, request: Optional[str]) -> str:
-    """A pull and its MODEL are ``model pull``, a push and its ACK ``update push``, the rest ``control``."""
-    return MESSAGE_CLASSES.get(request if kind == ACK else kind, CONTROL)
-
-
-def _link_item(link: LinkPlan, up: Sequence[Tuple[str, int]], down: Sequence[Tuple[str, int]]) -> Dict[str, Any]:
-    by_class: Dict[str, int] = {}
-    for message_class, size in [*up, *down]:
-        by_class[message_class] = by_class.get(message_class, 0) + size
-    up_bytes, down_bytes = sum(size for _, size in up), sum(size for _, size in down)
-    return {"link": link.label, "kind": link.kind, "ends": list(link.ends), "params": link_params(link.spec),
-            "up_bytes": up_bytes, "down_bytes": down_bytes, "bytes": up_bytes + down_bytes,
-            "messages": len(up) + len(down), "by_class": by_class}
-
-
-def link_params(link: Optional[LinkSpec]) -> Dict[str, Any]:
-    """A link's spec as plain numbers (``bw_mbit`` None: unlimited)."""
-    link = link or LinkSpec()
-    return {"bw_mbit": link.bw_mbit, "delay_ms": link.delay_ms, "jitter_ms": link.jitter_ms,
-            "loss_pct": link.loss_pct, "queue": link.queue}
-
-
-def link_totals(run: RunLogs, items: Sequence[Mapping[str, Any]]) -> Dict[str, int]:
-    """Bytes on all links, on tree links, on sensor links, and on the tree links into the root."""
-    root = run.spec.root.id
-    def total(keep) -> int:
-        return int(sum(item.get("bytes") or 0 for item in items if keep(item)))
-    return {"total_bytes": total(lambda item: True), "tree_bytes": total(lambda item: item["kind"] == "tree"),
-            "sensor_bytes": total(lambda item: item["kind"] == "sensor"),
-            "top_level_bytes": total(lambda item: item["kind"] == "tree" and item["ends"][1] == root)}
-
-
-def links_section(run: RunLogs) -> Dict[str, Any]:
-    """Bytes per link: measured on the wire by :mod:`edgetestbed.analysis.netcost` when it
-    exists and the run captured (``net/``), the rest of its result under ``netcost``; else
-    (or if its result has no ``items``) from the node logs, labelled so."""
-    logged = logged_links(run)
-    measured = _network_cost(run.run_dir)
-    if measured is None:
-        return logged
-    rest = {key: value for key, value in measured.items() if key != "items"}
-    if not isinstance(measured.get("items"), list):
-        return {**logged, "netcost": rest,
-                "note": f"{LOG_SOURCE_NOTE}; network cost analysis: {measured.get('note', 'no per-link items')}"}
-    return {"source": measured.get("source", "netcost"), "note": measured.get("note", ""),
-            "items": measured["items"], **link_totals(run, measured["items"]), "netcost": rest}
-
-
-def _network_cost(run_dir: Path) -> Optional[dict]:
-    """``netcost.network_cost(run_dir)`` if that module exists and the run has ``net/``."""
-    if not (run_dir / "net").is_dir():
-        return None
-    try:
-        netcost = importlib.import_module("edgetestbed.analysis.netcost")
-    except ModuleNotFoundError as error:
-        if error.name != "edgetestbed.analysis.netcost":
-            raise
-        return None
-    return netcost.network_cost(run_dir)
 
 
 # ---------------------------------------------------------------- sections of metrics.json

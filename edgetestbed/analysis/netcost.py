@@ -7,7 +7,7 @@ processes' logs. Metrics put its result under ``metrics.json["links"]``.
 
 Sources, per link and direction (``up`` is ``ends[0]`` → ``ends[1]``: child → parent,
 sensor → worker, cloud → root; ``down`` the reverse), all at the link's capture interface
-(the parent-side switch port, see :mod:`edgetestbed.topo.meters`) unless said otherwise:
+(the parent-side switch port, see :mod:`edgetestbed.topo.taps`) unless said otherwise:
 
 ``pcap``       the capture, read by :mod:`edgetestbed.analysis.pcap`: ``bytes`` (sum of IP
                total lengths of every frame captured: the link's cost), ``wire_bytes`` (the

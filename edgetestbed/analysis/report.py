@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from edgetestbed.analysis import plots
-from edgetestbed.analysis.metrics import link_params, metrics_of, write_metrics
+from edgetestbed.analysis.linkbytes import link_params
+from edgetestbed.analysis.metrics import metrics_of, write_metrics
 from edgetestbed.analysis.plots import human_bytes, link_parameters
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.sensors.sensor import pace_warning

@@ -34,40 +34,26 @@ stopped after every node is done and before teardown. It writes to ``RUN/net/``:
     measuring cost: ``captures``, every tcpdump together, and ``controller``), ``started`` and
     ``stopped`` times.
 
-Where a link is captured: on the switch port of its parent side ``b`` (the parent's switch
-for a tree link, the worker's switch for a sensor link, the root's switch for the WAN
-link). With the userspace shaper the link is ``a — xK — b`` and that port faces the in-line
-bridge's ``xK-eth1``; otherwise it faces ``a`` directly. Every frame between the two sides
-crosses it, and nothing else does, so its capture, its kernel counters and its OpenFlow port
-counters are the same point of the same link: ``a → b`` (up) is what arrived from the link,
-``b → a`` (down) what was sent into it. Loss on the link shows as the difference from the
-far end's counters (``a``'s interface), which are sampled too.
+Where a link is captured, and why there: :mod:`edgetestbed.topo.taps`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import select
-import signal
-import subprocess
-import threading
 import time
-from collections import deque
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mininet.node import OVSSwitch
 
 from edgetestbed.controller.service import ControllerService
 from edgetestbed.rundir import RunDir
+from edgetestbed.topo.capture import SNAPLEN, Capture
+from edgetestbed.topo.counters import CounterSampler
 from edgetestbed.topo.network import EmulatedNetwork
-from edgetestbed.topo.plan import LinkPlan
 from edgetestbed.topo.resources import Ledger
+from edgetestbed.topo.taps import LinkTap, Topology, link_tap
 
-SNAPLEN = 96                 # Ethernet 14 + IPv4 20 + TCP with every option 60, rounded up
-CAPTURE_BUFFER_KIB = 4096
-CAPTURE_START_TIMEOUT = 10.0
 # libpcap hands packets to tcpdump in blocks, a block at the latest 1 s (tcpdump's timeout) after
 # its first packet: far cheaper than packet by packet (--immediate-mode cost a CPU-bound TCP
 # transfer 15-33 % of its throughput, blocks 7-9 %), but the last block of the run's traffic
@@ -78,168 +64,6 @@ STATS_INTERVAL = 1.0
 NET_DIR = "net"
 
 
-# --- where each link is measured --------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Interface:
-    """An interface and the host whose namespace holds it (None: the root namespace)."""
-
-    name: str
-    host: str | None = None
-
-
-@dataclass(frozen=True)
-class LinkTap:
-    """Where one link is measured; see the module docstring."""
-
-    label: str
-    kind: str
-    ends: tuple[str, str]
-    between: tuple[str, str]
-    params: dict
-    pcap: str
-    capture: str
-    interfaces: tuple[Interface, ...]
-    a_macs: tuple[str, ...]
-    b_macs: tuple[str, ...]
-    openflow: dict | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-class Topology:
-    """The Mininet network as a graph of nodes joined by interfaces."""
-
-    def __init__(self, network: EmulatedNetwork) -> None:
-        self.network = network
-        self.net = network.net
-        self.neighbours: dict[str, list[tuple[object, object]]] = {}  # node -> [(own intf, peer intf)]
-        self.host_macs = {host.name: host.MAC() for host in self.net.hosts}  # one interface each
-        for link in self.net.links:
-            for near, far in ((link.intf1, link.intf2), (link.intf2, link.intf1)):
-                self.neighbours.setdefault(near.node.name, []).append((near, far))
-
-    def veth(self, a: str, b: str):
-        """The ends ``(on a, on b)`` of the veth joining nodes ``a`` and ``b``."""
-        return next((near, far) for near, far in self.neighbours[a] if far.node.name == b)
-
-    def side(self, start: str, cut) -> set[str]:
-        """Nodes reachable from ``start`` without crossing the veth whose end is ``cut``."""
-        seen, todo = {start}, [start]
-        while todo:
-            for near, far in self.neighbours.get(todo.pop(), []):
-                if cut in (near, far) or far.node.name in seen:
-                    continue
-                seen.add(far.node.name)
-                todo.append(far.node.name)
-        return seen
-
-    def macs(self, nodes: set[str]) -> tuple[str, ...]:
-        """The MAC of every interface of ``nodes`` (bridge devices included)."""
-        found = []
-        for name in sorted(nodes):
-            if name in self.host_macs:
-                found.append(self.host_macs[name])
-            else:
-                found += [_root_mac(intf.name) for intf in self.net[name].intfList() if intf.name != "lo"]
-                found.append(_root_mac(name))
-        return tuple(sorted({mac for mac in found if mac}))
-
-    def routes(self, switch: str) -> dict[str, int]:
-        """Host MAC -> the port of ``switch`` towards that host, for every host."""
-        ports = self.net[switch].ports
-        return {mac: ports[self._first_hop(switch, host)] for host, mac in self.host_macs.items()}
-
-    def _first_hop(self, start: str, goal: str):
-        """``start``'s interface on the (only, it is a tree) path to ``goal``."""
-        todo = deque((far.node.name, near) for near, far in self.neighbours[start])
-        seen = {start}
-        while todo:
-            name, first = todo.popleft()
-            if name == goal:
-                return first
-            seen.add(name)
-            todo.extend((far.node.name, first) for _, far in self.neighbours.get(name, [])
-                        if far.node.name not in seen)
-        raise ValueError(f"no path from {start} to {goal}")
-
-
-def _root_mac(name: str) -> str | None:
-    path = Path("/sys/class/net", name, "address")
-    return path.read_text().strip() if path.exists() else None
-
-
-def link_tap(topology: Topology, link: LinkPlan) -> LinkTap:
-    """Where ``link`` is measured: its interfaces from ``a`` to ``b``, captured at the last one."""
-    network = topology.network
-    bridge = network.inline_bridges.get(link.label)
-    if bridge:
-        chain = [*topology.veth(link.a, bridge), *topology.veth(bridge, link.b)]
-    else:
-        chain = list(topology.veth(link.a, link.b))
-    b_end = chain[-1]
-    hosts = network.plan.host_names
-    interfaces = tuple(Interface(i.name, i.node.name if i.node.name in hosts else None) for i in chain)
-    b_side = topology.side(link.b, b_end)
-    a_side = set(topology.neighbours) - b_side
-    switch = network.net[link.b]
-    openflow = ({"dpid": switch.dpid, "port": switch.ports[b_end]} if isinstance(switch, OVSSwitch) else None)
-    return LinkTap(label=link.label, kind=link.kind, ends=link.ends, between=(link.a, link.b),
-                   params=_params(link), pcap=f"{link.label}.pcap", capture=b_end.name, interfaces=interfaces,
-                   a_macs=topology.macs(a_side), b_macs=topology.macs(b_side), openflow=openflow)
-
-
-def _params(link: LinkPlan) -> dict:
-    spec = link.spec
-    return {"bw_mbit": spec.bw_mbit, "delay_ms": spec.delay_ms, "jitter_ms": spec.jitter_ms,
-            "loss_pct": spec.loss_pct, "queue": spec.queue}
-
-
-# --- captures --------------------------------------------------------------------------------------
-
-class Capture:
-    """tcpdump on one root-namespace interface, headers only, to one pcap file."""
-
-    def __init__(self, interface: str, path: Path, ledger: Ledger) -> None:
-        self.interface = interface
-        self.path = path
-        self.ledger = ledger
-        self._process: subprocess.Popen | None = None
-        self.stats: dict = {}
-
-    def start(self) -> None:
-        """Start tcpdump; return once it says it is listening (the capture is then live)."""
-        argv = ["tcpdump", "-i", self.interface, "-s", str(SNAPLEN), "-B", str(CAPTURE_BUFFER_KIB), "-n",
-                "-Z", "root", "-w", str(self.path)]
-        self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, text=True, start_new_session=True)
-        self.ledger.record_process(self._process.pid, argv)
-        line = _read_line(self._process.stderr, CAPTURE_START_TIMEOUT)
-        if "listening on" not in line:
-            self.stop()
-            raise RuntimeError(f"tcpdump on {self.interface} did not start: {line.strip() or 'no output'}")
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def stop(self) -> dict:
-        """Stop tcpdump (it flushes the file and reports its counts); return those counts."""
-        if self._process is None:
-            return self.stats
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGINT)
-        try:
-            _, report = self._process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            _, report = self._process.communicate()
-        self._process = None
-        self.stats = parse_tcpdump_report(report)
-        return self.stats
-
-
 def cpu_seconds(pid: int | None) -> float:
     """User + system CPU seconds of a live process so far (0 if there is none)."""
     try:
@@ -248,76 +72,6 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-
-def _read_line(stream, timeout: float) -> str:
-    ready, _, _ = select.select([stream], [], [], timeout)
-    return stream.readline() if ready else ""
-
-
-def parse_tcpdump_report(text: str) -> dict:
-    """tcpdump's closing counts: ``N packet(s) captured``, ``received by filter``, ``dropped by kernel``."""
-    keys = {"captured": "captured", "received": "received by filter", "dropped": "dropped by kernel"}
-    stats = {}
-    for line in text.splitlines():
-        words = line.split(maxsplit=2)
-        if len(words) == 3 and words[0].isdigit() and words[1] in ("packet", "packets"):
-            stats.update({key: int(words[0]) for key, phrase in keys.items() if words[2] == phrase})
-    return stats
-
-
-# --- interface counters ------------------------------------------------------------------------------
-
-def read_counters(proc_net_dev: str) -> dict[str, dict[str, int]]:
-    """``/proc/<pid>/net/dev`` as ``{interface: {"rx_bytes": ..., ...}}``."""
-    counters = {}
-    for line in proc_net_dev.splitlines()[2:]:
-        name, _, values = line.partition(":")
-        numbers = [int(v) for v in values.split()]
-        rx = dict(zip(("bytes", "packets", "errors", "dropped"), numbers[0:4]))
-        tx = dict(zip(("bytes", "packets", "errors", "dropped"), numbers[8:12]))
-        counters[name.strip()] = {**{f"rx_{k}": v for k, v in rx.items()}, **{f"tx_{k}": v for k, v in tx.items()}}
-    return counters
-
-
-class CounterSampler:
-    """Samples the kernel counters of a set of interfaces to a JSON-lines file."""
-
-    def __init__(self, interfaces: dict[str, int | None], path: Path, interval: float) -> None:
-        self.interfaces = interfaces  # name -> PID of a process in its namespace (None: root namespace)
-        self.path = path
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="counter-sampler", daemon=True)
-
-    def start(self) -> None:
-        self.sample("start")
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._stop.set()
-            self._thread.join()
-            self.sample("end")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample("periodic")
-
-    def sample(self, kind: str) -> None:
-        found: dict[str, dict] = {}
-        for pid in set(self.interfaces.values()):
-            source = Path(f"/proc/{pid or 'self'}/net/dev")
-            try:
-                found.update(read_counters(source.read_text()))
-            except OSError:
-                continue  # a host that is gone
-        record = {"time": time.time(), "sample": kind,
-                  "interfaces": {name: found[name] for name in self.interfaces if name in found}}
-        with open(self.path, "a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-
-
-# --- all of it, for one run ------------------------------------------------------------------------------
 
 class NetworkMeters:
     """Captures on every link, interface counters, and the controller's port statistics (OVS)."""

@@ -1,0 +1,120 @@
+"""Bytes on every shaped link of one run: the ``links`` section of ``metrics.json``.
+
+Measured on the wire by :mod:`edgetestbed.analysis.netcost` when the run captured
+(``net/``); else from the node logs, per direction and message class, labelled so.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from edgetestbed.analysis.runlogs import Event, RunLogs
+from edgetestbed.nodes.eventlog import CONNECTION, DONE, STATISTIC
+from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
+from edgetestbed.topo.loopback import NOT_EMULATED
+from edgetestbed.topo.plan import LinkPlan, plan_network
+from edgetestbed.spec.model import LinkSpec
+
+LOG_SOURCE = "node logs"
+LOG_SOURCE_NOTE = ("bytes of the ZeroMQ messages as the processes logged them (payload and ZMTP framing), "
+                   "without TCP/IP headers, retransmissions or handshakes")
+MESSAGE_CLASSES = {PULL: "model pull", MODEL: "model pull", PUSH: "update push"}
+CONTROL, SENSOR_DATA = "control", "sensor data"
+
+
+def logged_links(run: RunLogs) -> Dict[str, Any]:
+    """Bytes on every shaped link as the processes logged them, per direction and message
+    class. ``up`` is child → parent (sensor → worker, cloud → root). Each direction is
+    counted where it was sent (where it was received if the sender left no log)."""
+    items = [_logged_link(run, link) for link in plan_network(run.spec).shaped_links]
+    note = (LOG_SOURCE_NOTE if run.spec.network.emulated
+            else f"{NOT_EMULATED} (the nodes' own logs, not captures); {LOG_SOURCE_NOTE}")
+    return {"source": LOG_SOURCE, "note": note, "items": items, **link_totals(run, items)}
+
+
+def _logged_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
+    child, parent = link.ends
+    if link.kind == "sensor":
+        sent = [(SENSOR_DATA, e.payload.get("bytes", 0)) for e in run.events(child, STATISTIC)]
+        return _link_item(link, sent, [])
+    if link.kind == "wan":
+        return _link_item(link, [], [])   # the cloud regenerates its data: no traffic
+    requests = {e.payload.get("seq"): e.payload.get("kind") for ident, peer in ((child, parent), (parent, child))
+                for e in _messages(run, ident, peer) if e.payload.get("kind") in (PULL, PUSH, DONE)}
+    return _link_item(link, _direction(run, child, parent, requests), _direction(run, parent, child, requests))
+
+
+def _messages(run: RunLogs, ident: str, peer: str, direction: Optional[str] = None) -> List[Event]:
+    return [e for e in run.events(ident, CONNECTION)
+            if e.payload.get("peer") == peer and direction in (None, e.payload.get("direction"))]
+
+
+def _direction(run: RunLogs, sender: str, receiver: str, requests: Mapping[Any, str]) -> List[Tuple[str, int]]:
+    """``(message class, bytes)`` of each message ``sender`` sent ``receiver``."""
+    events = (_messages(run, sender, receiver, "sent") if run.logs.get(sender)
+              else _messages(run, receiver, sender, "received"))
+    return [(_message_class(e.payload.get("kind"), requests.get(e.payload.get("seq"))), e.payload.get("bytes", 0))
+            for e in events]
+
+
+def _message_class(kind: str, request: Optional[str]) -> str:
+    """A pull and its MODEL are ``model pull``, a push and its ACK ``update push``, the rest ``control``."""
+    return MESSAGE_CLASSES.get(request if kind == ACK else kind, CONTROL)
+
+
+def _link_item(link: LinkPlan, up: Sequence[Tuple[str, int]], down: Sequence[Tuple[str, int]]) -> Dict[str, Any]:
+    by_class: Dict[str, int] = {}
+    for message_class, size in [*up, *down]:
+        by_class[message_class] = by_class.get(message_class, 0) + size
+    up_bytes, down_bytes = sum(size for _, size in up), sum(size for _, size in down)
+    return {"link": link.label, "kind": link.kind, "ends": list(link.ends), "params": link_params(link.spec),
+            "up_bytes": up_bytes, "down_bytes": down_bytes, "bytes": up_bytes + down_bytes,
+            "messages": len(up) + len(down), "by_class": by_class}
+
+
+def link_params(link: Optional[LinkSpec]) -> Dict[str, Any]:
+    """A link's spec as plain numbers (``bw_mbit`` None: unlimited)."""
+    link = link or LinkSpec()
+    return {"bw_mbit": link.bw_mbit, "delay_ms": link.delay_ms, "jitter_ms": link.jitter_ms,
+            "loss_pct": link.loss_pct, "queue": link.queue}
+
+
+def link_totals(run: RunLogs, items: Sequence[Mapping[str, Any]]) -> Dict[str, int]:
+    """Bytes on all links, on tree links, on sensor links, and on the tree links into the root."""
+    root = run.spec.root.id
+    def total(keep) -> int:
+        return int(sum(item.get("bytes") or 0 for item in items if keep(item)))
+    return {"total_bytes": total(lambda item: True), "tree_bytes": total(lambda item: item["kind"] == "tree"),
+            "sensor_bytes": total(lambda item: item["kind"] == "sensor"),
+            "top_level_bytes": total(lambda item: item["kind"] == "tree" and item["ends"][1] == root)}
+
+
+def links_section(run: RunLogs) -> Dict[str, Any]:
+    """Bytes per link: measured on the wire by :mod:`edgetestbed.analysis.netcost` when it
+    exists and the run captured (``net/``), the rest of its result under ``netcost``; else
+    (or if its result has no ``items``) from the node logs, labelled so."""
+    logged = logged_links(run)
+    measured = _network_cost(run.run_dir)
+    if measured is None:
+        return logged
+    rest = {key: value for key, value in measured.items() if key != "items"}
+    if not isinstance(measured.get("items"), list):
+        return {**logged, "netcost": rest,
+                "note": f"{LOG_SOURCE_NOTE}; network cost analysis: {measured.get('note', 'no per-link items')}"}
+    return {"source": measured.get("source", "netcost"), "note": measured.get("note", ""),
+            "items": measured["items"], **link_totals(run, measured["items"]), "netcost": rest}
+
+
+def _network_cost(run_dir: Path) -> Optional[dict]:
+    """``netcost.network_cost(run_dir)`` if that module exists and the run has ``net/``."""
+    if not (run_dir / "net").is_dir():
+        return None
+    try:
+        netcost = importlib.import_module("edgetestbed.analysis.netcost")
+    except ModuleNotFoundError as error:
+        if error.name != "edgetestbed.analysis.netcost":
+            raise
+        return None
+    return netcost.network_cost(run_dir)
