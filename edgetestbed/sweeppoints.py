@@ -36,7 +36,7 @@ import hashlib
 import re
 from typing import Any
 
-from edgetestbed.spec.units import format_rate, parse_rate
+from edgetestbed.params.units import format_rate, parse_rate
 
 TREE_KEYS = ("workers", "levels", "servers")
 NAMED_KEYS = (*TREE_KEYS, "total_rate", "delay", "policy", "seed")

@@ -14,7 +14,7 @@ import pytest
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.errors import UserError
 from edgetestbed.nodes.policies import POLICIES, Event, Moment, create_policy
-from edgetestbed.plugins import Plugin, PluginParams, Registry
+from edgetestbed.params.plugins import Plugin, PluginParams, Registry
 from edgetestbed.runner import run_experiment
 from edgetestbed.sensors.partitions import PARTITIONS
 from edgetestbed.sensors.streams import StreamDefinition
@@ -163,7 +163,7 @@ def test_a_new_module_in_the_package_registers_itself(tmp_path, monkeypatch):
     package = tmp_path / "shapes"
     package.mkdir()
     (package / "__init__.py").write_text(textwrap.dedent('''
-        from edgetestbed.plugins import Registry
+        from edgetestbed.params.plugins import Registry
         from test_plugins import Shape
         SHAPES = Registry("shape", Shape, "shape", "shapes", classes=False)
     '''))

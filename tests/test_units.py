@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgetestbed.spec.units import (format_bandwidth, format_duration, format_percent, format_rate,
+from edgetestbed.params.units import (format_bandwidth, format_duration, format_percent, format_rate,
                                     format_size, parse_bandwidth, parse_duration, parse_percent,
                                     parse_rate, parse_size)
 

@@ -26,7 +26,7 @@ from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.nodes.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_RECEIVED, RETRY, STATISTIC, STOP, \
     UNREACHABLE
 from edgetestbed.sensors.sensor import kept_pace, stream_definition, window_grace
-from edgetestbed.spec.fields import thaw
+from edgetestbed.params.fields import thaw
 from edgetestbed.topo.plan import CLOUD_ID, plan_network
 
 SCHEMA_VERSION = 3

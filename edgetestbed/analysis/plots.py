@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from edgetestbed.spec.units import format_bandwidth, format_duration  # noqa: E402
+from edgetestbed.params.units import format_bandwidth, format_duration  # noqa: E402
 
 DPI = 110
 CLASS_COLORS = {"model pull": "tab:blue", "update push": "tab:orange", "control": "tab:gray",

@@ -26,7 +26,7 @@ from edgetestbed.analysis.metrics import metrics_of, write_metrics
 from edgetestbed.analysis.plots import human_bytes, link_parameters
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.sensors.sensor import pace_warning
-from edgetestbed.spec.units import format_size
+from edgetestbed.params.units import format_size
 from edgetestbed.topo.loopback import NOT_EMULATED
 
 PLOTS_DIR = "plots"

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, ValidationError
 
 from edgetestbed.errors import UserError
-from edgetestbed.spec.fields import thaw
+from edgetestbed.params.fields import thaw
 
 Weights = List[np.ndarray]
 

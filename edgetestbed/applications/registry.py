@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional
 
 from edgetestbed.applications.base import Application, parse_params
 from edgetestbed.errors import UserError
-from edgetestbed.plugins import load_class
+from edgetestbed.params.plugins import load_class
 
 BUILTIN = {
     "mnist_mlp": "edgetestbed.applications.mnist_mlp:MnistMLP",
@@ -23,7 +23,7 @@ BUILTIN = {
 
 def application_class(name: str) -> type:
     """The :class:`Application` subclass a spec names; :class:`UserError` if there is none
-    (:class:`~edgetestbed.plugins.PluginNotFound` if its module is not found)."""
+    (:class:`~edgetestbed.params.plugins.PluginNotFound` if its module is not found)."""
     target = BUILTIN.get(name, name)
     if ":" not in target:
         raise UserError(f"unknown application {name!r}: built in are {', '.join(sorted(BUILTIN))}; "

@@ -39,12 +39,12 @@ from typing import Any, Iterator, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from edgetestbed.errors import UserError
-from edgetestbed.plugins import parse_params, values
+from edgetestbed.params.plugins import parse_params, values
 from edgetestbed.sensors.datasets import Mnist, load_aqi, load_mnist
 from edgetestbed.sensors.partitions import (DATASET_PARAMS, N_DIGITS, PARTITIONS, Candidates, Partition,
                                             params_model, partitions_of)
 from edgetestbed.sensors.partitions.base import PER_SENSOR, REPLICATED
-from edgetestbed.spec.fields import did_you_mean
+from edgetestbed.params.fields import did_you_mean
 
 Sample = Tuple[np.ndarray, Union[int, float]]
 

@@ -13,7 +13,7 @@ every other problem, instead of by the processes once the network is built::
 
 The model is the one the plugin itself builds from (an application's ``Params``, see
 :mod:`edgetestbed.applications.base`; a policy's or partition's, see
-:mod:`edgetestbed.plugins`), so ``validate`` accepts exactly what the processes accept.
+:mod:`edgetestbed.params.plugins`), so ``validate`` accepts exactly what the processes accept.
 Reading it imports the plugin's module (numpy, for the built-in applications). A
 ``module:Class`` whose module is not found here, or an application whose ``Params`` is
 ``None``, keeps its parameters unchecked.
@@ -28,12 +28,12 @@ from pydantic import BaseModel, ValidationError
 from edgetestbed.applications.registry import BUILTIN, application_class
 from edgetestbed.errors import UserError
 from edgetestbed.nodes.policies import POLICIES
-from edgetestbed.plugins import CLASS_PATTERN, PluginNotFound
+from edgetestbed.params.plugins import CLASS_PATTERN, PluginNotFound
 from edgetestbed.sensors.partitions import DATASET_PARAMS, PARTITIONS, mismatch, params_model
 from edgetestbed.spec.explain import document_path
-from edgetestbed.spec.fields import explain
+from edgetestbed.params.fields import explain
 from edgetestbed.spec.problems import DocPath
-from edgetestbed.spec.units import quote
+from edgetestbed.params.units import quote
 
 Report = Callable[[DocPath, str], None]   # Problems.add: a place in the document, a message
 

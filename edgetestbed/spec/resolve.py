@@ -21,16 +21,16 @@ from typing import Any, Callable, Mapping
 from pydantic import BaseModel
 
 from edgetestbed.nodes.policies import POLICIES
-from edgetestbed.plugins import PluginNotFound, Registry, values
+from edgetestbed.params.plugins import PluginNotFound, Registry, values
 from edgetestbed.sensors.partitions import PARTITIONS, params_model
-from edgetestbed.spec.fields import thaw
+from edgetestbed.params.fields import thaw
 from edgetestbed.spec.model import (ApplicationSpec, CloudSpec, DataSpec, FrozenMap, LinkSpec,
                                     NetworkSpec, NodeSpec, PolicySpec, SensorsSpec, Spec,
                                     WindowsSpec)
 from edgetestbed.spec.problems import Problems
 from edgetestbed.spec.schema import (ApplicationIn, CloudIn, DataIn, LinkIn, NetworkIn, NodeIn,
                                      PolicyIn, SensorsIn, SpecIn, WindowsIn)
-from edgetestbed.spec.units import format_duration
+from edgetestbed.params.units import format_duration
 
 # input key -> LinkSpec field
 LINK_FIELDS = {"bw": "bw_mbit", "delay": "delay_ms", "jitter": "jitter_ms", "loss": "loss_pct",

@@ -7,7 +7,7 @@ The input, top level (``name``, ``application``, ``data`` and ``nodes`` are requ
     sensors{rate, link, cpu, memory}, nodes[{id, parent, cpu, memory, link, sensors, policy}],
     cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout
 
-Quantities carry units (see :mod:`edgetestbed.spec.units`). A link is
+Quantities carry units (see :mod:`edgetestbed.params.units`). A link is
 ``{bw: 10Mbit, delay: 20ms, jitter: 2ms, loss: 1%, queue: 100}``; ``bw: null`` means
 unlimited, ``queue: null`` the backend's default queue length.
 
@@ -62,10 +62,10 @@ from typing import Annotated, ClassVar, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from edgetestbed.nodes.policies import POLICIES
-from edgetestbed.plugins import CLASS_PATTERN, Registry
+from edgetestbed.params.plugins import CLASS_PATTERN, Registry
 from edgetestbed.sensors.partitions import DATASET_PARAMS, PARTITIONS
-from edgetestbed.spec.fields import Interval, bounded, choice, count, did_you_mean, matching, number, unit
-from edgetestbed.spec.units import (format_bandwidth, format_duration, format_percent,
+from edgetestbed.params.fields import Interval, bounded, choice, count, did_you_mean, matching, number, unit
+from edgetestbed.params.units import (format_bandwidth, format_duration, format_percent,
                                     format_rate, format_size, parse_bandwidth,
                                     parse_duration, parse_percent, parse_rate, parse_size,
                                     quote)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgetestbed.spec.fields import did_you_mean
+from edgetestbed.params.fields import did_you_mean
 from edgetestbed.spec.problems import DocPath, Problems
 from edgetestbed.spec.schema import ID_PATTERN
 

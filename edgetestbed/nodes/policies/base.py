@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from edgetestbed.plugins import Plugin, Registry
+from edgetestbed.params.plugins import Plugin, Registry
 
 
 class Moment(enum.Enum):

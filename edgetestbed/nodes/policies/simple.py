@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgetestbed.nodes.policies.base import POLICIES
 from edgetestbed.nodes.policies.counting import CountingPolicy
-from edgetestbed.plugins import PluginParams
+from edgetestbed.params.plugins import PluginParams
 
 
 @POLICIES.register

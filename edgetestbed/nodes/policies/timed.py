@@ -11,8 +11,8 @@ from typing import Optional
 from pydantic import Field, model_validator
 
 from edgetestbed.nodes.policies.base import POLICIES, Event, Policy
-from edgetestbed.plugins import PluginParams
-from edgetestbed.spec.fields import Interval
+from edgetestbed.params.plugins import PluginParams
+from edgetestbed.params.fields import Interval
 
 
 class TimeParams(PluginParams):

@@ -6,8 +6,8 @@ from pydantic import Field
 
 from edgetestbed.nodes.policies.base import POLICIES
 from edgetestbed.nodes.policies.counting import CountingPolicy
-from edgetestbed.plugins import PluginParams
-from edgetestbed.spec.fields import count
+from edgetestbed.params.plugins import PluginParams
+from edgetestbed.params.fields import count
 
 
 WINDOWS = "a number of windows like 2"

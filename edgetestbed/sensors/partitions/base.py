@@ -16,8 +16,8 @@ from typing import ClassVar, Optional
 import numpy as np
 from pydantic import BaseModel, Field, create_model
 
-from edgetestbed.plugins import Plugin, PluginParams, Registry
-from edgetestbed.spec.fields import count
+from edgetestbed.params.plugins import Plugin, PluginParams, Registry
+from edgetestbed.params.fields import count
 
 N_DIGITS = 10   # MNIST's labels
 

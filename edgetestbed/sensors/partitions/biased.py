@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from edgetestbed.plugins import PluginParams
+from edgetestbed.params.plugins import PluginParams
 from edgetestbed.sensors.partitions.base import N_DIGITS, PARTITIONS, Partition
-from edgetestbed.spec.fields import share
+from edgetestbed.params.fields import share
 
 BIAS = "a share of samples like 0.64"
 Bias = share(BIAS)

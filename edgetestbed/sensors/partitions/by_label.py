@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BeforeValidator, Field
 
-from edgetestbed.plugins import PluginParams
+from edgetestbed.params.plugins import PluginParams
 from edgetestbed.sensors.partitions.base import N_DIGITS, PARTITIONS, Partition
-from edgetestbed.spec.fields import bounded, integer
-from edgetestbed.spec.units import quote
+from edgetestbed.params.fields import bounded, integer
+from edgetestbed.params.units import quote
 
 LABELS = "a number of digits per sensor like 2, or each sensor's digits like [[0, 1], [2, 3]]"
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from edgetestbed.sensors.partitions.base import PARTITIONS, Partition
 from edgetestbed.sensors.partitions.biased import BiasedParams, biased_distribution
-from edgetestbed.spec.fields import share
+from edgetestbed.params.fields import share
 
 FRACTION = "a share of sensors like 0.5"
 Fraction = share(FRACTION)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Callable, Mapping, Union, get_args, get_origi
 
 from pydantic import BaseModel, BeforeValidator, PlainSerializer
 
-from edgetestbed.spec.units import format_duration, number_text, parse_duration, quote
+from edgetestbed.params.units import format_duration, number_text, parse_duration, quote
 
 
 def bounded(parse: Callable[[object], float], low: float, high: float, *, show: Callable = number_text,

@@ -27,8 +27,8 @@ from typing import Any, ClassVar, Generic, Mapping, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgetestbed.errors import UserError
-from edgetestbed.spec.fields import did_you_mean, explain, thaw
-from edgetestbed.spec.units import quote
+from edgetestbed.params.fields import did_you_mean, explain, thaw
+from edgetestbed.params.units import quote
 
 CLASS_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")   # module.path:ClassName
 T = TypeVar("T")
