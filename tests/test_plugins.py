@@ -13,7 +13,7 @@ import pytest
 
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.errors import UserError
-from edgetestbed.nodes.policies import POLICIES, Event, Moment, create_policy
+from edgetestbed.policies import POLICIES, Event, Moment, create_policy
 from edgetestbed.params.plugins import Plugin, PluginParams, Registry
 from edgetestbed.runner import run_experiment
 from edgetestbed.sensors.partitions import PARTITIONS
@@ -76,7 +76,7 @@ def test_a_users_policy_without_a_required_parameter(tmp_path, user_policy):
 
 
 @pytest.mark.parametrize("name, words", [
-    ("json:JSONDecoder", ["json.JSONDecoder is not a concrete subclass of edgetestbed.nodes.policies.Policy"]),
+    ("json:JSONDecoder", ["json.JSONDecoder is not a concrete subclass of edgetestbed.policies.Policy"]),
     ("userpolicies:SkipParams", ["userpolicies.SkipParams is not a concrete subclass"]),
     ("brokenpolicies:P", ["cannot import module 'brokenpolicies'", "never closed"]),
 ])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgetestbed.errors import UserError
-from edgetestbed.nodes.policies import Event, Moment, create_policy
+from edgetestbed.policies import Event, Moment, create_policy
 
 
 def _decisions(policy, moment, indices, now=0.0):

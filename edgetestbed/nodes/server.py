@@ -38,7 +38,7 @@ import zmq
 from edgetestbed.nodes import protocol
 from edgetestbed.nodes.eventlog import STATISTIC, Stopwatch
 from edgetestbed.nodes.model import ModelState, Update, covers, joined
-from edgetestbed.nodes.policies import Moment, create_policy
+from edgetestbed.policies import Moment, create_policy
 from edgetestbed.nodes.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
 from edgetestbed.nodes.runtime import Runtime
 from edgetestbed.nodes.upstream import Exchange

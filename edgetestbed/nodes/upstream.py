@@ -32,7 +32,7 @@ import zmq
 from edgetestbed.nodes import protocol
 from edgetestbed.nodes.eventlog import MODEL_RECEIVED, RETRY, UNREACHABLE
 from edgetestbed.nodes.model import ModelState, covers
-from edgetestbed.nodes.policies import Event, Moment, Policy
+from edgetestbed.policies import Event, Moment, Policy
 from edgetestbed.nodes.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
 from edgetestbed.nodes.runtime import Runtime
 

@@ -36,7 +36,7 @@ import zmq
 from edgetestbed.nodes import protocol
 from edgetestbed.nodes.eventlog import Stopwatch
 from edgetestbed.nodes.model import ModelState
-from edgetestbed.nodes.policies import Moment, create_policy
+from edgetestbed.policies import Moment, create_policy
 from edgetestbed.nodes.protocol import Schema
 from edgetestbed.nodes.runtime import Runtime
 from edgetestbed.nodes.upstream import Exchange

@@ -1,6 +1,6 @@
 """Plugins: a strategy that is one class in one file, found by its name or as ``module:Class``.
 
-An exchange policy (:mod:`edgetestbed.nodes.policies`) or a data partition
+An exchange policy (:mod:`edgetestbed.policies`) or a data partition
 (:mod:`edgetestbed.sensors.partitions`) is a class that declares its ``name``, a
 docstring, its parameters as a pydantic model ``Params`` and what it does, and registers
 itself with its kind's :class:`Registry` through the ``@REGISTRY.register`` decorator. A

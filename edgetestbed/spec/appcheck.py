@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from edgetestbed.applications.registry import BUILTIN, application_class
 from edgetestbed.errors import UserError
-from edgetestbed.nodes.policies import POLICIES
+from edgetestbed.policies import POLICIES
 from edgetestbed.params.plugins import CLASS_PATTERN, PluginNotFound
 from edgetestbed.sensors.partitions import DATASET_PARAMS, PARTITIONS, mismatch, params_model
 from edgetestbed.spec.explain import document_path

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel
 
-from edgetestbed.nodes.policies import POLICIES
+from edgetestbed.policies import POLICIES
 from edgetestbed.params.plugins import PluginNotFound, Registry, values
 from edgetestbed.sensors.partitions import PARTITIONS, params_model
 from edgetestbed.params.fields import thaw

@@ -10,7 +10,7 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
-from edgetestbed.nodes.policies.base import POLICIES, Event, Policy
+from edgetestbed.policies.base import POLICIES, Event, Policy
 from edgetestbed.params.plugins import PluginParams
 from edgetestbed.params.fields import Interval
 

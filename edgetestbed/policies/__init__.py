@@ -6,7 +6,7 @@ Each policy is one class in one module of this package, registered by name
 ``policy: {type: NAME, ...}`` picks one and its other keys are the policy's ``Params``,
 checked by ``validate`` with file, line and field. ``type: module.path:ClassName`` picks a
 researcher's own :class:`Policy` subclass, importable where the run starts; it needs no
-change here. The events a node reports, and when: :mod:`edgetestbed.nodes.policies.base`.
+change here. The events a node reports, and when: :mod:`edgetestbed.policies.base`.
 Adding one: ``docs/architecture.md``.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from edgetestbed.nodes.policies.base import POLICIES, Event, Moment, Policy
+from edgetestbed.policies.base import POLICIES, Event, Moment, Policy
 
 __all__ = ["POLICIES", "Event", "Moment", "Policy", "create_policy"]
 

@@ -78,5 +78,5 @@ class Policy(Plugin, ABC):
 
 
 # Every module of this package is imported on first use; each registers its policies.
-POLICIES: Registry[Policy] = Registry("exchange policy", Policy, "type", "edgetestbed.nodes.policies",
+POLICIES: Registry[Policy] = Registry("exchange policy", Policy, "type", "edgetestbed.policies",
                                       classes=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from edgetestbed.nodes.policies.base import POLICIES
-from edgetestbed.nodes.policies.counting import CountingPolicy
+from edgetestbed.policies.base import POLICIES
+from edgetestbed.policies.counting import CountingPolicy
 from edgetestbed.params.plugins import PluginParams
 from edgetestbed.params.fields import count
 

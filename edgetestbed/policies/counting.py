@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from edgetestbed.nodes.policies.base import Event, Moment, Policy
+from edgetestbed.policies.base import Event, Moment, Policy
 
 
 class CountingPolicy(Policy):

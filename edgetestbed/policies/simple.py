@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgetestbed.nodes.policies.base import POLICIES
-from edgetestbed.nodes.policies.counting import CountingPolicy
+from edgetestbed.policies.base import POLICIES
+from edgetestbed.policies.counting import CountingPolicy
 from edgetestbed.params.plugins import PluginParams
 
 
