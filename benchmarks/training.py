@@ -31,9 +31,9 @@ from edgetestbed.spec.load import load_spec_text
 from edgetestbed.spec.model import Spec
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo.cgroups import RunCgroups
+from edgetestbed.topo.plan import sensor_id
 from edgetestbed.topo.probe import cgroup_version
 from edgetestbed.topo.resources import Ledger, remove_all
-from edgetestbed.topo.plan import sensor_id
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "training.json"
@@ -45,7 +45,7 @@ SECONDS = 4.0
 TRAIN = """
 import time
 from edgetestbed.applications import create_application
-from edgetestbed.sensors.streams import StreamDefinition, take
+from edgetestbed.data.streams import StreamDefinition, take
 app = create_application("mnist_mlp", {}, 1)
 x, y = take(StreamDefinition("mnist", "biased", {}).stream(0, 8, 1), 2000)
 app.train(x[:100], y[:100], 1)  # warm up

@@ -5,7 +5,7 @@ One run: build the spec's network (`open_testbed`), start the network meters
 measure), write ``wiring.json`` (who listens where, as the network assigned it), start
 the processes inside their hosts — the sensors and the cloud baseline, then the tree
 level by level from the root, each group once the one before is ready — and open the
-start barrier when all are (:mod:`edgetestbed.nodes.start`), show progress from their
+start barrier when all are (:mod:`edgetestbed.process.start`), show progress from their
 logs, wait until every node has said DONE (or the spec's timeout), stop what is still
 running, tear the network down, and summarize.
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from edgetestbed.data.schedule import kept_pace, lost_a_window, pace_warning, window_grace
 from edgetestbed.errors import UserError
-from edgetestbed.nodes.start import READY_TIMEOUT_S, start_lead, write_start
-from edgetestbed.nodes.wiring import Wiring
+from edgetestbed.process.start import READY_TIMEOUT_S, start_lead, write_start
+from edgetestbed.process.wiring import Wiring
 from edgetestbed.rundir import RunDir
-from edgetestbed.sensors.sensor import kept_pace, lost_a_window, pace_warning, window_grace
 from edgetestbed.spec.model import Spec
 from edgetestbed.testbed import Network, open_testbed
 from edgetestbed.topo import resources
@@ -141,7 +141,7 @@ class Experiment:
         Groups start one after another, each once the one before is ready, so that every
         process listens before anyone dials it: the sensors with the cloud baseline (which
         dials no one), then the tree level by level from the root. Window 0 begins a
-        short lead after the last is ready (:func:`~edgetestbed.nodes.start.start_lead`).
+        short lead after the last is ready (:func:`~edgetestbed.process.start.start_lead`).
         """
         self.logs.mkdir(exist_ok=True)
         first = [sensor_id(index) for index in self.spec.sensor_ids] + ([CLOUD_ID] if self.spec.cloud else [])
@@ -262,7 +262,7 @@ def summarize(spec: Spec, run: RunDir, progress: Progress, seconds: float, compl
     or ones too starved of CPU to notice the open start barrier within its lead; their
     first window saw fewer samples than the spec asks. ``pace`` says whether every sample left
     within the window grace of its send time (else the machine was too slow for the
-    spec; see :func:`~edgetestbed.sensors.sensor.kept_pace`).
+    spec; see :func:`~edgetestbed.data.schedule.kept_pace`).
     """
     levels = {"root": [spec.root.id], "parameter servers": [n.id for n in spec.parameter_servers],
               "workers": [n.id for n in spec.workers]}

@@ -28,11 +28,11 @@ import yaml
 
 from edgetestbed.errors import SpecError
 from edgetestbed.params.fields import did_you_mean
+from edgetestbed.params.units import parse_rate, quote
 from edgetestbed.spec.load import load_spec, load_spec_text
 from edgetestbed.spec.model import Spec
 from edgetestbed.spec.problems import DocPath, Problems
 from edgetestbed.spec.schema import NAME_PATTERN, SpecIn
-from edgetestbed.params.units import parse_rate, quote
 from edgetestbed.spec.yamldoc import read_yaml
 from edgetestbed.sweeppoints import NAMED_KEYS, apply_overrides, point_name, value_name
 

@@ -14,9 +14,9 @@ import pytest
 
 from edgetestbed.applications import (BUILTIN, Application, create_application, validate_arrays,
                                       weighted_average)
+from edgetestbed.data import datasets
+from edgetestbed.data.streams import StreamDefinition, take
 from edgetestbed.errors import UserError
-from edgetestbed.sensors import datasets
-from edgetestbed.sensors.streams import StreamDefinition, take
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,8 +13,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from edgetestbed.data import datasets
 from edgetestbed.errors import UserError
-from edgetestbed.sensors import datasets
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -16,9 +16,9 @@ from edgetestbed.analysis.definitions import (convergence_time, lag_curve, own_l
                                               split_per_class)
 from edgetestbed.analysis.metrics import compute_metrics, write_metrics
 from edgetestbed.analysis.runlogs import RunLogs
+from edgetestbed.data.streams import StreamDefinition
 from edgetestbed.errors import UserError
 from edgetestbed.runner import run_experiment
-from edgetestbed.sensors.streams import StreamDefinition
 from edgetestbed.spec.load import load_spec_text
 from test_nodes import run_spec
 

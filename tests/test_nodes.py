@@ -22,16 +22,16 @@ import pytest
 import zmq
 
 from edgetestbed.applications import create_application
+from edgetestbed.data.schedule import Schedule
 from edgetestbed.errors import UserError
-from edgetestbed.nodes import protocol
 from edgetestbed.nodes.model import ModelState, Update, covers, joined
-from edgetestbed.nodes.protocol import Message, Schema
-from edgetestbed.nodes.start import write_start
-from edgetestbed.nodes.wiring import Endpoint, Wiring
-from edgetestbed.sensors.sensor import Schedule
+from edgetestbed.process import protocol
+from edgetestbed.process.protocol import Message, Schema
+from edgetestbed.process.start import write_start
+from edgetestbed.process.wiring import Wiring
 from edgetestbed.spec.load import load_spec
 from edgetestbed.topo.loopback import free_ports
-from edgetestbed.topo.plan import sensor_id
+from edgetestbed.topo.plan import Endpoint, sensor_id
 
 # Window 0 starts this long after the processes are launched (no start barrier here: see
 # issue 11, one run lifecycle). With 2.5 s the sample-count test failed once in a CI dry run, and

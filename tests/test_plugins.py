@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from edgetestbed.analysis.runlogs import RunLogs
+from edgetestbed.data.partitions import PARTITIONS
+from edgetestbed.data.streams import StreamDefinition
 from edgetestbed.errors import UserError
-from edgetestbed.policies import POLICIES, Event, Moment, create_policy
 from edgetestbed.params.plugins import Plugin, PluginParams, Registry
+from edgetestbed.policies import POLICIES, Event, Moment, create_policy
 from edgetestbed.runner import run_experiment
-from edgetestbed.sensors.partitions import PARTITIONS
-from edgetestbed.sensors.streams import StreamDefinition
 from edgetestbed.spec.load import load_spec_text
 from test_nodes import LIMIT, run_spec
 from test_spec import TREE, assert_problem

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import zmq
 
-from edgetestbed.nodes import protocol
-from edgetestbed.nodes.protocol import (ACK, MODEL, PULL, PUSH, SAMPLE, ArraySpec, MalformedMessage,
+from edgetestbed.process import protocol
+from edgetestbed.process.protocol import (ACK, MODEL, PULL, PUSH, SAMPLE, ArraySpec, MalformedMessage,
                                         Message, Schema, decode, encode, wire_bytes)
 
 WEIGHTS = [np.zeros((4, 3), np.float32), np.zeros(3, np.float32)]

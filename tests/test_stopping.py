@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from edgetestbed.nodes.stopping import Stopped, StopRequest
+from edgetestbed.process.stopping import Stopped, StopRequest
 
 
 @pytest.fixture

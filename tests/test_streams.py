@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgetestbed.data import datasets, streams
+from edgetestbed.data.partitions.by_season import BySeason
+from edgetestbed.data.partitions.iid import share
+from edgetestbed.data.streams import StreamDefinition, take
 from edgetestbed.errors import UserError
-from edgetestbed.sensors import datasets, streams
-from edgetestbed.sensors.partitions.by_season import BySeason
-from edgetestbed.sensors.partitions.iid import share
-from edgetestbed.sensors.streams import StreamDefinition, take
 
 
 @pytest.fixture(scope="module", autouse=True)

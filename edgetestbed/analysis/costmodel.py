@@ -50,8 +50,8 @@ import statistics
 from typing import Any, Mapping, Sequence
 
 from edgetestbed.analysis.runlogs import Event, RunLogs
-from edgetestbed.nodes.eventlog import START, STATISTIC
-from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
+from edgetestbed.process.eventlog import START, STATISTIC
+from edgetestbed.process.protocol import ACK, MODEL, PULL, PUSH
 
 COST_TOLERANCE = 0.10
 SEGMENT_HEADERS = 52        # IPv4 20 + TCP 20 + timestamps option 12

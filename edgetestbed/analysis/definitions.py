@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edgetestbed.data.partitions import N_DIGITS
 from edgetestbed.nodes.model import covers
-from edgetestbed.sensors.partitions import N_DIGITS
 
 
 def lag_curve(t: Sequence[float], values: Sequence[float], cloud_t: Sequence[float],

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edgetestbed.analysis.runlogs import Event, RunLogs
-from edgetestbed.nodes.eventlog import CONNECTION, DONE, STATISTIC
-from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
+from edgetestbed.process.eventlog import CONNECTION, DONE, STATISTIC
+from edgetestbed.process.protocol import ACK, MODEL, PULL, PUSH
+from edgetestbed.spec.model import LinkSpec
 from edgetestbed.topo.loopback import NOT_EMULATED
 from edgetestbed.topo.plan import LinkPlan, plan_network
-from edgetestbed.spec.model import LinkSpec
 
 LOG_SOURCE = "node logs"
 LOG_SOURCE_NOTE = ("bytes of the ZeroMQ messages as the processes logged them (payload and ZMTP framing), "

@@ -23,10 +23,11 @@ from edgetestbed.analysis.definitions import convergence_time, lag_curve, own_la
     split_per_class
 from edgetestbed.analysis.linkbytes import links_section
 from edgetestbed.analysis.runlogs import Event, RunLogs
-from edgetestbed.nodes.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_RECEIVED, RETRY, STATISTIC, STOP, \
-    UNREACHABLE
-from edgetestbed.sensors.sensor import kept_pace, stream_definition, window_grace
+from edgetestbed.data.schedule import kept_pace, window_grace
 from edgetestbed.params.fields import thaw
+from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_RECEIVED, RETRY, STATISTIC, STOP, \
+    UNREACHABLE
+from edgetestbed.process.sampling import stream_definition
 from edgetestbed.topo.plan import CLOUD_ID, plan_network
 
 SCHEMA_VERSION = 3

@@ -102,9 +102,9 @@ from edgetestbed.analysis.pcap import CLASSES, DOWN, UP, LinkTraffic, read_link
 from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.controller import UNAVAILABLE
 from edgetestbed.controller.jsonlines import read_json_lines
-from edgetestbed.nodes.eventlog import CONNECTION, STATISTIC
-from edgetestbed.nodes.protocol import ACK, MODEL, PULL, PUSH
-from edgetestbed.nodes.wiring import Wiring
+from edgetestbed.process.eventlog import CONNECTION, STATISTIC
+from edgetestbed.process.protocol import ACK, MODEL, PULL, PUSH
+from edgetestbed.process.wiring import Wiring
 from edgetestbed.topo.plan import sensor_id
 
 SOURCE = "packet captures"

@@ -25,7 +25,7 @@ from edgetestbed.analysis.linkbytes import link_params
 from edgetestbed.analysis.metrics import metrics_of, write_metrics
 from edgetestbed.analysis.plots import human_bytes, link_parameters
 from edgetestbed.analysis.runlogs import RunLogs
-from edgetestbed.sensors.sensor import pace_warning
+from edgetestbed.data.schedule import pace_warning
 from edgetestbed.params.units import format_size
 from edgetestbed.topo.loopback import NOT_EMULATED
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from edgetestbed.errors import UserError
-from edgetestbed.nodes.eventlog import READY, START
+from edgetestbed.process.eventlog import READY, START
 from edgetestbed.spec.load import load_spec
 from edgetestbed.spec.model import Spec
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id

@@ -1,6 +1,6 @@
 """``aqi``: predicts the hour's PM2.5 (µg/m³) from weather and recent PM2.5 (Beijing data).
 
-The inputs arrive standardized (see ``sensors.streams``); the network predicts
+The inputs arrive standardized (see ``data.streams``); the network predicts
 ``PM2.5 / target_scale`` so that SGD steps are well conditioned, and reports RMSE in
 µg/m³. A fixed scale (not one estimated from local data) keeps the weights of all
 nodes comparable and mergeable. By default it is a linear regression (``hidden: []``),

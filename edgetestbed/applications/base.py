@@ -96,7 +96,7 @@ def weighted_average(updates: Sequence[Sequence[np.ndarray]], sample_counts: Seq
 class Application(ABC):
     """A learning task: a model behind weights, training, and evaluation.
 
-    ``dataset`` names the dataset its samples come from (see ``sensors.streams``).
+    ``dataset`` names the dataset its samples come from (see ``data.streams``).
     Construction validates ``params`` against ``Params`` (a :class:`UserError` if bad) into
     ``self.params`` and seeds ``self.rng``; the same parameters and seed give the same model
     and the same training results. ``Params`` is ``None`` here: a class that declares no

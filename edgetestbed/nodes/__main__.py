@@ -2,8 +2,8 @@
 
 ``ID`` is a node id of ``R/spec.yaml`` (a worker if it is a leaf, else a parameter
 server; the root is one without a parent) or ``cloud`` for the cloud baseline. Window 0
-starts when the run says so (:mod:`edgetestbed.nodes.start`). See
-:mod:`edgetestbed.nodes.runtime` for ``wiring.json``, the logs and the exit statuses.
+starts when the run says so (:mod:`edgetestbed.process.start`). See
+:mod:`edgetestbed.process.runtime` for ``wiring.json``, the logs and the exit statuses.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from edgetestbed.nodes.cloud import CloudBaseline
-from edgetestbed.nodes.runtime import Role, Runtime, run_process
 from edgetestbed.nodes.server import ParameterServer
-from edgetestbed.topo.plan import CLOUD_ID
 from edgetestbed.nodes.worker import Worker
+from edgetestbed.process.runtime import Role, Runtime, run_process
+from edgetestbed.topo.plan import CLOUD_ID
 
 
 def build(runtime: Runtime) -> Role:

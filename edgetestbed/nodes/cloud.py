@@ -1,9 +1,9 @@
 """The cloud baseline: one model trained on every sensor's samples, at the workers' pace.
 
 It regenerates each sensor's stream locally (the streams are deterministic, see
-:mod:`edgetestbed.sensors.streams`) and, at the end of each window, trains ``epochs``
-on exactly the samples every sensor sent in that window (:class:`Schedule`), then
-evaluates on the test set. It opens no socket: it adds no traffic to measured links.
+:mod:`edgetestbed.data.streams`) and, at the end of each window, trains ``epochs``
+on exactly the samples every sensor sent in that window
+(:class:`~edgetestbed.data.schedule.Schedule`), then evaluates on the test set. It opens no socket: it adds no traffic to measured links.
 Its accuracy against a node's at the same time is the accuracy lag.
 
 Log events: ``STATISTIC`` per window ``{window, samples, train_time, trained_at,
@@ -18,10 +18,10 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from edgetestbed.nodes.eventlog import Stopwatch
-from edgetestbed.nodes.runtime import Runtime
-from edgetestbed.sensors.sensor import Schedule, sensor_stream
-from edgetestbed.sensors.streams import take_each
+from edgetestbed.data.streams import take_each
+from edgetestbed.process.eventlog import Stopwatch
+from edgetestbed.process.runtime import Runtime
+from edgetestbed.process.sampling import schedule_of, sensor_stream
 
 
 class CloudBaseline:
@@ -42,7 +42,7 @@ class CloudBaseline:
         return {"windows": limit, "samples": self.samples, **self.runtime.evaluate(self.app)}
 
     def _window_samples(self, window: int) -> Tuple[np.ndarray, np.ndarray]:
-        schedule = Schedule.of(self.runtime.spec, self.runtime.start_at)
+        schedule = schedule_of(self.runtime.spec, self.runtime.start_at)
         return take_each(self.streams, len(schedule.samples_in(window)))
 
     def _train(self, window: int) -> None:

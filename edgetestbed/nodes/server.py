@@ -35,13 +35,13 @@ from typing import Any, Dict, Optional, Set
 
 import zmq
 
-from edgetestbed.nodes import protocol
-from edgetestbed.nodes.eventlog import STATISTIC, Stopwatch
 from edgetestbed.nodes.model import ModelState, Update, covers, joined
-from edgetestbed.policies import Moment, create_policy
-from edgetestbed.nodes.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
-from edgetestbed.nodes.runtime import Runtime
 from edgetestbed.nodes.upstream import Exchange
+from edgetestbed.policies import Moment, create_policy
+from edgetestbed.process import protocol
+from edgetestbed.process.eventlog import STATISTIC, Stopwatch
+from edgetestbed.process.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
+from edgetestbed.process.runtime import Runtime
 from edgetestbed.spec.model import Spec
 
 TICK_SECONDS = 0.05

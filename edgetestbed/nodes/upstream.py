@@ -2,7 +2,7 @@
 
 :class:`Parent` sends one request at a time on a DEALER socket and waits for the reply
 whose ``seq`` matches. Without a reply within the timeout (see
-:meth:`~edgetestbed.nodes.runtime.Runtime.request_timeout`) it logs ``RETRY``, throws the
+:meth:`~edgetestbed.process.runtime.Runtime.request_timeout`) it logs ``RETRY``, throws the
 socket away (so the lost request can never be delivered late) and resends on a fresh
 one; after the last attempt it logs ``UNREACHABLE`` and gives the parent a rest of one
 window interval, during which requests fail at once, so that a worker keeps training at
@@ -29,12 +29,12 @@ from typing import Optional
 
 import zmq
 
-from edgetestbed.nodes import protocol
-from edgetestbed.nodes.eventlog import MODEL_RECEIVED, RETRY, UNREACHABLE
 from edgetestbed.nodes.model import ModelState, covers
 from edgetestbed.policies import Event, Moment, Policy
-from edgetestbed.nodes.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
-from edgetestbed.nodes.runtime import Runtime
+from edgetestbed.process import protocol
+from edgetestbed.process.eventlog import MODEL_RECEIVED, RETRY, UNREACHABLE
+from edgetestbed.process.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
+from edgetestbed.process.runtime import Runtime
 
 ATTEMPTS = 2
 REPLY_TO = {PULL: MODEL, PUSH: ACK, DONE: ACK}

@@ -1,7 +1,7 @@
 """The worker process: trains on its sensors' samples window by window, exchanging per policy.
 
 Samples arrive on a SUB socket connected to the worker's sensors. Each carries the window
-it was sent in (see :class:`~edgetestbed.sensors.sensor.Schedule`), so grouping does not
+it was sent in (see :class:`~edgetestbed.data.schedule.Schedule`), so grouping does not
 depend on when the worker gets round to reading: window ``j`` is processed at its end
 (plus a small grace for samples still in flight) with every sample sent in it, sorted
 by sensor and sequence number so that training is reproducible; a sample that arrives
@@ -33,14 +33,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import zmq
 
-from edgetestbed.nodes import protocol
-from edgetestbed.nodes.eventlog import Stopwatch
 from edgetestbed.nodes.model import ModelState
-from edgetestbed.policies import Moment, create_policy
-from edgetestbed.nodes.protocol import Schema
-from edgetestbed.nodes.runtime import Runtime
 from edgetestbed.nodes.upstream import Exchange
-from edgetestbed.sensors.sensor import stream_definition
+from edgetestbed.policies import Moment, create_policy
+from edgetestbed.process import protocol
+from edgetestbed.process.eventlog import Stopwatch
+from edgetestbed.process.protocol import Schema
+from edgetestbed.process.runtime import Runtime
+from edgetestbed.process.sampling import stream_definition
 from edgetestbed.topo.plan import sensor_id
 
 TICK_SECONDS = 0.05

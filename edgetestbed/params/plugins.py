@@ -1,7 +1,7 @@
 """Plugins: a strategy that is one class in one file, found by its name or as ``module:Class``.
 
 An exchange policy (:mod:`edgetestbed.policies`) or a data partition
-(:mod:`edgetestbed.sensors.partitions`) is a class that declares its ``name``, a
+(:mod:`edgetestbed.data.partitions`) is a class that declares its ``name``, a
 docstring, its parameters as a pydantic model ``Params`` and what it does, and registers
 itself with its kind's :class:`Registry` through the ``@REGISTRY.register`` decorator. A
 registry imports every module of its package the first time it is asked for a name, so a

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from edgetestbed.params.fields import count
+from edgetestbed.params.plugins import PluginParams
 from edgetestbed.policies.base import POLICIES
 from edgetestbed.policies.counting import CountingPolicy
-from edgetestbed.params.plugins import PluginParams
-from edgetestbed.params.fields import count
 
 STEPS = "a number of training steps like 5"
 Steps = count(1, 1_000_000, STEPS)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from edgetestbed.params.plugins import PluginParams
 from edgetestbed.policies.base import POLICIES
 from edgetestbed.policies.counting import CountingPolicy
-from edgetestbed.params.plugins import PluginParams
 
 
 @POLICIES.register

@@ -10,9 +10,9 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
-from edgetestbed.policies.base import POLICIES, Event, Policy
-from edgetestbed.params.plugins import PluginParams
 from edgetestbed.params.fields import Interval
+from edgetestbed.params.plugins import PluginParams
+from edgetestbed.policies.base import POLICIES, Event, Policy
 
 
 class TimeParams(PluginParams):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from edgetestbed.params.fields import count
+from edgetestbed.params.plugins import PluginParams
 from edgetestbed.policies.base import POLICIES
 from edgetestbed.policies.counting import CountingPolicy
-from edgetestbed.params.plugins import PluginParams
-from edgetestbed.params.fields import count
 
 
 WINDOWS = "a number of windows like 2"

@@ -1,7 +1,7 @@
 """``python -m edgetestbed.sensors --run-dir R --sensor K``: one sensor process.
 
 Publishes sensor ``K``'s stream of ``R/spec.yaml`` from window 0's start (the run's start
-barrier, :mod:`edgetestbed.nodes.start`) until the last window ends (see
+barrier, :mod:`edgetestbed.process.start`) until the last window ends (see
 :mod:`edgetestbed.sensors.sensor`); logs to ``R/logs/sensor<K>.jsonl``.
 """
 
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from edgetestbed.nodes.runtime import run_process
+from edgetestbed.process.runtime import run_process
 from edgetestbed.sensors.sensor import Sensor
 from edgetestbed.topo.plan import sensor_id
 

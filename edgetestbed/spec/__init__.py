@@ -28,13 +28,13 @@ Who does what, in the order :func:`~edgetestbed.spec.load.load_spec` runs them:
 - :mod:`~edgetestbed.spec.model`: the resolved spec (``Spec``, ``NodeSpec``, ``LinkSpec``,
   ...): what the rest of edgetestbed codes against.
 - :mod:`~edgetestbed.spec.load`: ``load_spec`` and ``load_spec_text``, the entry points.
-- :mod:`~edgetestbed.params.fields` and :mod:`~edgetestbed.params.units`: the value types a
-  spec holds (``2s``, ``10Mbit``, ``256M``), shared by the schema and by every plugin's
-  parameter model (policies, partitions, applications).
+
+The value types a spec holds (``2s``, ``10Mbit``, ``256M``) are :mod:`edgetestbed.params`,
+shared by the schema and by every plugin's parameter model (policies, partitions,
+applications). The schema builds on the plugin registries (:mod:`edgetestbed.policies`,
+:mod:`edgetestbed.data.partitions`, :mod:`edgetestbed.applications`), which sit below the
+spec and never import it.
 
 Import the concrete module (``from edgetestbed.spec.model import Spec``, ``from
-edgetestbed.spec.load import load_spec``): this package imports none of them itself. The
-schema builds on the plugin registries (:mod:`edgetestbed.params.plugins`, the policies, the
-partitions), and those build on :mod:`~edgetestbed.params.fields`, so a package that loaded
-the schema whenever ``fields`` is imported would import itself in a circle.
+edgetestbed.spec.load import load_spec``): this package imports none of them itself.
 """

@@ -26,14 +26,14 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, ValidationError
 
 from edgetestbed.applications.registry import BUILTIN, application_class
+from edgetestbed.data.partitions import DATASET_PARAMS, PARTITIONS, mismatch, params_model
 from edgetestbed.errors import UserError
-from edgetestbed.policies import POLICIES
-from edgetestbed.params.plugins import CLASS_PATTERN, PluginNotFound
-from edgetestbed.sensors.partitions import DATASET_PARAMS, PARTITIONS, mismatch, params_model
-from edgetestbed.spec.explain import document_path
 from edgetestbed.params.fields import explain
-from edgetestbed.spec.problems import DocPath
+from edgetestbed.params.plugins import CLASS_PATTERN, PluginNotFound
 from edgetestbed.params.units import quote
+from edgetestbed.policies import POLICIES
+from edgetestbed.spec.explain import document_path
+from edgetestbed.spec.problems import DocPath
 
 Report = Callable[[DocPath, str], None]   # Problems.add: a place in the document, a message
 

@@ -7,9 +7,9 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from edgetestbed.params.fields import bare, closest, describe, did_you_mean
+from edgetestbed.params.units import quote
 from edgetestbed.spec.problems import DocPath, Problems
 from edgetestbed.spec.schema import SpecIn, InputModel
-from edgetestbed.params.units import quote
 
 
 def validate_input(data: dict, problems: Problems) -> SpecIn | None:

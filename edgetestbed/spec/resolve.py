@@ -20,17 +20,17 @@ from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel
 
-from edgetestbed.policies import POLICIES
-from edgetestbed.params.plugins import PluginNotFound, Registry, values
-from edgetestbed.sensors.partitions import PARTITIONS, params_model
+from edgetestbed.data.partitions import PARTITIONS, params_model
 from edgetestbed.params.fields import thaw
+from edgetestbed.params.plugins import PluginNotFound, Registry, values
+from edgetestbed.params.units import format_duration
+from edgetestbed.policies import POLICIES
 from edgetestbed.spec.model import (ApplicationSpec, CloudSpec, DataSpec, FrozenMap, LinkSpec,
                                     NetworkSpec, NodeSpec, PolicySpec, SensorsSpec, Spec,
                                     WindowsSpec)
 from edgetestbed.spec.problems import Problems
 from edgetestbed.spec.schema import (ApplicationIn, CloudIn, DataIn, LinkIn, NetworkIn, NodeIn,
                                      PolicyIn, SensorsIn, SpecIn, WindowsIn)
-from edgetestbed.params.units import format_duration
 
 # input key -> LinkSpec field
 LINK_FIELDS = {"bw": "bw_mbit", "delay": "delay_ms", "jitter": "jitter_ms", "loss": "loss_pct",

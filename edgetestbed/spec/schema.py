@@ -46,7 +46,7 @@ ids                   ``[A-Za-z][A-Za-z0-9_-]{0,31}``; ``name``: ``[A-Za-z0-9][A
 
 Exchange policies (``policy: {type: ...}``) and data partitions (``data: {partition:
 ...}``) are plugins, each one class in one module of :mod:`edgetestbed.policies` and
-:mod:`edgetestbed.sensors.partitions`, which declares its meaning, its parameters with
+:mod:`edgetestbed.data.partitions`, which declares its meaning, its parameters with
 their defaults and bounds, and, for a partition, the datasets it can split. This module
 takes the names they register (and for policies ``module.path:ClassName``), suggests the
 nearest for a misspelt one, and lists them in its messages. ``lags`` (aqi only, default 3,
@@ -61,14 +61,14 @@ from typing import Annotated, ClassVar, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from edgetestbed.policies import POLICIES
-from edgetestbed.params.plugins import CLASS_PATTERN, Registry
-from edgetestbed.sensors.partitions import DATASET_PARAMS, PARTITIONS
+from edgetestbed.data.partitions import DATASET_PARAMS, PARTITIONS
 from edgetestbed.params.fields import Interval, bounded, choice, count, did_you_mean, matching, number, unit
+from edgetestbed.params.plugins import CLASS_PATTERN, Registry
 from edgetestbed.params.units import (format_bandwidth, format_duration, format_percent,
                                     format_rate, format_size, parse_bandwidth,
                                     parse_duration, parse_percent, parse_rate, parse_size,
                                     quote)
+from edgetestbed.policies import POLICIES
 
 MiB = 2**20
 APPLICATIONS = ("mnist_mlp", "aqi", "svm")

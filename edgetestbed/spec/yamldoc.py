@@ -14,9 +14,9 @@ import yaml
 
 from edgetestbed.errors import SpecError
 from edgetestbed.params.fields import describe
+from edgetestbed.params.units import quote
 from edgetestbed.spec.problems import DocPath
 from edgetestbed.spec.schema import SpecIn
-from edgetestbed.params.units import quote
 
 MAX_YAML_VALUES = 100_000   # values after alias expansion; refuses "billion laughs" documents
 MAX_YAML_DEPTH = 32         # nesting levels; keeps every recursive step after parsing shallow

@@ -7,8 +7,8 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from edgetestbed.sensors.partitions.base import PARTITIONS, Partition
-from edgetestbed.sensors.partitions.biased import BiasedParams, biased_distribution
+from edgetestbed.data.partitions.base import PARTITIONS, Partition
+from edgetestbed.data.partitions.biased import BiasedParams, biased_distribution
 from edgetestbed.params.fields import share
 
 FRACTION = "a share of sensors like 0.5"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgetestbed.sensors.partitions.base import PARTITIONS, Partition
+from edgetestbed.data.partitions.base import PARTITIONS, Partition
 
 
 @PARTITIONS.register

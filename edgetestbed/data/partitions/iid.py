@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgetestbed.sensors.partitions.base import PARTITIONS, SPLIT, Candidates, Partition
+from edgetestbed.data.partitions.base import PARTITIONS, SPLIT, Candidates, Partition
 
 
 def share(n_items: int, sensor_index: int, n_sensors: int, seed: int) -> np.ndarray:

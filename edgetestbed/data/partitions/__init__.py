@@ -5,11 +5,11 @@ Each partition is one class in one module of this package, registered by name
 pydantic ``Params``) and how it picks a sensor's rows and label mix. The spec's ``data:
 {dataset: D, partition: NAME, ...}`` picks one; its other keys are the partition's
 parameters and the dataset's own (``lags`` for aqi), checked once with the same model by
-``validate`` and by :class:`edgetestbed.sensors.streams.StreamDefinition`. Adding one:
+``validate`` and by :class:`edgetestbed.data.streams.StreamDefinition`. Adding one:
 ``docs/architecture.md``.
 """
 
-from edgetestbed.sensors.partitions.base import (DATASET_PARAMS, N_DIGITS, PARTITIONS, Candidates,
+from edgetestbed.data.partitions.base import (DATASET_PARAMS, N_DIGITS, PARTITIONS, Candidates,
                                                  Partition, mismatch, params_model, partitions_of)
 
 __all__ = ["DATASET_PARAMS", "N_DIGITS", "PARTITIONS", "Candidates", "Partition", "mismatch",

@@ -2,15 +2,15 @@
 
 A process is started as ``python -m edgetestbed.nodes --run-dir R --node ID`` (or
 ``python -m edgetestbed.sensors --run-dir R --sensor K``). It reads ``R/spec.yaml`` and
-``R/wiring.json`` (see :mod:`edgetestbed.nodes.wiring`) and logs to ``R/logs/ID.jsonl``.
-Window 0's start ``T``, from the start barrier (:mod:`edgetestbed.nodes.start`), aligns
+``R/wiring.json`` (see :mod:`edgetestbed.process.wiring`) and logs to ``R/logs/ID.jsonl``.
+Window 0's start ``T``, from the start barrier (:mod:`edgetestbed.process.start`), aligns
 every process: window ``j`` covers ``[T + j·interval, T + (j+1)·interval)``.
 
 :func:`run_process` builds a role (data, sockets), logs ``READY``, waits for ``T``, logs
 ``START`` and runs the role's main loop, then logs ``DONE`` with the role's summary, or
 ``STOP`` on SIGTERM/SIGINT (exit 0), or ``ERROR`` (exit 2 for a user's mistake, 1 for a
 crash); sockets are closed with linger 0 and the log is closed on every path. Roles wait only through :meth:`Runtime.poll` and :meth:`Runtime.sleep_until`,
-where a stop request takes effect (see :mod:`edgetestbed.nodes.stopping`).
+where a stop request takes effect (see :mod:`edgetestbed.process.stopping`).
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ import numpy as np
 import zmq
 
 from edgetestbed.applications import Application, create_application
+from edgetestbed.data.schedule import window_grace
 from edgetestbed.errors import UserError
-from edgetestbed.nodes import protocol
-from edgetestbed.nodes.eventlog import (CONNECTION, DONE, ERROR, MALFORMED, READY, START, STATISTIC, STOP,
+from edgetestbed.process import protocol
+from edgetestbed.process.eventlog import (CONNECTION, DONE, ERROR, MALFORMED, READY, START, STATISTIC, STOP,
                                        EventLog, Stopwatch, usage)
-from edgetestbed.nodes.start import POLL_S, read_start
-from edgetestbed.nodes.stopping import Stopped, StopRequest
-from edgetestbed.nodes.wiring import Wiring
-from edgetestbed.sensors.sensor import stream_definition, window_grace
+from edgetestbed.process.sampling import stream_definition
+from edgetestbed.process.start import POLL_S, read_start
+from edgetestbed.process.stopping import Stopped, StopRequest
+from edgetestbed.process.wiring import Wiring
 from edgetestbed.spec.load import load_spec
 from edgetestbed.spec.model import NodeSpec, Spec
 from edgetestbed.topo.plan import CLOUD_ID, sensor_id

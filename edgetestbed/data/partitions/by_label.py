@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BeforeValidator, Field
 
-from edgetestbed.params.plugins import PluginParams
-from edgetestbed.sensors.partitions.base import N_DIGITS, PARTITIONS, Partition
+from edgetestbed.data.partitions.base import N_DIGITS, PARTITIONS, Partition
 from edgetestbed.params.fields import bounded, integer
+from edgetestbed.params.plugins import PluginParams
 from edgetestbed.params.units import quote
 
 LABELS = "a number of digits per sensor like 2, or each sensor's digits like [[0, 1], [2, 3]]"

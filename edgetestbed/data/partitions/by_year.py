@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgetestbed.sensors.partitions.base import PARTITIONS, Candidates, Partition
+from edgetestbed.data.partitions.base import PARTITIONS, Candidates, Partition
 
 
 @PARTITIONS.register

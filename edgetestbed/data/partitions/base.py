@@ -3,7 +3,7 @@
 A partition sees a dataset's usable training rows as :class:`Candidates` and picks sensor
 ``k`` of ``n``'s with :meth:`Partition.rows`; for a classification dataset it may also
 give each sensor its own mix of labels (:meth:`Partition.label_distribution`).
-:mod:`edgetestbed.sensors.streams` turns that into the sensor's stream, seeded so that
+:mod:`edgetestbed.data.streams` turns that into the sensor's stream, seeded so that
 every process draws the same samples.
 """
 
@@ -16,8 +16,8 @@ from typing import ClassVar, Optional
 import numpy as np
 from pydantic import BaseModel, Field, create_model
 
-from edgetestbed.params.plugins import Plugin, PluginParams, Registry
 from edgetestbed.params.fields import count
+from edgetestbed.params.plugins import Plugin, PluginParams, Registry
 
 N_DIGITS = 10   # MNIST's labels
 
@@ -74,7 +74,7 @@ class Partition(Plugin):
 
 
 PARTITIONS: Registry[Partition] = Registry("partition", Partition, "partition",
-                                           "edgetestbed.sensors.partitions", classes=False)
+                                           "edgetestbed.data.partitions", classes=False)
 
 
 def partitions_of(dataset: str) -> list[str]:

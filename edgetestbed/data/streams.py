@@ -27,7 +27,7 @@ hours in time order and starts over at the end.
 
 The partitions (``iid``, ``replicated``; MNIST: ``biased``, ``by_label``, ``mixed``; AQI:
 ``by_year``, ``by_season``) are plugins, one module each, documented there:
-:mod:`edgetestbed.sensors.partitions`. Only ``iid`` AQI streams depend on the seed.
+:mod:`edgetestbed.data.partitions`. Only ``iid`` AQI streams depend on the seed.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ from typing import Any, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from edgetestbed.errors import UserError
-from edgetestbed.params.plugins import parse_params, values
-from edgetestbed.sensors.datasets import Mnist, load_aqi, load_mnist
-from edgetestbed.sensors.partitions import (DATASET_PARAMS, N_DIGITS, PARTITIONS, Candidates, Partition,
+from edgetestbed.data.datasets import Mnist, load_aqi, load_mnist
+from edgetestbed.data.partitions import (DATASET_PARAMS, N_DIGITS, PARTITIONS, Candidates, Partition,
                                             params_model, partitions_of)
-from edgetestbed.sensors.partitions.base import PER_SENSOR, REPLICATED
+from edgetestbed.data.partitions.base import PER_SENSOR, REPLICATED
+from edgetestbed.errors import UserError
 from edgetestbed.params.fields import did_you_mean
+from edgetestbed.params.plugins import parse_params, values
 
 Sample = Tuple[np.ndarray, Union[int, float]]
 

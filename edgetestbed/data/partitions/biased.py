@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from edgetestbed.params.plugins import PluginParams
-from edgetestbed.sensors.partitions.base import N_DIGITS, PARTITIONS, Partition
+from edgetestbed.data.partitions.base import N_DIGITS, PARTITIONS, Partition
 from edgetestbed.params.fields import share
+from edgetestbed.params.plugins import PluginParams
 
 BIAS = "a share of samples like 0.64"
 Bias = share(BIAS)
