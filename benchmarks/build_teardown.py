@@ -35,9 +35,9 @@ from mininet.nodelib import LinuxBridge
 from edgetestbed.rundir import RunDir, exclusive
 from edgetestbed.signals import signals_as_interrupts
 from edgetestbed.spec.load import load_spec_text
+from edgetestbed.spec.plan import plan_network
 from edgetestbed.topo.cgroups import CGROUP_ROOT
 from edgetestbed.topo.network import EmulatedNetwork
-from edgetestbed.topo.plan import plan_network
 from edgetestbed.topo.probe import choose_backends, probe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "build_teardown.json"

@@ -29,9 +29,9 @@ from pathlib import Path
 from edgetestbed.runner import PROCESS_ENV, run_experiment
 from edgetestbed.spec.load import load_spec_text
 from edgetestbed.spec.model import Spec
+from edgetestbed.spec.plan import sensor_id
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo.cgroups import RunCgroups
-from edgetestbed.topo.plan import sensor_id
 from edgetestbed.topo.probe import cgroup_version
 from edgetestbed.topo.resources import Ledger, remove_all
 

@@ -31,10 +31,10 @@ from edgetestbed.process.start import READY_TIMEOUT_S, start_lead, write_start
 from edgetestbed.process.wiring import Wiring
 from edgetestbed.rundir import RunDir
 from edgetestbed.spec.model import Spec
+from edgetestbed.spec.plan import CLOUD_ID, sensor_id
 from edgetestbed.testbed import Network, open_testbed
 from edgetestbed.topo import resources
 from edgetestbed.topo.loopback import NOT_EMULATED
-from edgetestbed.topo.plan import CLOUD_ID, sensor_id
 
 if TYPE_CHECKING:
     from edgetestbed.topo.meters import NetworkMeters

@@ -28,8 +28,8 @@ from edgetestbed.errors import CapabilityError, UserError
 from edgetestbed.rundir import RunDir, exclusive, refuse_if_busy
 from edgetestbed.signals import signals_as_interrupts
 from edgetestbed.spec.model import Spec
+from edgetestbed.spec.plan import Endpoint, NetworkPlan
 from edgetestbed.topo.loopback import LoopbackNetwork
-from edgetestbed.topo.plan import Endpoint, NetworkPlan
 from edgetestbed.topo.probe import Capabilities, choose_backends, probe
 
 

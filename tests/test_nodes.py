@@ -30,8 +30,8 @@ from edgetestbed.process.protocol import Message, Schema
 from edgetestbed.process.start import write_start
 from edgetestbed.process.wiring import Wiring
 from edgetestbed.spec.load import load_spec
+from edgetestbed.spec.plan import Endpoint, sensor_id
 from edgetestbed.topo.loopback import free_ports
-from edgetestbed.topo.plan import Endpoint, sensor_id
 
 # Window 0 starts this long after the processes are launched (no start barrier here: see
 # issue 11, one run lifecycle). With 2.5 s the sample-count test failed once in a CI dry run, and

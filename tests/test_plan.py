@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from edgetestbed.spec.load import load_spec
-from edgetestbed.topo.plan import Endpoint, plan_network
+from edgetestbed.spec.plan import Endpoint, plan_network
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

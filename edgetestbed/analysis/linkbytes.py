@@ -14,8 +14,8 @@ from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.process.eventlog import CONNECTION, DONE, STATISTIC
 from edgetestbed.process.protocol import ACK, MODEL, PULL, PUSH
 from edgetestbed.spec.model import LinkSpec
+from edgetestbed.spec.plan import LinkPlan, plan_network
 from edgetestbed.topo.loopback import NOT_EMULATED
-from edgetestbed.topo.plan import LinkPlan, plan_network
 
 LOG_SOURCE = "node logs"
 LOG_SOURCE_NOTE = ("bytes of the ZeroMQ messages as the processes logged them (payload and ZMTP framing), "

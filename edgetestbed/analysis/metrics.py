@@ -28,7 +28,7 @@ from edgetestbed.params.fields import thaw
 from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_RECEIVED, RETRY, STATISTIC, STOP, \
     UNREACHABLE
 from edgetestbed.process.sampling import stream_definition
-from edgetestbed.topo.plan import CLOUD_ID, plan_network
+from edgetestbed.spec.plan import CLOUD_ID, plan_network
 
 SCHEMA_VERSION = 3
 METRICS_NAME = "metrics.json"

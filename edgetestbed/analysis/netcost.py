@@ -105,7 +105,7 @@ from edgetestbed.controller.jsonlines import read_json_lines
 from edgetestbed.process.eventlog import CONNECTION, STATISTIC
 from edgetestbed.process.protocol import ACK, MODEL, PULL, PUSH
 from edgetestbed.process.wiring import Wiring
-from edgetestbed.topo.plan import sensor_id
+from edgetestbed.spec.plan import sensor_id
 
 SOURCE = "packet captures"
 NOTE = "IP bytes per link from a packet capture at the link's parent-side switch port"

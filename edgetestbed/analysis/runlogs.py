@@ -23,7 +23,7 @@ from edgetestbed.errors import UserError
 from edgetestbed.process.eventlog import READY, START
 from edgetestbed.spec.load import load_spec
 from edgetestbed.spec.model import Spec
-from edgetestbed.topo.plan import CLOUD_ID, sensor_id
+from edgetestbed.spec.plan import CLOUD_ID, sensor_id
 
 SPEC_NAME, MANIFEST_NAME, LOGS_DIR = "spec.yaml", "manifest.json", "logs"
 

@@ -17,7 +17,7 @@ from edgetestbed.nodes.cloud import CloudBaseline
 from edgetestbed.nodes.server import ParameterServer
 from edgetestbed.nodes.worker import Worker
 from edgetestbed.process.runtime import Role, Runtime, run_process
-from edgetestbed.topo.plan import CLOUD_ID
+from edgetestbed.spec.plan import CLOUD_ID
 
 
 def build(runtime: Runtime) -> Role:

@@ -41,7 +41,7 @@ from edgetestbed.process.eventlog import Stopwatch
 from edgetestbed.process.protocol import Schema
 from edgetestbed.process.runtime import Runtime
 from edgetestbed.process.sampling import stream_definition
-from edgetestbed.topo.plan import sensor_id
+from edgetestbed.spec.plan import sensor_id
 
 TICK_SECONDS = 0.05
 

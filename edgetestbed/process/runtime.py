@@ -37,7 +37,7 @@ from edgetestbed.process.stopping import Stopped, StopRequest
 from edgetestbed.process.wiring import Wiring
 from edgetestbed.spec.load import load_spec
 from edgetestbed.spec.model import NodeSpec, Spec
-from edgetestbed.topo.plan import CLOUD_ID, sensor_id
+from edgetestbed.spec.plan import CLOUD_ID, sensor_id
 
 TRAINING_SEED_WORD = 7  # keeps nodes' training-order seeds apart from the streams' seeds
 

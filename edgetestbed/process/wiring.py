@@ -8,7 +8,7 @@
 keyed by node id, ``sensor<K>`` or ``cloud``. A process binds on its own endpoint's
 port, on ``bind`` if given (the loopback backend binds 127.0.0.1 only) else on every interface
 (``*``), and connects to the others' ``host:port``. The run writes it from its network's
-endpoints (:class:`~edgetestbed.topo.plan.Endpoint`).
+endpoints (:class:`~edgetestbed.spec.plan.Endpoint`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgetestbed.errors import UserError
-from edgetestbed.topo.plan import Endpoint
+from edgetestbed.spec.plan import Endpoint
 
 
 class Wiring:

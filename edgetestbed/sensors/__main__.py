@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from edgetestbed.process.runtime import run_process
 from edgetestbed.sensors.sensor import Sensor
-from edgetestbed.topo.plan import sensor_id
+from edgetestbed.spec.plan import sensor_id
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:

@@ -28,6 +28,8 @@ Who does what, in the order :func:`~edgetestbed.spec.load.load_spec` runs them:
 - :mod:`~edgetestbed.spec.model`: the resolved spec (``Spec``, ``NodeSpec``, ``LinkSpec``,
   ...): what the rest of edgetestbed codes against.
 - :mod:`~edgetestbed.spec.load`: ``load_spec`` and ``load_spec_text``, the entry points.
+- :mod:`~edgetestbed.spec.plan`: the network a resolved spec describes (hosts, links,
+  addresses, endpoints), pure; building it is :mod:`edgetestbed.topo`'s.
 
 The value types a spec holds (``2s``, ``10Mbit``, ``256M``) are :mod:`edgetestbed.params`,
 shared by the schema and by every plugin's parameter model (policies, partitions,

@@ -30,8 +30,8 @@ from typing import Any
 
 from edgetestbed.errors import CapabilityError
 from edgetestbed.spec.model import Spec
+from edgetestbed.spec.plan import Endpoint, NetworkPlan, plan_network
 from edgetestbed.topo import resources
-from edgetestbed.topo.plan import Endpoint, NetworkPlan, plan_network
 from edgetestbed.topo.resources import Ledger
 
 NOT_EMULATED = "no network emulation: links unshaped, costs are message bytes only"

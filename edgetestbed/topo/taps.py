@@ -20,8 +20,8 @@ from pathlib import Path
 
 from mininet.node import OVSSwitch
 
+from edgetestbed.spec.plan import LinkPlan
 from edgetestbed.topo.network import EmulatedNetwork
-from edgetestbed.topo.plan import LinkPlan
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ Addresses tell the role: nodes 10.0.x.x, sensors 10.1.x.x, the cloud 10.2.0.1,
 all in one /8 so the whole tree is one L2 domain and one subnet. Every host has its own
 address, so every process of a role listens on the same port (:meth:`NetworkPlan.endpoints`);
 the loopback backend, where all share 127.0.0.1, gives each its own port instead.
+
+Describing is kept apart from building, as Mininet keeps ``Topo`` apart from ``Mininet``:
+this module only describes; :mod:`edgetestbed.topo` builds the network (or its loopback
+stand-in), and the processes take names and endpoints from here without depending on it.
 """
 
 from __future__ import annotations
