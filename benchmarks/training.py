@@ -26,13 +26,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from edgetestbed.ledger import Ledger, remove_all
 from edgetestbed.runner import PROCESS_ENV, run_experiment
 from edgetestbed.spec.load import load_spec_text
 from edgetestbed.spec.model import Spec
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo.cgroups import RunCgroups
 from edgetestbed.topo.probe import cgroup_version
-from edgetestbed.topo.resources import Ledger, remove_all
 from edgetestbed.topo.plan import sensor_id
 
 HERE = Path(__file__).resolve().parent
