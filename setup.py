@@ -18,6 +18,6 @@ setup(
         "matplotlib>=3.6",
         "NetfilterQueue>=1.1",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "import-linter>=2"]},
     entry_points={"console_scripts": ["edgetestbed=edgetestbed.cli:main"]},
 )

@@ -38,12 +38,12 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
 from edgetestbed.analysis.netcost import network_cost  # noqa: E402
 from edgetestbed.analysis.pcap import read_link  # noqa: E402
+from edgetestbed.measure.capture import SNAPLEN  # noqa: E402
+from edgetestbed.measure.meters import NetworkMeters  # noqa: E402
 from edgetestbed.runner import Experiment  # noqa: E402
 from edgetestbed.spec.load import load_spec, load_spec_text  # noqa: E402
 from edgetestbed.spec.model import Spec  # noqa: E402
 from edgetestbed.testbed import open_testbed  # noqa: E402
-from edgetestbed.topo.capture import SNAPLEN  # noqa: E402
-from edgetestbed.topo.meters import NetworkMeters  # noqa: E402
 from test_meters import while_busy  # noqa: E402
 
 RESULTS = HERE / "results" / "capture_cost.json"

@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgetestbed.topo.resources import Ledger  # noqa: E402
+from edgetestbed.ledger import Ledger  # noqa: E402
 from edgetestbed.topo.shaper import ShapedPort, UserspaceShaper  # noqa: E402
 from tests.test_shaper import ADDRESS, BridgedPair  # noqa: E402
 

@@ -26,6 +26,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from edgetestbed.ledger import Ledger, remove_all
 from edgetestbed.runner import PROCESS_ENV, run_experiment
 from edgetestbed.spec.load import load_spec_text
 from edgetestbed.spec.model import Spec
@@ -33,7 +34,6 @@ from edgetestbed.spec.plan import sensor_id
 from edgetestbed.testbed import open_testbed
 from edgetestbed.topo.cgroups import RunCgroups
 from edgetestbed.topo.probe import cgroup_version
-from edgetestbed.topo.resources import Ledger, remove_all
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "training.json"

@@ -1,8 +1,8 @@
 """``edgetestbed linkcheck``: the testbed's proof of fidelity.
 
 Builds the spec's network, measures every tree link, sensor link and the WAN
-link in both directions (RTT, throughput, loss; see topo/linkmeasure.py for the
-methods, topo/fidelity.py for the tolerances) and every host's CPU limit, prints
+link in both directions (RTT, throughput, loss; see measure/linkmeasure.py for the
+methods, measure/fidelity.py for the tolerances) and every host's CPU limit, prints
 configured against measured with a verdict, and writes ``linkcheck.json`` in the
 run directory.
 """
@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgetestbed.errors import UserError
+from edgetestbed.measure.cpushare import measure_cpu_share
+from edgetestbed.measure.fidelity import Configured, LinkResult, format_table
+from edgetestbed.measure.hosttools import MeasurementError
+from edgetestbed.measure.linkmeasure import measure_link
 from edgetestbed.spec.model import Spec
 from edgetestbed.testbed import open_testbed
-from edgetestbed.topo.cpushare import measure_cpu_share
-from edgetestbed.topo.fidelity import Configured, LinkResult, format_table
-from edgetestbed.topo.hosttools import MeasurementError
-from edgetestbed.topo.linkmeasure import measure_link
 from edgetestbed.topo.loopback import NOT_EMULATED
 
 if TYPE_CHECKING:  # Mininet's: a spec linkcheck refuses must not need it

@@ -26,9 +26,9 @@ from typing import Iterator
 import yaml
 
 from edgetestbed import __version__
+from edgetestbed import ledger as resources
 from edgetestbed.errors import LeftoverError, UserError
-from edgetestbed.topo import resources
-from edgetestbed.topo.resources import Ledger
+from edgetestbed.ledger import Ledger
 
 ACTIVE_FILE = Path("/run/edgetestbed/active.json")
 LOCK_FILE = ACTIVE_FILE.with_name("lock")

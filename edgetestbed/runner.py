@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from edgetestbed import ledger as resources
 from edgetestbed.data.schedule import kept_pace, lost_a_window, pace_warning, window_grace
 from edgetestbed.errors import UserError
 from edgetestbed.process.start import READY_TIMEOUT_S, start_lead, write_start
@@ -33,11 +34,10 @@ from edgetestbed.rundir import RunDir
 from edgetestbed.spec.model import Spec
 from edgetestbed.spec.plan import CLOUD_ID, sensor_id
 from edgetestbed.testbed import Network, open_testbed
-from edgetestbed.topo import resources
 from edgetestbed.topo.loopback import NOT_EMULATED
 
 if TYPE_CHECKING:
-    from edgetestbed.topo.meters import NetworkMeters
+    from edgetestbed.measure.meters import NetworkMeters
 
 LOG_TAIL_LINES = 10  # of a process's own output, when it fails to start
 # Single-threaded numpy: a host limited to a fraction of a core gains nothing from BLAS threads.
@@ -366,7 +366,7 @@ def _meters(network: Network, run: RunDir) -> NetworkMeters | None:
     learning traffic. None on loopback, which has no links to measure."""
     if not network.emulated:
         return None
-    from edgetestbed.topo.meters import NetworkMeters  # Mininet's: only for an emulated network
+    from edgetestbed.measure.meters import NetworkMeters  # Mininet's: only for an emulated network
     meters = NetworkMeters(network, run.path, run.ledger)
     meters.start()
     return meters

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from edgetestbed.topo.resources import Ledger, remove_all
+from edgetestbed.ledger import Ledger, remove_all
 
 
 @pytest.fixture

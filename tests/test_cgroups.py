@@ -55,6 +55,6 @@ def test_memory_limit_stops_a_hog(run_cgroups):
 
 def test_the_ledger_entry_removes_the_whole_tree(run_cgroups, ledger):
     run_cgroups.host("h3")
-    from edgetestbed.topo.resources import remove_all
+    from edgetestbed.ledger import remove_all
     assert remove_all(ledger.entries()) == []
     assert not any(p.exists() for p in run_cgroups.parents)

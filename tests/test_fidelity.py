@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from edgetestbed.topo.cpushare import measure_cpu_share
-from edgetestbed.topo.fidelity import Configured, LinkResult, Measured, binomial_interval, format_table, verdict
-from edgetestbed.topo.linkmeasure import (LOSS_DATAGRAMS, UDP_HEADERS_BYTES, _loss_probe_plan, _Path,
+from edgetestbed.measure.cpushare import measure_cpu_share
+from edgetestbed.measure.fidelity import Configured, LinkResult, Measured, binomial_interval, format_table, verdict
+from edgetestbed.measure.linkmeasure import (LOSS_DATAGRAMS, UDP_HEADERS_BYTES, _loss_probe_plan, _Path,
                                           measure_link, setup_attempts)
 from edgetestbed.topo.probe import probe
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from edgetestbed import ledger as resources
 from edgetestbed.analysis.compare import compare_runs, format_comparison
 from edgetestbed.errors import SpecError, UserError
 from edgetestbed.rundir import RunDir
 from edgetestbed.runner import run_experiment
 from edgetestbed.spec.load import load_spec_text
-from edgetestbed.topo import resources
 from edgetestbed.topo.loopback import EPHEMERAL_RANGE, NOT_EMULATED, free_ports
 from test_nodes import run_spec
 

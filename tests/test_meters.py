@@ -12,14 +12,14 @@ from typing import Callable, Iterator, TypeVar
 
 import pytest
 
+from edgetestbed import ledger as resources
 from edgetestbed.analysis.netcost import MSS, SEGMENT_HEADERS, TCP_OVERHEAD, TOLERANCE, network_cost
 from edgetestbed.errors import LeftoverError
+from edgetestbed.measure.capture import parse_tcpdump_report
+from edgetestbed.measure.counters import read_counters
+from edgetestbed.measure.meters import NetworkMeters
 from edgetestbed.spec.load import load_spec_text
 from edgetestbed.testbed import open_testbed
-from edgetestbed.topo import resources
-from edgetestbed.topo.capture import parse_tcpdump_report
-from edgetestbed.topo.counters import read_counters
-from edgetestbed.topo.meters import NetworkMeters
 from test_network import SPEC, switch_backends  # the network tests' tree: root, w1, w2, sensors, cloud
 
 MACHINE_WAIT = 600.0  # seconds to wait while another run holds the machine

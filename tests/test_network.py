@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from edgetestbed import ledger as resources
 from edgetestbed.errors import CapabilityError, LeftoverError
 from edgetestbed.rundir import ACTIVE_FILE, RunDir, clean
 from edgetestbed.spec.load import load_spec_text
 from edgetestbed.testbed import open_testbed
-from edgetestbed.topo import resources
 from edgetestbed.topo.probe import probe
 
 pytestmark = pytest.mark.root

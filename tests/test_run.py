@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from edgetestbed import ledger as resources
 from edgetestbed.data.streams import StreamDefinition
 from edgetestbed.errors import UserError
 from edgetestbed.rundir import RunDir
 from edgetestbed.runner import Experiment, run_experiment
 from edgetestbed.spec.load import load_spec, load_spec_text
 from edgetestbed.testbed import open_testbed
-from edgetestbed.topo import resources
 from test_report import assert_opens_in_chromium, report_without_root
 
 pytestmark = pytest.mark.root

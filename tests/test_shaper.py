@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from edgetestbed import ledger as resources
 from edgetestbed.errors import CapabilityError
-from edgetestbed.topo import resources, shaper as shaper_module
-from edgetestbed.topo.resources import Ledger
+from edgetestbed.ledger import Ledger
+from edgetestbed.topo import shaper as shaper_module
 from edgetestbed.topo.shaper import ShapedPort, UserspaceShaper, require_bridge_netfilter
 from edgetestbed.topo.shaper_handler import Direction, Scheduler, arrival
 

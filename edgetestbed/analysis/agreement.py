@@ -2,7 +2,7 @@
 packets of that source's own interval.
 
 The captures are started one after another before the interface counters' first sample, and
-stopped one after another after their last (:mod:`edgetestbed.topo.meters`), so every capture
+stopped one after another after their last (:mod:`edgetestbed.measure.meters`), so every capture
 covers a longer interval than the counters on both ends. Background frames there (IPv6
 neighbour discovery, MLD, ...) are in the capture only: on a direction that carries little
 else they used to make the two disagree by several per cent. So the counters are compared

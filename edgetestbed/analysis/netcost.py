@@ -1,13 +1,13 @@
 """What each link of a run cost, from independent sources that must agree, and against a cost model.
 
 ``network_cost(run_dir)`` reads only files (no root, no Mininet): ``net/`` as
-:mod:`edgetestbed.topo.meters` wrote it (``meters.json``, one pcap per link,
+:mod:`edgetestbed.measure.meters` wrote it (``meters.json``, one pcap per link,
 ``counters.jsonl``, ``portstats.jsonl`` with OVS), ``wiring.json``, ``spec.yaml`` and the
 processes' logs. Metrics put its result under ``metrics.json["links"]``.
 
 Sources, per link and direction (``up`` is ``ends[0]`` → ``ends[1]``: child → parent,
 sensor → worker, cloud → root; ``down`` the reverse), all at the link's capture interface
-(the parent-side switch port, see :mod:`edgetestbed.topo.taps`) unless said otherwise:
+(the parent-side switch port, see :mod:`edgetestbed.measure.taps`) unless said otherwise:
 
 ``pcap``       the capture, read by :mod:`edgetestbed.analysis.pcap`: ``bytes`` (sum of IP
                total lengths of every frame captured: the link's cost), ``wire_bytes`` (the
@@ -62,7 +62,7 @@ its total, or of a direction that itself exceeds ``MIN_BYTES``, is above ``TOLER
 or when the kernel dropped packets before tcpdump could take them (``capture.dropped`` > 0:
 its buffer overflowed while traffic flowed). ``received`` − ``captured`` is not flagged: those
 are the packets of the block libpcap had not yet handed over when tcpdump was stopped, which
-arrived after the run's traffic had ended (see :mod:`edgetestbed.topo.meters`); had any
+arrived after the run's traffic had ended (see :mod:`edgetestbed.measure.meters`); had any
 traffic been cut off, the counters would disagree with the capture.
 
 ``cost_model`` (the child's policy ``simple`` only, else ``{"policy": ..., "applies": false}``):

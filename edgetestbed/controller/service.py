@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 
 import edgetestbed
+from edgetestbed import ledger as resources
 from edgetestbed.controller import CONFIG_ENV, FRAMEWORKS
 from edgetestbed.controller.jsonlines import read_json_lines
 from edgetestbed.errors import CapabilityError
-from edgetestbed.topo import resources
-from edgetestbed.topo.resources import Ledger
+from edgetestbed.ledger import Ledger
 
 LISTEN_HOST = "127.0.0.1"
 APP_MODULE = "edgetestbed.controller.app"

@@ -28,11 +28,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from edgetestbed import ledger as resources
 from edgetestbed.errors import CapabilityError
+from edgetestbed.ledger import Ledger
 from edgetestbed.spec.model import Spec
 from edgetestbed.spec.plan import Endpoint, NetworkPlan, plan_network
-from edgetestbed.topo import resources
-from edgetestbed.topo.resources import Ledger
 
 NOT_EMULATED = "no network emulation: links unshaped, costs are message bytes only"
 ADDRESS = "127.0.0.1"

@@ -20,14 +20,14 @@ from mininet.net import Mininet
 from mininet.node import Host, OVSSwitch
 from mininet.nodelib import LinuxBridge
 
+from edgetestbed import ledger as resources
 from edgetestbed.errors import CapabilityError, LeftoverError
+from edgetestbed.ledger import Ledger
 from edgetestbed.signals import uninterrupted
 from edgetestbed.spec.model import LinkSpec, Spec
 from edgetestbed.spec.plan import Endpoint, HostPlan, LinkPlan, NetworkPlan, plan_network
-from edgetestbed.topo import resources
 from edgetestbed.topo.cgroups import HostCgroup, RunCgroups
 from edgetestbed.topo.probe import OVS_CTL, Backends
-from edgetestbed.topo.resources import Ledger
 from edgetestbed.topo.shaper import ShapedPort, UserspaceShaper
 
 

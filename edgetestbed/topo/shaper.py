@@ -46,9 +46,9 @@ from pathlib import Path
 from time import monotonic
 from typing import IO, Sequence
 
+from edgetestbed import ledger as resources
 from edgetestbed.errors import CapabilityError, LeftoverError
-from edgetestbed.topo import resources
-from edgetestbed.topo.resources import Ledger
+from edgetestbed.ledger import Ledger
 
 log = logging.getLogger(__name__)
 

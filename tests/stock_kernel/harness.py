@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from edgetestbed.topo.fidelity import LinkResult, format_table
+from edgetestbed.measure.fidelity import LinkResult, format_table
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]

@@ -2,7 +2,7 @@
 
 A testbed whose links do not do what the spec says produces numbers about a network
 nobody asked for, so every figure :func:`measure_link` returns (judged by
-:func:`edgetestbed.topo.fidelity.verdict`) is measured with real traffic between the two
+:func:`edgetestbed.measure.fidelity.verdict`) is measured with real traffic between the two
 hosts at the ends of a link:
 
 - RTT: ``ping`` from ``a`` to ``b`` (median, p95, stdev; warm-up pings discarded).
@@ -21,7 +21,7 @@ hosts at the ends of a link:
   trips when it is not.
 
 The tools run in the hosts' network namespaces but outside their CPU and memory
-limits (see ``topo/hosttools.py``).
+limits (see ``measure/hosttools.py``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edgetestbed.topo.fidelity import Configured, LinkResult, Measured, verdict
-from edgetestbed.topo.hosttools import MeasurementError, MeasurementTimeout, iperf3_test, run
+from edgetestbed.measure.fidelity import Configured, LinkResult, Measured, verdict
+from edgetestbed.measure.hosttools import MeasurementError, MeasurementTimeout, iperf3_test, run
 
 if TYPE_CHECKING:
     from mininet.node import Host

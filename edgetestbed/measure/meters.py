@@ -34,7 +34,7 @@ stopped after every node is done and before teardown. It writes to ``RUN/net/``:
     measuring cost: ``captures``, every tcpdump together, and ``controller``), ``started`` and
     ``stopped`` times.
 
-Where a link is captured, and why there: :mod:`edgetestbed.topo.taps`.
+Where a link is captured, and why there: :mod:`edgetestbed.measure.taps`.
 """
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ from pathlib import Path
 from mininet.node import OVSSwitch
 
 from edgetestbed.controller.service import ControllerService
+from edgetestbed.ledger import Ledger
+from edgetestbed.measure.capture import SNAPLEN, Capture
+from edgetestbed.measure.counters import CounterSampler
+from edgetestbed.measure.taps import LinkTap, Topology, link_tap
 from edgetestbed.rundir import RunDir
-from edgetestbed.topo.capture import SNAPLEN, Capture
-from edgetestbed.topo.counters import CounterSampler
 from edgetestbed.topo.network import EmulatedNetwork
-from edgetestbed.topo.resources import Ledger
-from edgetestbed.topo.taps import LinkTap, Topology, link_tap
 
 # libpcap hands packets to tcpdump in blocks, a block at the latest 1 s (tcpdump's timeout) after
 # its first packet: far cheaper than packet by packet (--immediate-mode cost a CPU-bound TCP

@@ -1,11 +1,11 @@
 """Proof of fidelity: judge a measured link against the spec, and report the verdicts.
 
 ``edgetestbed linkcheck`` builds the network, calls
-:func:`edgetestbed.topo.linkmeasure.measure_link` for every link and prints
+:func:`edgetestbed.measure.linkmeasure.measure_link` for every link and prints
 :func:`format_table` (or ``LinkResult.to_json``). This module holds what a link was asked
 to do (:class:`Configured`), what it did (:class:`Measured`), the verdicts and the result
 types: pure, no tools, no network. How each figure is measured is in
-``topo/linkmeasure.py``.
+``measure/linkmeasure.py``.
 
 Targets (issue 2): median RTT within max(1 ms, 5 %) of twice the configured one-way
 delay; throughput within 10 % of the configured rate's goodput in both directions; loss within

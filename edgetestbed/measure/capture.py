@@ -1,6 +1,6 @@
 """tcpdump on a link's capture interface, headers only, to one pcap file, and the counts tcpdump
 reports when it stops (what ``net/<link label>.pcap`` and ``meters.json``'s ``captures`` hold:
-:mod:`edgetestbed.topo.meters`).
+:mod:`edgetestbed.measure.meters`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from edgetestbed.topo.resources import Ledger
+from edgetestbed.ledger import Ledger
 
 SNAPLEN = 96                 # Ethernet 14 + IPv4 20 + TCP with every option 60, rounded up
 CAPTURE_BUFFER_KIB = 4096

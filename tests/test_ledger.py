@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from edgetestbed.topo import resources
-from edgetestbed.topo.resources import Ledger
+from edgetestbed import ledger as resources
+from edgetestbed.ledger import Ledger
 
 
 def test_entries_survive_a_torn_last_line(tmp_path):

@@ -1,6 +1,6 @@
 """Where each link of a run is measured: the interfaces along it, the one it is captured on,
 the MACs on each side of it and its OpenFlow port, as ``meters.json`` lists them
-(:mod:`edgetestbed.topo.meters`).
+(:mod:`edgetestbed.measure.meters`).
 
 Where a link is captured: on the switch port of its parent side ``b`` (the parent's switch
 for a tree link, the worker's switch for a sensor link, the root's switch for the WAN

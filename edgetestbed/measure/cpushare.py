@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgetestbed.topo.hosttools import MeasurementError
+from edgetestbed.measure.hosttools import MeasurementError
 
 if TYPE_CHECKING:
     from mininet.node import Host

@@ -1,5 +1,5 @@
 """Kernel counters of the interfaces along the links, sampled to ``net/counters.jsonl`` (its
-format: :mod:`edgetestbed.topo.meters`).
+format: :mod:`edgetestbed.measure.meters`).
 """
 
 from __future__ import annotations
