@@ -160,7 +160,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     """Fetch, verify and cache the datasets (offline afterwards)."""
-    from edgetestbed.data.datasets import cache_dir, fetch_all
+    from edgetestbed.data.sources import cache_dir, fetch_all
     fetch_all(quiet=args.quiet)
     if not args.quiet:
         print(f"datasets cached in {cache_dir()}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from edgetestbed import ledger as resources
+from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.schedule import kept_pace, lost_a_window, pace_warning, window_grace
 from edgetestbed.errors import UserError
 from edgetestbed.process.start import READY_TIMEOUT_S, start_lead, write_start
@@ -316,7 +317,8 @@ def format_summary(summary: dict, spec: Spec) -> str:
     return "\n".join([
         *([] if spec.network.emulated else [f"NOT EMULATED ({spec.network.backend}): {NOT_EMULATED}"]),
         f"run directory: {summary['run_dir']}",
-        f"final {'accuracy' if spec.data.dataset == 'mnist' else 'score'}: {scores}",
+        f"final {'accuracy' if DATASETS.get(spec.data.dataset).task == 'classification' else 'score'}: "
+        f"{scores}",
         f"model exchange traffic (node logs): {summary['tree_bytes_sent'] / 1e6:.2f} MB",
         f"duration: {summary['seconds']:.0f} s for {spec.windows.limit} windows of {spec.windows.interval:g} s",
         status,

@@ -14,14 +14,14 @@ import pytest
 
 from edgetestbed.applications import (BUILTIN, Application, create_application, validate_arrays,
                                       weighted_average)
-from edgetestbed.data import datasets
+from edgetestbed.data import sources
 from edgetestbed.data.streams import StreamDefinition, take
 from edgetestbed.errors import UserError
 
 
 @pytest.fixture(scope="module", autouse=True)
 def fetched():
-    datasets.fetch_all(quiet=True)
+    sources.fetch_all(quiet=True)
 
 
 def _streamed(partition, n_sensors, per_sensor, dataset="mnist"):
@@ -42,7 +42,7 @@ def test_mnist_mlp_learns_from_biased_streams():
     model = create_application("mnist_mlp", {}, seed=1)
     stats = model.train(x, y, epochs=5)
     assert stats["samples"] == 3000 and stats["epochs"] == 5 and stats["loss"] < 1.0
-    test = datasets.load_mnist()
+    test = sources.load_mnist()
     scores = model.evaluate(test.x_test, test.y_test)
     assert scores["accuracy"] > 0.80 and scores["score"] == scores["accuracy"]
     assert len(scores["per_class"]) == 10 and min(scores["per_class"]) > 0.5
@@ -53,7 +53,7 @@ def test_svm_tells_even_from_odd():
     x, y = _streamed("iid", 1, 3000)
     model = create_application("svm", {}, seed=1)
     model.train(x, y, epochs=5)
-    test = datasets.load_mnist()
+    test = sources.load_mnist()
     scores = model.evaluate(test.x_test, test.y_test)
     assert scores["accuracy"] > 0.80 and len(scores["per_class"]) == 10
 

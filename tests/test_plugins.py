@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from edgetestbed.analysis.runlogs import RunLogs
-from edgetestbed.data.partitions import PARTITIONS
+from edgetestbed.data.datasets import DATASETS
+from edgetestbed.data.partitions import PARTITIONS, datasets_of
 from edgetestbed.data.streams import StreamDefinition
 from edgetestbed.errors import UserError
 from edgetestbed.params.plugins import Plugin, PluginParams, Registry
@@ -115,17 +116,20 @@ def test_a_users_policy_runs_in_real_node_processes_on_the_loopback_backend(tmp_
 def test_builtin_plugins_are_registered_in_listing_order_and_describe_themselves():
     assert POLICIES.names() == ["simple", "time", "window", "downpour"]
     assert PARTITIONS.names() == ["iid", "biased", "by_label", "replicated", "mixed", "by_year", "by_season"]
-    for cls in POLICIES.plugins() + PARTITIONS.plugins():
+    assert DATASETS.names() == ["mnist", "aqi"]
+    for cls in POLICIES.plugins() + PARTITIONS.plugins() + DATASETS.plugins():
         assert cls.__doc__ and issubclass(cls.Params, PluginParams), cls
 
 
-def test_the_readme_lists_every_builtin_policy_and_partition_with_its_parameters():
+def test_the_readme_lists_every_builtin_plugin_with_its_parameters():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for cls in POLICIES.plugins() + PARTITIONS.plugins():
+    for cls in POLICIES.plugins() + PARTITIONS.plugins() + DATASETS.plugins():
         row = next((line for line in readme.splitlines() if line.startswith(f"| `{cls.name}` |")), None)
         assert row is not None, f"no README row for {cls.name}"
         assert all(f"`{field}`" in row for field in cls.Params.model_fields), row
-        assert all(f"`{dataset}`" in row for dataset in getattr(cls, "datasets", ())), row
+    for cls in PARTITIONS.plugins():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{cls.name}` |"))
+        assert all(f"`{dataset}`" in row for dataset in datasets_of(cls)), row
 
 
 @pytest.mark.parametrize("lookup, words", [

@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgetestbed.data import datasets, streams
+from edgetestbed.data import sources
+from edgetestbed.data.datasets import aqi as aqi_dataset
 from edgetestbed.data.partitions.by_season import BySeason
 from edgetestbed.data.partitions.iid import share
-from edgetestbed.data.streams import StreamDefinition, take
+from edgetestbed.data.streams import StreamDefinition, take, take_each
 from edgetestbed.errors import UserError
 
 
 @pytest.fixture(scope="module", autouse=True)
 def fetched():
-    datasets.fetch_all(quiet=True)
+    sources.fetch_all(quiet=True)
 
 
 def stream_for(dataset, partition, params, sensor_index, n_sensors, seed):
@@ -55,15 +56,15 @@ def test_iid_sensors_stream_disjoint_shares_of_the_training_set():
 
 def test_aqi_iid_share_is_in_time_order():
     _, y = take(stream_for("aqi", "iid", None, 2, 3, 0), 100)
-    table = streams._aqi_table(3)
-    training = streams._aqi_candidates(table).rows
+    table = aqi_dataset._aqi_table(3)
+    training = aqi_dataset._aqi_candidates(table).rows
     rows = training[share(len(training), 2, 3, 0)]
     np.testing.assert_array_equal(y, table.y[rows[:100]])
     assert np.all(np.diff(rows) > 0)
 
 
 def test_mnist_samples_come_from_the_training_set():
-    mnist = datasets.load_mnist()
+    mnist = sources.load_mnist()
     train_rows = {row.tobytes() for row in mnist.x_train}
     x, y = take(stream_for("mnist", "iid", None, 0, 1, 0), 200)
     assert x.dtype == np.float32 and x.shape == (200, 784)
@@ -91,7 +92,7 @@ def test_by_label_default_and_explicit_labels():
 
 
 def test_a_digit_repeats_only_after_all_its_images_were_streamed():
-    fives = int(np.sum(datasets.load_mnist().y_train == 5))
+    fives = int(np.sum(sources.load_mnist().y_train == 5))
     x, _ = take(stream_for("mnist", "by_label", {"labels": [[5]]}, 0, 1, 0), fives + 1)
     assert len({row.tobytes() for row in x[:fives]}) == fives
     assert x[fives].tobytes() in {row.tobytes() for row in x[:fives]}
@@ -117,7 +118,7 @@ def test_mnist_evaluation_data_is_the_test_set():
 
 
 def test_aqi_year_stream_is_that_year_in_time_order_and_loops():
-    aqi = datasets.load_aqi()
+    aqi = sources.load_aqi()
     years = aqi.timestamps.astype("datetime64[Y]").astype(int) + 1970
     pm25_2013 = aqi.pm25[(years == 2013) & ~np.isnan(aqi.pm25)]
     x, y = take(stream_for("aqi", "by_year", None, 3, 4, 0), len(pm25_2013) + 10)
@@ -127,8 +128,8 @@ def test_aqi_year_stream_is_that_year_in_time_order_and_loops():
 
 
 def test_aqi_seasons_split_the_training_hours():
-    table = streams._aqi_table(3)
-    candidates = streams._aqi_candidates(table)
+    table = aqi_dataset._aqi_table(3)
+    candidates = aqi_dataset._aqi_candidates(table)
     seasons = [_mask(BySeason(None).rows(candidates, k, 4, 0), len(table.y)) for k in range(4)]
     everything = _mask(candidates.rows, len(table.y))
     np.testing.assert_array_equal(sum(s.astype(int) for s in seasons), everything.astype(int))
@@ -142,7 +143,7 @@ def _mask(rows, size):
 
 
 def test_aqi_evaluation_data_is_2014_without_missing_values():
-    aqi = datasets.load_aqi()
+    aqi = sources.load_aqi()
     in_2014 = aqi.timestamps >= np.datetime64("2014-01-01T00")
     x, y = StreamDefinition("aqi", "by_year", {"lags": 6}).evaluation_data()
     assert len(y) == int(np.sum(in_2014 & ~np.isnan(aqi.pm25)))
@@ -151,13 +152,13 @@ def test_aqi_evaluation_data_is_2014_without_missing_values():
 
 def test_forward_fill_and_previous_hours():
     values = np.array([np.nan, 1.0, np.nan, np.nan, 4.0])
-    np.testing.assert_array_equal(streams._forward_filled(values), [np.nan, 1, 1, 1, 4])
-    np.testing.assert_array_equal(streams._previous_hours(np.array([1.0, 2, 3]), 2),
+    np.testing.assert_array_equal(aqi_dataset._forward_filled(values), [np.nan, 1, 1, 1, 4])
+    np.testing.assert_array_equal(aqi_dataset._previous_hours(np.array([1.0, 2, 3]), 2),
                                   [[np.nan, np.nan], [1, np.nan], [2, 1]])
 
 
 @pytest.mark.parametrize("dataset, partition, params, message", [
-    ("cifar", "iid", {}, "unknown dataset"),
+    ("cifar", "iid", {}, "'cifar' is not a known dataset"),
     ("mnist", "by_year", {}, "no partition 'by_year'"),
     # parameters in validate's words: the spec and the streams check them with one model
     ("mnist", "iid", {"bias": 0.5}, "data.bias: unknown key 'bias'"),
@@ -175,7 +176,7 @@ def test_bad_definitions_are_user_errors(dataset, partition, params, message):
 
 def test_take_each_stacks_each_streams_next_samples_in_turn():
     definition = StreamDefinition("mnist", "biased")
-    together = streams.take_each([definition.stream(k, 3, 1) for k in range(3)], 50)
+    together = take_each([definition.stream(k, 3, 1) for k in range(3)], 50)
     one_by_one = [take(definition.stream(k, 3, 1), 50) for k in range(3)]
     np.testing.assert_array_equal(together[0], np.concatenate([x for x, _ in one_by_one]))
     np.testing.assert_array_equal(together[1], np.concatenate([y for _, y in one_by_one]))

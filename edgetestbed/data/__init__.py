@@ -9,8 +9,10 @@ the resolved section into a stream definition and a schedule.
 
 Who does what:
 
-- :mod:`~edgetestbed.data.datasets`: MNIST and AQI, fetched once (``python -m edgetestbed
-  data``), checked by sha256, cached, loaded offline.
+- :mod:`~edgetestbed.data.sources`: the files behind the datasets, fetched once (``python -m
+  edgetestbed data``), checked by sha256, cached, loaded offline.
+- :mod:`~edgetestbed.data.datasets`: the dataset plugins (one module each, registered in
+  ``DATASETS``): the rows partitions split, a sensor's stream, the held-out set, the wire form.
 - :mod:`~edgetestbed.data.partitions`: the partition plugins (one module each, registered
   in ``PARTITIONS``): which rows, and which mix of labels, each sensor streams.
 - :mod:`~edgetestbed.data.streams`: :class:`~edgetestbed.data.streams.StreamDefinition`, a

@@ -26,7 +26,8 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, ValidationError
 
 from edgetestbed.applications.registry import BUILTIN, application_class
-from edgetestbed.data.partitions import DATASET_PARAMS, PARTITIONS, mismatch, params_model
+from edgetestbed.data.datasets import DATASETS
+from edgetestbed.data.partitions import PARTITIONS, mismatch, params_model
 from edgetestbed.errors import UserError
 from edgetestbed.params.fields import explain
 from edgetestbed.params.plugins import CLASS_PATTERN, PluginNotFound
@@ -129,7 +130,7 @@ def _check_policy(data: dict, path: DocPath, report: Report) -> None:
 def _check_data(data: dict, report: Report) -> None:
     section = _section(data, ("data",))
     if section is None or not PARTITIONS.accepts(section.get("partition")) \
-            or section.get("dataset") not in DATASET_PARAMS:
+            or not DATASETS.accepts(section.get("dataset")):
         return   # the schema reports it
     cls, dataset = PARTITIONS.get(section["partition"]), section["dataset"]
     if mismatch(cls, dataset):
@@ -138,7 +139,7 @@ def _check_data(data: dict, report: Report) -> None:
     model = params_model(cls, dataset)
     params = _params_of(section, "dataset", "partition")
     for key in [key for key in params if key not in model.model_fields]:
-        others = [name for name, params_of in DATASET_PARAMS.items() if key in params_of.model_fields]
+        others = [cls.name for cls in DATASETS.plugins() if key in cls.Params.model_fields]
         if others:   # another dataset's parameter: say whose
             report(("data", key), f"{key} is for dataset {' or '.join(others)}; expected no {key} with {dataset}")
             del params[key]

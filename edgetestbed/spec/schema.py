@@ -61,7 +61,8 @@ from typing import Annotated, ClassVar, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from edgetestbed.data.partitions import DATASET_PARAMS, PARTITIONS
+from edgetestbed.data.datasets import DATASETS
+from edgetestbed.data.partitions import PARTITIONS
 from edgetestbed.params.fields import Interval, bounded, choice, count, did_you_mean, matching, number, unit
 from edgetestbed.params.plugins import CLASS_PATTERN, Registry
 from edgetestbed.params.units import (format_bandwidth, format_duration, format_percent,
@@ -96,7 +97,7 @@ Seed = count(0, 2**32 - 1, "a seed like 1")
 SensorIndex = count(0, 9999, "a sensor index like 3")
 WindowLimit = count(1, 100_000, "a number of windows like 10")
 Epochs = count(1, 1000, "a number of epochs like 1")
-Dataset = choice("a dataset", *DATASET_PARAMS)
+Dataset = choice("a dataset", *DATASETS.names())
 Switch = choice("a switch backend", "auto", "ovs", "ovs-user", "lxbr")
 Shaping = choice("a shaping backend", "auto", "netem", "userspace")
 NetworkBackend = choice("a network backend", "mininet", "loopback")
@@ -173,7 +174,7 @@ class DataIn(_PluginIn):
 
     EXPECTED: ClassVar[str] = "data like {dataset: mnist, partition: iid}"
     REGISTRY: ClassVar[Registry] = PARTITIONS
-    dataset: Dataset = Field(description=f"a dataset: {' or '.join(DATASET_PARAMS)}")
+    dataset: Dataset = Field(description=f"a dataset: {' or '.join(DATASETS.names())}")
     partition: str
 
 

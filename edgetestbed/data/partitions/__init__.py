@@ -9,8 +9,8 @@ parameters and the dataset's own (``lags`` for aqi), checked once with the same 
 ``docs/architecture.md``.
 """
 
-from edgetestbed.data.partitions.base import (DATASET_PARAMS, N_DIGITS, PARTITIONS, Candidates,
-                                                 Partition, mismatch, params_model, partitions_of)
+from edgetestbed.data.partitions.base import (N_DIGITS, PARTITIONS, Partition, datasets_of, mismatch,
+                                                 params_model, partitions_of)
 
-__all__ = ["DATASET_PARAMS", "N_DIGITS", "PARTITIONS", "Candidates", "Partition", "mismatch",
-           "params_model", "partitions_of"]
+__all__ = ["N_DIGITS", "PARTITIONS", "Partition", "datasets_of", "mismatch", "params_model",
+           "partitions_of"]

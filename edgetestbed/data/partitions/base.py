@@ -1,6 +1,7 @@
 """What every data partition is: the training rows and digit mix it gives each sensor.
 
-A partition sees a dataset's usable training rows as :class:`Candidates` and picks sensor
+A partition sees a dataset's usable training rows as
+:class:`~edgetestbed.data.datasets.base.Candidates` and picks sensor
 ``k`` of ``n``'s with :meth:`Partition.rows`; for a classification dataset it may also
 give each sensor its own mix of labels (:meth:`Partition.label_distribution`).
 :mod:`edgetestbed.data.streams` turns that into the sensor's stream, seeded so that
@@ -10,13 +11,12 @@ every process draws the same samples.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 import numpy as np
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, create_model
 
-from edgetestbed.params.fields import count
+from edgetestbed.data.datasets.base import DATASETS, Candidates
 from edgetestbed.params.plugins import Plugin, PluginParams, Registry
 
 N_DIGITS = 10   # MNIST's labels
@@ -26,38 +26,16 @@ N_DIGITS = 10   # MNIST's labels
 SPLIT, PER_SENSOR, REPLICATED = 1, 2, 3
 
 
-Lags = count(0, 168, "a number of hours like 3")
-
-
-class AqiParams(PluginParams):
-    """The AQI dataset's own parameter, next to its partition's in the spec's ``data:``."""
-
-    lags: Lags = Field(3, description="a number of hours like 3 (of past PM2.5 among the features)")
-
-
-# Each dataset's own parameters; a partition's are added to them.
-DATASET_PARAMS: dict[str, type[PluginParams]] = {"mnist": PluginParams, "aqi": AqiParams}
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """A dataset's usable training rows, in increasing order, before a partition picks a
-    sensor's; ``years`` and ``months`` (AQI) hold each row's, indexed like the dataset."""
-
-    rows: np.ndarray
-    years: Optional[np.ndarray] = None
-    months: Optional[np.ndarray] = None
-
-
 class Partition(Plugin):
-    """How a dataset is spread over the sensors. ``datasets``: those it can split.
+    """How a dataset is spread over the sensors. ``datasets``: those it can split (empty:
+    every dataset).
 
     Built from its validated ``Params`` (the spec's ``data:`` keys but ``dataset`` and
     ``partition``, defaults applied). By default a sensor gets every candidate row, in the
     dataset's natural label mix, in an order of its own.
     """
 
-    datasets: ClassVar[tuple[str, ...]] = tuple(DATASET_PARAMS)
+    datasets: ClassVar[tuple[str, ...]] = ()
     shared_order: ClassVar[bool] = False   # True: every sensor streams the same sequence
 
     def __init__(self, params: BaseModel) -> None:
@@ -77,17 +55,22 @@ PARTITIONS: Registry[Partition] = Registry("partition", Partition, "partition",
                                            "edgetestbed.data.partitions", classes=False)
 
 
+def datasets_of(cls: type[Partition]) -> list[str]:
+    """The datasets partition ``cls`` can split, in listing order."""
+    return [name for name in DATASETS.names() if not cls.datasets or name in cls.datasets]
+
+
 def partitions_of(dataset: str) -> list[str]:
     """The partitions that can split ``dataset``, in listing order."""
-    return [cls.name for cls in PARTITIONS.plugins() if dataset in cls.datasets]
+    return [cls.name for cls in PARTITIONS.plugins() if dataset in datasets_of(cls)]
 
 
 def mismatch(cls: type[Partition], dataset: str) -> Optional[str]:
     """Why ``cls`` cannot split ``dataset`` ("...; expected ..."), or None if it can."""
-    if dataset in cls.datasets:
+    if dataset in datasets_of(cls):
         return None
     return (f"partition {cls.name!r} does not apply to {dataset!r}; expected dataset "
-            f"{' or '.join(cls.datasets)}, or a partition of {dataset}: {', '.join(partitions_of(dataset))}")
+            f"{' or '.join(datasets_of(cls))}, or a partition of {dataset}: {', '.join(partitions_of(dataset))}")
 
 
 @functools.cache
@@ -95,5 +78,5 @@ def params_model(cls: type[Partition], dataset: str) -> type[PluginParams]:
     """The ``data:`` section's parameters with partition ``cls`` on ``dataset``: the
     partition's own and the dataset's (``lags``)."""
     # A base twice, or before its own subclass, has no method resolution order.
-    bases = tuple(base for base in (cls.Params, DATASET_PARAMS[dataset]) if base is not PluginParams)
+    bases = tuple(base for base in (cls.Params, DATASETS.get(dataset).Params) if base is not PluginParams)
     return create_model(f"{cls.__name__}On{dataset.capitalize()}", __base__=bases or (PluginParams,))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgetestbed.data.partitions.base import PARTITIONS, Candidates, Partition
+from edgetestbed.data.datasets.base import Candidates
+from edgetestbed.data.partitions.base import PARTITIONS, Partition
 
 
 @PARTITIONS.register

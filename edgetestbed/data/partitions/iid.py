@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgetestbed.data.partitions.base import PARTITIONS, SPLIT, Candidates, Partition
+from edgetestbed.data.datasets.base import Candidates
+from edgetestbed.data.partitions.base import PARTITIONS, SPLIT, Partition
 
 
 def share(n_items: int, sensor_index: int, n_sensors: int, seed: int) -> np.ndarray:
