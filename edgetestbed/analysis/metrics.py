@@ -196,9 +196,9 @@ def own_vs_other_section(run: RunLogs, curves: Mapping[str, Curve]) -> Dict[str,
     """Each worker's mean per-class accuracy on its own digits and on the others, over time;
     the root's final model on the same split for reference."""
     spec = run.spec
-    if spec.data.dataset != "mnist":
-        return {"workers": {}, "note": f"{spec.data.dataset}: no classes to split"}
     definition = stream_definition(spec)
+    if definition.source.task != "classification":
+        return {"workers": {}, "note": f"{spec.data.dataset}: no classes to split"}
     n_sensors = max(spec.sensor_ids) + 1
     root_final = (curves.get(spec.root.id, {}).get("per_class") or [None])[-1]
     workers = {}
