@@ -20,7 +20,7 @@ import pytest
 
 from edgetestbed.measure.cpushare import measure_cpu_share
 from edgetestbed.measure.fidelity import Configured, LinkResult, Measured, binomial_interval, format_table, verdict
-from edgetestbed.measure.linkmeasure import (LOSS_DATAGRAMS, UDP_HEADERS_BYTES, _loss_probe_plan, _Path,
+from edgetestbed.measure.linkmeasure import (LOSS_DATAGRAMS, UDP_FRAME_HEADERS, _loss_probe_plan, _Path,
                                           measure_link, setup_attempts)
 from edgetestbed.topo.probe import probe
 
@@ -135,7 +135,7 @@ def test_verdict_checks_jitter_only_when_configured():
 def test_loss_probe_carries_enough_datagrams_without_filling_the_link(bw_mbit):
     length, payload_bps, seconds = _loss_probe_plan(bw_mbit, seconds=2)
     datagrams_per_s = payload_bps / 8 / length
-    wire_bps = datagrams_per_s * 8 * (length + UDP_HEADERS_BYTES)
+    wire_bps = datagrams_per_s * 8 * (length + UDP_FRAME_HEADERS)
     assert 32 <= length <= 1400 and seconds >= 2
     assert datagrams_per_s * seconds >= LOSS_DATAGRAMS * 0.999
     assert wire_bps <= 0.8 * bw_mbit * 1e6 * 1.001

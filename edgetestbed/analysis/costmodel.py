@@ -50,11 +50,11 @@ import statistics
 from typing import Any, Mapping, Sequence
 
 from edgetestbed.analysis.runlogs import Event, RunLogs
+from edgetestbed.measure.headers import SEGMENT_HEADERS
 from edgetestbed.process.eventlog import START, STATISTIC
 from edgetestbed.process.protocol import ACK, MODEL, PULL, PUSH
 
 COST_TOLERANCE = 0.10
-SEGMENT_HEADERS = 52        # IPv4 20 + TCP 20 + timestamps option 12
 MSS = 1500 - SEGMENT_HEADERS
 TCP_OVERHEAD = (SEGMENT_HEADERS + SEGMENT_HEADERS / 2) / MSS
 MODEL_CARRIERS = (MODEL, PUSH)

@@ -102,6 +102,7 @@ from edgetestbed.analysis.pcap import CLASSES, DOWN, UP, LinkTraffic, read_link
 from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.controller import UNAVAILABLE
 from edgetestbed.controller.jsonlines import read_json_lines
+from edgetestbed.measure.headers import ETHERNET_HEADER
 from edgetestbed.process.eventlog import CONNECTION, STATISTIC
 from edgetestbed.process.protocol import ACK, MODEL, PULL, PUSH
 from edgetestbed.process.wiring import Wiring
@@ -110,7 +111,6 @@ from edgetestbed.spec.plan import sensor_id
 SOURCE = "packet captures"
 NOTE = "IP bytes per link from a packet capture at the link's parent-side switch port"
 CHECKS = {"counters": "interface counters", "openflow": "OpenFlow port statistics"}
-ETHERNET_HEADER = 14
 DEFAULT_MODEL_THRESHOLD = 1024  # bytes of a burst that carries a model, when no log says better
 REPLIES = {PULL: MODEL, PUSH: ACK}
 

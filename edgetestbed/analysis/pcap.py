@@ -50,8 +50,9 @@ from typing import Iterable, Mapping, Optional
 
 from scapy.utils import RawPcapReader
 
+from edgetestbed.measure.headers import ETHERNET_HEADER
+
 MTU = 1500
-ETHERNET_HEADER = 14
 ETHERTYPE_IPV4 = 0x0800
 PROTOCOL_TCP = 6
 SYN_FIN_RST = 0x07

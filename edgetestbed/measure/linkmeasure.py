@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edgetestbed.measure.fidelity import Configured, LinkResult, Measured, verdict
+from edgetestbed.measure.headers import TCP_FRAME_HEADERS, UDP_FRAME_HEADERS
 from edgetestbed.measure.hosttools import MeasurementError, MeasurementTimeout, iperf3_test, run
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ PING_LOAD = 0.05              # pings use at most this share of the link, so the
 # Pings at least 2 x jitter apart: closer ones would, on an emulator that never reorders (the
 # user-space shaper), wait behind the one before and bias the median up by ~5 % of the delay.
 JITTER_SPACING = 2.0
-UDP_HEADERS_BYTES = 42        # Ethernet 14 + IP 20 + UDP 8: what htb counts beyond the payload
-TCP_HEADERS_BYTES = 66        # Ethernet 14 + IP 20 + TCP 20 + timestamps 12, beyond the MSS
 LOSS_DATAGRAMS = 2500         # per direction; >= 2000 keeps the 99 % interval useful
 LOSS_PROBE_LOAD = 0.8         # of the link rate: no queue overflow, so every drop is the link's
 LOSS_PROBE_MBIT = 10.0        # probe rate on a lossy link with no rate configured
@@ -269,8 +268,8 @@ def _payload_share(result: dict) -> float:
     start = result["start"]
     if start["test_start"]["protocol"] == "UDP":
         payload = start["test_start"]["blksize"]
-        return payload / (payload + UDP_HEADERS_BYTES)
-    return start["tcp_mss_default"] / (start["tcp_mss_default"] + TCP_HEADERS_BYTES)
+        return payload / (payload + UDP_FRAME_HEADERS)
+    return start["tcp_mss_default"] / (start["tcp_mss_default"] + TCP_FRAME_HEADERS)
 
 
 def setup_attempts(loss_pct: float) -> int:
@@ -290,7 +289,7 @@ def _loss_probe_plan(bw_mbit: float, seconds: int) -> tuple[int, float, int]:
     """Datagram payload bytes, payload rate (bit/s) and whole seconds for the loss run."""
     wire_bps = LOSS_PROBE_LOAD * bw_mbit * 1e6
     frame = wire_bps * seconds / 8 / LOSS_DATAGRAMS
-    length = int(min(1400, max(32, frame - UDP_HEADERS_BYTES)))
-    datagrams_per_s = wire_bps / 8 / (length + UDP_HEADERS_BYTES)
+    length = int(min(1400, max(32, frame - UDP_FRAME_HEADERS)))
+    datagrams_per_s = wire_bps / 8 / (length + UDP_FRAME_HEADERS)
     seconds = max(seconds, math.ceil(LOSS_DATAGRAMS / datagrams_per_s))
     return length, datagrams_per_s * length * 8, seconds

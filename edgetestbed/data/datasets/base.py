@@ -8,7 +8,7 @@ can split (``Partition.datasets``; empty: every dataset).
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Iterator, Optional, Tuple, Union
 
@@ -30,7 +30,7 @@ class Candidates:
     months: Optional[np.ndarray] = None
 
 
-class Dataset(Plugin):
+class Dataset(Plugin, ABC):
     """A dataset, built from the validated ``data:`` parameters (its own and the partition's).
 
     ``task``: ``classification`` (integer labels, scored by accuracy; a partition may give
