@@ -134,13 +134,8 @@ def training(runs_dir: Path, measured: bool) -> dict:
     spec = load_spec(DEFAULT)
     began = time.time()
     with network(spec, runs_dir, measured) as (run, built, meters):
-        experiment = Experiment(spec, run, built, lambda line: None)
-        try:
-            experiment.wire()
-            start_at = experiment.launch()
-            completed = experiment.wait(start_at + spec.timeout)
-        finally:
-            experiment.stop()
+        with Experiment(spec, run, built, lambda line: None) as experiment:
+            completed = experiment.wait(experiment.start_at + spec.timeout)
     windows = [json.loads(line)["payload"] for worker in spec.workers
                for line in (run.path / "logs" / f"{worker.id}.jsonl").read_text().splitlines()
                if '"STATISTIC"' in line]

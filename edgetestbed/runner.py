@@ -119,7 +119,13 @@ class Progress:
 
 
 class Experiment:
-    """The processes of one run inside a built network."""
+    """The processes of one run inside a built network.
+
+    The one lifecycle of a run's processes, for the runner, tests and benchmarks alike:
+    ``with Experiment(...) as experiment:`` wires the run and launches its processes behind
+    the start barrier (:meth:`launch`), and stops every one of them on the way out,
+    whatever happens (also when the launch itself fails half-way).
+    """
 
     def __init__(self, spec: Spec, run: RunDir, network: Network, progress: Say) -> None:
         self.spec, self.run, self.network, self.progress_line = spec, run, network, progress
@@ -131,6 +137,18 @@ class Experiment:
         self.commands.update({ident: ("edgetestbed.nodes", "--node", ident) for ident in self.nodes})
         self.launched: dict[str, float] = {}   # ident -> unix time its (latest) process was started
         self.start_at: float | None = None     # window 0's start, once the barrier opened
+
+    def __enter__(self) -> "Experiment":
+        try:
+            self.wire()
+            self.launch()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
 
     def wire(self) -> None:
         """Write ``wiring.json``: where each process listens, as its network assigned it."""
@@ -144,12 +162,11 @@ class Experiment:
         dials no one), then the tree level by level from the root. Window 0 begins a
         short lead after the last is ready (:func:`~edgetestbed.process.start.start_lead`).
         """
-        self.logs.mkdir(exist_ok=True)
         first = [sensor_id(index) for index in self.spec.sensor_ids] + ([CLOUD_ID] if self.spec.cloud else [])
         levels = sorted({node.level for node in self.spec.nodes})
         for group in [first] + [[n.id for n in self.spec.nodes if n.level == level] for level in levels]:
             for ident in group:
-                self._start(ident)
+                self.start_process(ident)
             self._wait_ready(group)
         self.start_at = time.time() + start_lead(self.spec)
         write_start(self.run.path, self.start_at)
@@ -167,12 +184,11 @@ class Experiment:
         return {ident: round(self.progress.ready[ident] - launched, 2)
                 for ident, launched in self.launched.items() if self.progress.ready.get(ident, 0) >= launched}
 
-    def restart(self, ident: str) -> None:
-        """Start a node's process again (after it was killed): fault injection for tests and
-        studies. It passes the open start barrier at once and joins the running clock."""
-        self._start(ident)
-
-    def _start(self, ident: str) -> None:
+    def start_process(self, ident: str) -> None:
+        """Start ``ident``'s process: by :meth:`launch`, or again after it was killed (fault
+        injection for tests and studies), when it passes the open start barrier at once and
+        joins the running clock."""
+        self.logs.mkdir(exist_ok=True)
         module, flag, value = self.commands[ident]
         argv = [sys.executable, "-m", module, "--run-dir", str(self.run.path.resolve()), flag, value]
         output = open(self.logs / f"{ident}.out", "wb")
@@ -345,7 +361,6 @@ def run_experiment(spec: Spec, runs_dir: Path, say: Say = print, progress: Say |
         except KeyboardInterrupt as interrupt:  # signals.Interrupted (SIGTERM, SIGHUP) is one too
             interrupted = interrupt
         finally:
-            experiment.stop()
             if meters is not None:
                 meters.stop()
             experiment.progress.read(experiment.logs, experiment.processes)
@@ -375,13 +390,12 @@ def _meters(network: Network, run: RunDir) -> NetworkMeters | None:
 
 
 def _train(experiment: Experiment, say: Say) -> bool:
-    """Start the processes, wait for them; whether every node finished without error."""
-    experiment.wire()
+    """Start the processes, wait for them, stop them; whether every node finished without error."""
     launched = time.time()
-    start_at = experiment.launch()
-    say(f"{len(experiment.processes)} processes ready after {time.time() - launched:.1f} s; "
-        f"window 0 begins in {start_at - time.time():.1f} s")
-    return experiment.wait(start_at + experiment.spec.timeout) and not experiment.progress.errors
+    with experiment:
+        say(f"{len(experiment.processes)} processes ready after {time.time() - launched:.1f} s; "
+            f"window 0 begins in {experiment.start_at - time.time():.1f} s")
+        return experiment.wait(experiment.start_at + experiment.spec.timeout) and not experiment.progress.errors
 
 
 def _report(run_dir: Path) -> str:

@@ -1,13 +1,15 @@
 """Node and sensor processes on loopback: real processes, real ZeroMQ sockets, real MNIST.
 
-Each run writes a spec, a wiring on free 127.0.0.1 ports and a start time a few seconds
-ahead (the start barrier's file, published at once) into a temporary run directory,
-starts every process, and reads the JSON-lines logs afterwards. Windows are 1 s, so a run takes about ten seconds.
-Processes are stopped by PID only (SIGTERM, then SIGKILL) whatever happens.
+Each run goes through a run's own lifecycle on the loopback backend: `open_testbed` makes
+its run directory and wiring on free 127.0.0.1 ports, `Experiment` launches the processes
+group by group and opens the start barrier once all are ready, and stops them by PID
+(SIGTERM, then SIGKILL) whatever happens. Tests read the JSON-lines logs afterwards.
+Windows are 1 s, so a run takes about ten seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,48 +31,41 @@ from edgetestbed.process import protocol
 from edgetestbed.process.protocol import Message, Schema
 from edgetestbed.process.start import write_start
 from edgetestbed.process.wiring import Wiring
-from edgetestbed.spec.load import load_spec
-from edgetestbed.spec.plan import Endpoint, sensor_id
-from edgetestbed.topo.loopback import free_ports
+from edgetestbed.runner import Experiment
+from edgetestbed.spec.load import load_spec_text
+from edgetestbed.spec.plan import Endpoint
+from edgetestbed.testbed import open_testbed
 
-# Window 0 starts this long after the processes are launched (no start barrier here: see
-# issue 11, one run lifecycle). With 2.5 s the sample-count test failed once in a CI dry run, and
-# under load it trained 784 of 800 samples; on loopback 16 processes were ready 4.6 s after launch.
-LEAD_SECONDS = 6.0
 LIMIT = 4
 
 
 class LoopbackRun:
-    """A run directory on loopback and the processes started for it."""
+    """A run on the loopback backend and its processes (an `Experiment`)."""
 
-    def __init__(self, directory: Path, spec_text: str) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True)
-        (self.dir / "spec.yaml").write_text(spec_text)
-        self.spec = load_spec(self.dir / "spec.yaml")
-        idents = [n.id for n in self.spec.nodes] + [sensor_id(k) for k in self.spec.sensor_ids]
-        idents += ["cloud"] if self.spec.cloud else []
-        self.wiring = Wiring({ident: Endpoint("127.0.0.1", port, bind="127.0.0.1")
-                              for ident, port in zip(idents, free_ports(len(idents)))})
-        self.wiring.write(self.dir / "wiring.json")
-        self.idents = idents
-        self.start_at = time.time() + LEAD_SECONDS
-        write_start(self.dir, self.start_at)
-        self.processes: Dict[str, subprocess.Popen] = {}
+    def __init__(self, runs_dir: Path, spec_text: str) -> None:
+        self._stack = contextlib.ExitStack()
+        self.spec = load_spec_text(spec_text + "network: {backend: loopback}\n", "spec.yaml")
+        run, network = self._stack.enter_context(open_testbed(self.spec, runs_dir, "test"))
+        self.dir: Path = run.path
+        self.experiment = Experiment(self.spec, run, network, progress=lambda _: None)
+        self.experiment.wire()
+        self.wiring = Wiring.load(self.dir / "wiring.json")
+        self.idents = list(self.experiment.commands)
 
-    def command(self, ident: str) -> List[str]:
-        common = ["--run-dir", str(self.dir)]
-        if ident.startswith("sensor"):
-            return [sys.executable, "-m", "edgetestbed.sensors", "--sensor", ident[len("sensor"):], *common]
-        return [sys.executable, "-m", "edgetestbed.nodes", "--node", ident, *common]
+    @property
+    def start_at(self) -> float:
+        return self.experiment.start_at
 
-    def start(self, ident: str) -> None:
-        with open(self.dir / f"{ident}.stderr", "ab") as stderr:
-            self.processes[ident] = subprocess.Popen(self.command(ident), stdout=subprocess.DEVNULL, stderr=stderr)
+    @property
+    def processes(self) -> Dict[str, subprocess.Popen]:
+        return {ident: process for ident, (process, _entry) in self.experiment.processes.items()}
 
     def start_all(self) -> None:
-        for ident in self.idents:
-            self.start(ident)
+        """Launch every process; returns once window 0's start is published."""
+        self._stack.enter_context(self.experiment)
+
+    def start(self, ident: str) -> None:
+        self.experiment.start_process(ident)
 
     def at(self, seconds: float) -> None:
         """Sleep until ``seconds`` after the start time."""
@@ -91,24 +86,17 @@ class LoopbackRun:
         return {ident: process.poll() for ident, process in self.processes.items()}
 
     def stop(self) -> None:
-        """Stop whatever still runs: SIGTERM, then SIGKILL, by PID."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(3)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+        """Stop whatever still runs, and the run's (loopback) network."""
+        self.experiment.stop()
+        self._stack.close()
 
     def events(self, ident: str, type_: Optional[str] = None) -> List[dict]:
         path = self.dir / "logs" / f"{ident}.jsonl"
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         return [e for e in lines if type_ is None or e["type"] == type_]
 
-    def stderr(self, ident: str) -> str:
-        return (self.dir / f"{ident}.stderr").read_text()
+    def output(self, ident: str) -> str:
+        return (self.dir / "logs" / f"{ident}.out").read_text()
 
 
 def run_spec(nodes: str, cloud: bool = False, limit: int = LIMIT, rate: str = "200/s") -> str:
@@ -133,7 +121,7 @@ def loopback(tmp_path):
 
 def assert_all_done(run: LoopbackRun, codes: Dict[str, Optional[int]]) -> None:
     failed = {ident: code for ident, code in codes.items() if code != 0}
-    assert not failed, {ident: run.stderr(ident)[-2000:] for ident in failed}
+    assert not failed, {ident: run.output(ident)[-2000:] for ident in failed}
     for ident in run.idents:
         assert run.events(ident)[-1]["type"] == "DONE", ident
 
@@ -237,7 +225,7 @@ def _inject_malformed(run: LoopbackRun) -> Message:
 @pytest.fixture(scope="module")
 def tree_run(tmp_path_factory):
     """Root + 3 workers + cloud, simple policy, with malformed messages sent to the root mid-run."""
-    run = LoopbackRun(tmp_path_factory.mktemp("tree") / "run", run_spec(TREE, cloud=True))
+    run = LoopbackRun(tmp_path_factory.mktemp("tree"), run_spec(TREE, cloud=True))
     try:
         run.start_all()
         run.at(1.5)
@@ -417,7 +405,6 @@ def test_a_process_waits_at_the_start_barrier_until_the_run_publishes_the_start(
     """READY once built (data loaded, socket bound), then nothing until start.json appears;
     START then carries the published time, and the sensor sends from it."""
     run = loopback(run_spec("  - {id: root, sensors: [0]}\n", limit=1))
-    (run.dir / "start.json").unlink()
     run.start("sensor0")
     deadline = time.time() + 30
     while not (run.dir / "logs" / "sensor0.jsonl").exists() or not run.events("sensor0", "READY"):
@@ -437,7 +424,10 @@ def test_a_process_waits_at_the_start_barrier_until_the_run_publishes_the_start(
 @pytest.mark.parametrize("ident", ["nosuch", "sensor7", "cloud"])
 def test_an_unknown_process_is_refused_with_status_2(loopback, ident):
     run = loopback(run_spec("  - {id: root, sensors: [0]}\n"))
-    result = subprocess.run(run.command(ident), capture_output=True, text=True, timeout=30)
+    role = ("edgetestbed.sensors", "--sensor", ident[len("sensor"):]) if ident.startswith("sensor") \
+        else ("edgetestbed.nodes", "--node", ident)
+    argv = [sys.executable, "-m", role[0], "--run-dir", str(run.dir), *role[1:]]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert f"{ident!r} is not a process of this run" in result.stderr and "the sensors sensor0 and no cloud" in result.stderr
     assert not (run.dir / "logs").exists()

@@ -118,10 +118,9 @@ def test_malformed_messages_and_a_parameter_server_killed_for_seconds(tmp_path):
     """ps1 logs and drops garbage and keeps serving; killed for ~2 s and restarted, its workers
     keep training every window and resume exchanging; every node finishes."""
     spec = load_spec_text(small_spec(FAULTS, limit=8))
-    with open_testbed(spec, tmp_path, "test") as (run, network):
-        experiment = Experiment(spec, run, network, progress=lambda _: None)
-        experiment.wire()
-        start_at = experiment.launch()
+    with open_testbed(spec, tmp_path, "test") as (run, network), \
+            Experiment(spec, run, network, progress=lambda _: None) as experiment:
+        start_at = experiment.start_at
         time.sleep(max(0.0, start_at + 1.5 - time.time()))
         ps1 = network.plan.host("ps1").ip.split("/")[0]
         attacker = network.host("w1")
@@ -130,10 +129,9 @@ def test_malformed_messages_and_a_parameter_server_killed_for_seconds(tmp_path):
         os.kill(experiment.processes["ps1"][0].pid, signal.SIGKILL)
         killed_at = time.time()
         time.sleep(2)
-        experiment.restart("ps1")
+        experiment.start_process("ps1")
         restarted_at = time.time()
         completed = experiment.wait(start_at + spec.timeout)
-        experiment.stop()
     assert completed
     for worker in ("w1", "w2"):
         windows = [e["payload"]["window"] for e in events(run.path, worker, "STATISTIC")]
@@ -183,15 +181,12 @@ def test_a_run_whose_link_shaper_dies_stops_and_says_so(tmp_path):
     with open_testbed(spec, tmp_path, "test") as (run, network):
         if network.shaper is None:
             pytest.skip(f"links are shaped by {network.backends.shaping}: no user-space shaper to lose")
-        experiment = Experiment(spec, run, network, progress=lambda _: None)
-        experiment.wire()
-        start_at = experiment.launch()
-        time.sleep(max(0.0, start_at + 1.5 - time.time()))
-        os.kill(network.shaper.pid, signal.SIGKILL)
-        killed_at = time.time()
-        completed = experiment.wait(start_at + spec.timeout)
-        stopped_at = time.time()
-        experiment.stop()
+        with Experiment(spec, run, network, progress=lambda _: None) as experiment:
+            time.sleep(max(0.0, experiment.start_at + 1.5 - time.time()))
+            os.kill(network.shaper.pid, signal.SIGKILL)
+            killed_at = time.time()
+            completed = experiment.wait(experiment.start_at + spec.timeout)
+            stopped_at = time.time()
     assert not completed and stopped_at - killed_at < 5
     assert "link shaper exited with status -9" in experiment.progress.errors["network"]
 
