@@ -14,7 +14,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from mininet.link import Intf, Link, TCIntf, TCLink
+from mininet.link import Intf, Link, TCLink
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import Host, OVSSwitch
@@ -27,6 +27,7 @@ from edgetestbed.signals import uninterrupted
 from edgetestbed.spec.model import LinkSpec, Spec
 from edgetestbed.spec.plan import Endpoint, HostPlan, LinkPlan, NetworkPlan, plan_network
 from edgetestbed.topo.cgroups import HostCgroup, RunCgroups
+from edgetestbed.topo.htb import HtbIntf, bw_params
 from edgetestbed.topo.probe import OVS_CTL, Backends
 from edgetestbed.topo.shaper import ShapedPort, UserspaceShaper
 
@@ -61,32 +62,8 @@ class LimitedHost(Host):
         self.cgroup.add_process(os.getpid())
 
 
-class HtbIntf(TCIntf):
-    """Mininet's TCIntf, plus a packet queue limit on the htb class without netem.
-
-    ``queue`` (packets) becomes a pfifo under the htb class: the bottleneck queue
-    of the link, as netem's ``limit`` is where netem exists. Above ~16 Mbit/s tc
-    warns that the htb quantum is large; with one class per interface it never
-    matters, so that warning is dropped instead of printed as "*** Error".
-    """
-
-    def config(self, queue: int | None = None, **params) -> dict:
-        result = super().config(**params)
-        if queue and params.get("bw"):
-            self.tc(f"%s qdisc add dev %s parent 5:1 handle 10: pfifo limit {int(queue)}")
-        return result
-
-    def tc(self, cmd: str, tc: str = "tc") -> str:
-        output = super().tc(cmd, tc)
-        return "".join(line for line in output.splitlines(keepends=True) if "quantum" not in line)
-
-
-def _mbit(spec: LinkSpec) -> dict:
-    return {} if spec.bw_mbit is None else {"bw": spec.bw_mbit}
-
-
 def _netem_params(spec: LinkSpec) -> dict:
-    params = _mbit(spec)
+    params = bw_params(spec)
     if spec.delay_ms:
         params["delay"] = f"{spec.delay_ms}ms"
     if spec.jitter_ms:
@@ -277,7 +254,7 @@ class EmulatedNetwork:
         bridge = f"x{len(self.inline_bridges) + 1}"
         self.inline_bridges[link.label] = bridge
         self._add_inline_bridge(bridge)
-        bw = {**_mbit(link.spec), "queue": link.spec.queue}
+        bw = {**bw_params(link.spec), "queue": link.spec.queue}
         self._add_link(link.a, bridge, cls2=HtbIntf, cls1=Intf, params2=bw)
         self._add_link(bridge, link.b, cls1=HtbIntf, cls2=Intf, params1=bw)
         if link.spec.impaired:
