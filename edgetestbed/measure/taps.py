@@ -117,7 +117,7 @@ def _root_mac(name: str) -> str | None:
 def link_tap(topology: Topology, link: LinkPlan) -> LinkTap:
     """Where ``link`` is measured: its interfaces from ``a`` to ``b``, captured at the last one."""
     network = topology.network
-    bridge = network.inline_bridges.get(link.label)
+    bridge = network.shaping.inline_bridge(link.label)
     if bridge:
         chain = [*topology.veth(link.a, bridge), *topology.veth(bridge, link.b)]
     else:

@@ -2,19 +2,19 @@
 
 `EmulatedNetwork` turns a `NetworkPlan` into Mininet hosts, switches and links
 with the chosen backends (see probe.py), limits every host's CPU and memory,
-sets its TCP congestion control, shapes every link, and records each resource
+sets its TCP congestion control, shapes every link with its link-shaping backend
+(:mod:`edgetestbed.topo.shaping`), and records each resource
 in the run's ledger as it is created, so that teardown (and ``edgetestbed
 clean`` after a crash) removes exactly those resources and nothing else.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 from pathlib import Path
 
-from mininet.link import Intf, Link, TCLink
+from mininet.link import Link
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import Host, OVSSwitch
@@ -24,12 +24,11 @@ from edgetestbed import ledger as resources
 from edgetestbed.errors import CapabilityError, LeftoverError
 from edgetestbed.ledger import Ledger
 from edgetestbed.signals import uninterrupted
-from edgetestbed.spec.model import LinkSpec, Spec
-from edgetestbed.spec.plan import Endpoint, HostPlan, LinkPlan, NetworkPlan, plan_network
+from edgetestbed.spec.model import Spec
+from edgetestbed.spec.plan import Endpoint, HostPlan, NetworkPlan, plan_network
 from edgetestbed.topo.cgroups import HostCgroup, RunCgroups
-from edgetestbed.topo.htb import HtbIntf, bw_params
 from edgetestbed.topo.probe import OVS_CTL, Backends
-from edgetestbed.topo.shaper import ShapedPort, UserspaceShaper
+from edgetestbed.topo.shaping import SHAPINGS, LinkShaping
 
 
 class LimitedHost(Host):
@@ -62,19 +61,6 @@ class LimitedHost(Host):
         self.cgroup.add_process(os.getpid())
 
 
-def _netem_params(spec: LinkSpec) -> dict:
-    params = bw_params(spec)
-    if spec.delay_ms:
-        params["delay"] = f"{spec.delay_ms}ms"
-    if spec.jitter_ms:
-        params["jitter"] = f"{spec.jitter_ms}ms"
-    if spec.loss_pct:
-        params["loss"] = spec.loss_pct
-    if spec.queue:
-        params["max_queue_size"] = spec.queue
-    return params
-
-
 class EmulatedNetwork:
     """The Mininet network of one run: build it, reach its hosts, tear it down.
 
@@ -91,9 +77,7 @@ class EmulatedNetwork:
         self.tag = tag
         self.plan: NetworkPlan = plan_network(spec)
         self.net: Mininet | None = None
-        self.shaper: UserspaceShaper | None = None
-        self.shaped_ports: list[ShapedPort] = []
-        self.inline_bridges: dict[str, str] = {}   # link label -> in-line bridge name
+        self.shaping: LinkShaping = SHAPINGS.get(backends.shaping)(self)
         self._ports: dict[str, int] = {}
         self._cgroups = RunCgroups(backends.cgroups, tag, ledger)
         self.shaper_counters: dict = {}
@@ -131,9 +115,9 @@ class EmulatedNetwork:
             raise
 
     def failure(self) -> str | None:
-        """Why the network stopped emulating the spec while running (its user-space shaper
-        died), or None."""
-        return self.shaper.failure() if self.shaper is not None else None
+        """Why the network stopped emulating the spec while running (its link shaping
+        failed, e.g. the user-space shaper died), or None."""
+        return self.shaping.failure()
 
     def stop(self) -> list[dict]:
         """Remove everything this network created; return what could not be removed.
@@ -144,25 +128,24 @@ class EmulatedNetwork:
         """
         with uninterrupted():
             try:
-                if self.shaper is not None:
-                    self.shaper_counters = self.shaper.stop()
+                self.shaper_counters.update(self.shaping.stop())   # {} when stopped before
                 if self.net is not None:
                     self.net.stop()
             except Exception as error:  # noqa: BLE001 - the sweep below removes what is left
                 self.stop_error = f"{type(error).__name__}: {error}"
             finally:
-                self.shaper = self.net = None
+                self.net = None
             return resources.remove_all(self.ledger.entries())
 
     def teardown_facts(self) -> dict:
-        """For the run's manifest, after `stop`: what Mininet's stop raised, the shaper's counters."""
+        """For the run's manifest, after `stop`: what Mininet's stop raised, the shaping's counters."""
         return {"teardown_error": self.stop_error, "shaper_counters": self.shaper_counters}
 
     # --- building -------------------------------------------------------------------
 
     def preflight(self) -> None:
         """Refuse to start if any name this network would create is already taken."""
-        names = list(self.plan.switches) + [f"x{i}" for i in range(1, len(self.plan.shaped_links) + 1)]
+        names = list(self.plan.switches) + self.shaping.interfaces()
         taken = [name for name in names if Path("/sys/class/net", name).exists()]
         taken += [str(p) for p in self._cgroups.parents if p.exists()]
         if taken:
@@ -182,9 +165,9 @@ class EmulatedNetwork:
             self._add_host(host)
         for host in self.plan.hosts:
             if host.role == "node":
-                self._add_link(host.name, host.switch)
+                self.add_link(host.name, host.switch)
         for link in self.plan.shaped_links:
-            self._add_shaped_link(link)
+            self.shaping.add_link(link)
         self.net.build()
         self.net.start()
         self._static_arp()
@@ -192,10 +175,7 @@ class EmulatedNetwork:
         for host in self.net.hosts:
             self._configure_host(host)
             host.apply_limits()
-        if self.shaped_ports:
-            self.shaper = UserspaceShaper(f"ETB-{self.tag}", self.shaped_ports, self.run_dir / "net",
-                                          self.spec.seed, self.ledger)
-            self.shaper.start()
+        self.shaping.start()
 
     def _ensure_ovs(self) -> None:
         if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode == 0:
@@ -218,11 +198,6 @@ class EmulatedNetwork:
         switch = self.net.addSwitch(name, cls=cls, **params)
         self.ledger.record_process(switch.pid, f"mininet switch shell {name}")
 
-    def _add_inline_bridge(self, name: str) -> None:
-        self.ledger.record("link", name=name)
-        bridge = self.net.addSwitch(name, cls=LinuxBridge)
-        self.ledger.record_process(bridge.pid, f"mininet in-line bridge shell {name}")
-
     def _add_host(self, host: HostPlan) -> None:
         cgroup = self._cgroups.host(host.name)
         node = self.net.addHost(host.name, cls=LimitedHost, ip=host.ip, cgroup=cgroup,
@@ -234,33 +209,14 @@ class EmulatedNetwork:
         self._ports[node] = port
         return f"{node}-eth{port}"
 
-    def _add_link(self, a: str, b: str, link_cls=Link, **params) -> None:
-        """A veth pair; its root-namespace ends are recorded before it exists."""
+    def add_link(self, a: str, b: str, link_cls=Link, **params) -> None:
+        """A veth pair; its root-namespace ends are recorded before it exists. The shaping
+        backend builds the shaped links with it (``params``: Mininet's ``addLink``'s)."""
         names = (self._intf(a), self._intf(b))
         for name, node in zip(names, (a, b)):
             if node not in self.plan.host_names:  # host ends vanish with the host's namespace
                 self.ledger.record("link", name=name)
         self.net.addLink(a, b, intfName1=names[0], intfName2=names[1], cls=link_cls, **params)
-
-    def _add_shaped_link(self, link: LinkPlan) -> None:
-        if self.backends.shaping == "netem":
-            self._add_link(link.a, link.b, TCLink, intf=HtbIntf, **_netem_params(link.spec))
-            return
-        if link.spec.bw_mbit is None and not link.spec.impaired:
-            self._add_link(link.a, link.b)
-            return
-        # a -- [xK-eth0 | bridge xK | xK-eth1] -- b: shape packets entering xK on either port,
-        # and rate-limit on xK's egress ports, so everything happens on a plain Linux bridge.
-        bridge = f"x{len(self.inline_bridges) + 1}"
-        self.inline_bridges[link.label] = bridge
-        self._add_inline_bridge(bridge)
-        bw = {**bw_params(link.spec), "queue": link.spec.queue}
-        self._add_link(link.a, bridge, cls2=HtbIntf, cls1=Intf, params2=bw)
-        self._add_link(bridge, link.b, cls1=HtbIntf, cls2=Intf, params1=bw)
-        if link.spec.impaired:
-            for port in (f"{bridge}-eth0", f"{bridge}-eth1"):
-                self.shaped_ports.append(ShapedPort(port, link.spec.delay_ms, link.spec.jitter_ms,
-                                                    link.spec.loss_pct, link.spec.queue))
 
     def _static_arp(self) -> None:
         """Every host knows every neighbour: no ARP broadcasts in the measurements, no
@@ -299,19 +255,10 @@ class EmulatedNetwork:
         self._turn_off_offloads(host)
 
     def _turn_off_offloads(self, host: Host) -> None:
-        """Turn off the host's offloads that would bend what the links measure.
-
-        With the user-space shaper, segmentation offloads (TSO, GSO) go: a GSO
-        super-packet of up to 64 KB counted as one packet against a link's ``queue``
-        and htb let it overshoot the rate (a 10 Mbit/s link with a 20-packet queue and
-        no delay carried 5.2-9.6 Mbit/s of TCP, with up to 220 retransmissions in 2 s;
-        9.56 every time with them off). With netem they stay on, as in stock Mininet:
-        turned off, netem's jitter reorders every MTU-sized packet, and in the
-        stock-kernel guest TCP then fell below linkcheck's tolerance on the jittery link.
-        """
-        features = []
-        if self.backends.shaping == "userspace":
-            features += ["tso", "off", "gso", "off"]
+        """Turn off the host's offloads that would bend what the links measure: those the
+        shaping backend names (its docstring says why), and checksum offload on OVS's
+        userspace datapath."""
+        features = list(self.shaping.offloads)
         if self.backends.switch == "ovs-user":
             # OVS's userspace datapath does not complete offloaded checksums: TCP would stall.
             features += ["tx", "off"]
@@ -345,6 +292,6 @@ class EmulatedNetwork:
                        "cpu": h.cpu, "memory": h.memory} for h in self.plan.hosts],
             "switches": list(self.plan.switches),
             "links": [{"kind": l.kind, "ends": list(l.ends), "between": [l.a, l.b],
-                       "inline_bridge": self.inline_bridges.get(l.label)} for l in self.plan.shaped_links],
-            "shaped_ports": [dataclasses.asdict(p) for p in self.shaped_ports],
+                       "inline_bridge": self.shaping.inline_bridge(l.label)} for l in self.plan.shaped_links],
+            **self.shaping.describe(),
         }

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgetestbed.errors import CapabilityError
+from edgetestbed.topo.shaping import SHAPINGS
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 
@@ -71,7 +72,7 @@ class Backends:
     """The backends a run uses; recorded in its manifest."""
 
     switch: str        # 'ovs' (kernel datapath) | 'ovs-user' | 'lxbr'
-    shaping: str       # 'netem' | 'userspace'
+    shaping: str       # a link-shaping backend's name: 'netem' | 'userspace' (topo/shaping/)
     cgroups: str       # 'v1' | 'v2'
 
 
@@ -230,7 +231,6 @@ def probe() -> Capabilities:
 # bridge adds ~0.05 ms, so a 10 ms link measured 11.2 ms through two userspace switches, out
 # of linkcheck's tolerance. `switch: ovs-user` still gets OpenFlow and the controller here.
 SWITCH_FEATURE = {"ovs": "ovs_kernel", "lxbr": "linux_bridge", "ovs-user": "ovs_user"}
-SHAPING_FEATURE = {"netem": "netem", "userspace": "userspace_shaping"}
 
 
 def _pick(asked: str, table: dict[str, str], caps: Capabilities, what: str) -> str:
@@ -246,13 +246,19 @@ def _pick(asked: str, table: dict[str, str], caps: Capabilities, what: str) -> s
 
 
 def choose_backends(switch: str, shaping: str, caps: Capabilities) -> Backends:
-    """The backends for a spec's ``network:`` choices, or a CapabilityError naming what is missing."""
+    """The backends for a spec's ``network:`` choices, or a CapabilityError naming what is missing.
+
+    Link shaping: a backend of :data:`~edgetestbed.topo.shaping.SHAPINGS`, whose ``feature``
+    says whether it works here; 'auto' tries them by rank. The registry imports the
+    backends' modules, and with them Mininet, only once Mininet is known to be there.
+    """
     for required in ("root", "mininet", "htb", "cgroups", "cgroup_cpu", "cgroup_memory"):
         feature: Feature = getattr(caps, required)
         if not feature.ok:
             raise CapabilityError(f"cannot build a network: {required}: {feature.detail}")
+    shaping_feature = {cls.name: cls.feature for cls in SHAPINGS.plugins()}
     return Backends(
         switch=_pick(switch, SWITCH_FEATURE, caps, "switch"),
-        shaping=_pick(shaping, SHAPING_FEATURE, caps, "link-shaping"),
+        shaping=_pick(shaping, shaping_feature, caps, "link-shaping"),
         cgroups=caps.cgroups.detail,
     )

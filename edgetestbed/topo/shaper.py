@@ -2,9 +2,10 @@
 
 How a link is shaped (bandwidth is not done here: htb on the interfaces does it):
 
-- The topology builder puts a small Linux bridge in line on every shaped link, so A—B
-  becomes A—[p1] bridge [p2]—B. Packets *entering* the bridge through ``p1`` travel A→B,
-  through ``p2`` B→A: each bridge port is one :class:`ShapedPort`, one link direction.
+- The topology builder (:mod:`edgetestbed.topo.shaping.userspace`) puts a small Linux
+  bridge in line on every shaped link, so A—B becomes A—[p1] bridge [p2]—B. Packets
+  *entering* the bridge through ``p1`` travel A→B, through ``p2`` B→A: each bridge port is
+  one :class:`ShapedPort`, one link direction.
 - With br_netfilter, bridged IPv4 packets traverse iptables. One chain per run in table
   ``mangle``, jumped to from ``PREROUTING``, holds one rule per port:
   ``-m physdev --physdev-in PORT -j NFQUEUE --queue-num N``. The queue's verdict ends the
@@ -26,8 +27,8 @@ Compared with netem:
   not from when the handler read it; and the handler runs at real-time priority (netem
   runs in softirq context), so busy CPUs barely stretch delays;
 - the queue limit counts wire-sized packets: hosts send no GSO super-packets here (see
-  ``EmulatedNetwork._turn_off_offloads``), and NFQUEUE would split any; netem counts
-  each super-packet as one;
+  :class:`~edgetestbed.topo.shaping.userspace.UserspaceShaping`), and NFQUEUE would split
+  any; netem counts each super-packet as one;
 - only IPv4 is shaped (``bridge-nf-call-iptables``): ARP and IPv6 cross undelayed, where
   netem would delay them too. The testbed's own traffic is IPv4.
 """
