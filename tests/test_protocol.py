@@ -252,7 +252,8 @@ CODED_MALFORMED = [
 def test_malformed_coded_messages_are_refused_with_a_reason(case, changes, frames, words):
     with pytest.raises(MalformedMessage) as caught:
         decode(_recoded(create_codec("quantize", {"bits": 8, "stochastic": False}), changes, frames), SCHEMA)
-    assert words in caught.value.reason and caught.value.sender == "w1"
+    assert words in caught.value.reason
+    assert caught.value.sender == (None if case == "too big" else "w1")   # too big: refused unread
 
 
 def test_a_module_only_a_message_names_is_never_imported(tmp_path, monkeypatch):
@@ -283,7 +284,7 @@ def _random_array(rng: random.Random, nprng: np.random.Generator) -> np.ndarray:
     dtype = rng.choice(sorted(protocol.DTYPES))
     shape = tuple(rng.randrange(5) for _ in range(rng.choice([0, 1, 1, 1, 2])))
     if dtype in ("int32", "int64") and rng.random() < 0.5:
-        return np.sort(nprng.integers(-2, 14, shape)).astype(dtype)
+        return np.sort(nprng.integers(-2, 14, shape).ravel()).reshape(shape).astype(dtype)
     if dtype.startswith("float"):
         return nprng.choice([0.0, 1.0, -3.5, np.inf, np.nan, 1e38, 1e-30], shape).astype(dtype)
     return nprng.integers(0, 256, shape).astype(dtype)

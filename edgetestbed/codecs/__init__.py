@@ -29,4 +29,6 @@ def create_codec(kind: str, params: Mapping[str, object], seed: Any = 0) -> Code
     codec's own model; they are not checked again here.
     """
     cls = CODECS.get(kind)
-    return cls(cls.Params.model_construct(**params), seed)
+    codec = cls(cls.Params.model_construct(**params), seed)
+    codec.type = kind   # as the spec names it, which is how the receiver's spec knows it too
+    return codec

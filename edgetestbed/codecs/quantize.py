@@ -18,7 +18,8 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _bits(value: object) -> int:
-    if isinstance(value, bool) or value not in CODE_DTYPES:
+    # an int first: ``value in`` a dict would raise TypeError on a list, which pydantic passes on
+    if isinstance(value, bool) or not isinstance(value, int) or value not in CODE_DTYPES:
         raise ValueError(f"{quote(value)} is not a number of bits here; expected 8 or 16")
     return value
 

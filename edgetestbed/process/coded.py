@@ -29,7 +29,7 @@ from edgetestbed.codecs import CODECS, MAX_CHAIN, Codec, CodecError, chain_probl
 from edgetestbed.errors import UserError
 from edgetestbed.params.plugins import parse_params
 
-MAX_CODED_ARRAYS = 4 * 64   # wire arrays of a coded message: top-k sends two per tensor
+MAX_CODED_ARRAYS = 4 * 64   # wire arrays of a coded message: room for four per tensor (top-k sends two)
 MAX_NAME_CHARS = 128
 CODED_EXPANSION = 2   # a coded message's arrays are at most this many times the tensors' bytes
 
@@ -54,9 +54,11 @@ def codec_chain(entries: Any, accepted: Dict[str, Type[Codec]]) -> Tuple[Codec, 
         cls = accepted[kind]
         params = {key: value for key, value in entry.items() if key != "type"}
         try:
-            codecs.append(cls(parse_params(cls.Params, params, f"codec {index} ({kind})", "codec")))
+            codec = cls(parse_params(cls.Params, params, f"codec {index} ({kind})", "codec"))
         except UserError as error:
             raise CodecError(str(error)) from None
+        codec.type = kind
+        codecs.append(codec)
     problem = chain_problem([type(codec) for codec in codecs], [entry["type"] for entry in entries])
     if problem is not None:
         raise CodecError(f"codec {problem[0]}: {problem[1]}")
