@@ -278,7 +278,8 @@ def test_coded_pushes_cost_a_fraction_of_the_bytes_and_the_root_still_learns(loo
     assert {p["peer"] for p in received} == {"w1", "w2"} and all(p["raw_bytes"] == model_bytes for p in received)
     assert not run.events("root", "MALFORMED")
     merges = [e["payload"] for e in run.events("root", "STATISTIC")]
-    assert merges[-1]["accuracy"] > merges[0]["before"]["accuracy"] + 0.1
+    # Two workers, four windows: uncoded, the root goes from 0.10 to about 0.23; coded, 0.22.
+    assert merges[-1]["accuracy"] > merges[0]["before"]["accuracy"] + 0.05
     assert all("codec" not in p for p in _pushes(run, "root") + [e["payload"] for e in run.events("root", "CONNECTION")
                                                                 if e["payload"]["kind"] == "MODEL"])
 
