@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from edgetestbed.applications import create_application
-from edgetestbed.codecs import CODECS, CodecError, chain_problem, commit_chain, create_codec, decode_chain, \
+from edgetestbed.codecs import CODECS, Codec, CodecError, chain_problem, commit_chain, create_codec, decode_chain, \
     encode_chain
 from edgetestbed.codecs.topk import kept
 from edgetestbed.spec.load import load_spec_text
@@ -31,15 +31,15 @@ TENSORS = [RNG.normal(0, 0.1, (784, 20)).astype(np.float32), RNG.normal(3, 2, 20
 SHAPES = [t.shape for t in TENSORS]
 
 
-def quantize(bits: int = 8, stochastic: bool = False, seed: object = 0):
+def quantize(bits: int = 8, stochastic: bool = False, seed: object = 0) -> Codec:
     return create_codec("quantize", {"bits": bits, "stochastic": stochastic}, seed)
 
 
-def topk(fraction: float, feedback: bool = True):
+def topk(fraction: float, feedback: bool = True) -> Codec:
     return create_codec("topk", {"fraction": fraction, "feedback": feedback})
 
 
-def round_trip(codec, arrays):
+def round_trip(codec: Codec, arrays: list) -> list:
     return decode_chain([codec], encode_chain([codec], arrays), [a.shape for a in arrays])
 
 
@@ -102,7 +102,7 @@ def test_topk_error_feedback_sends_the_rest_later():
     updates = [[rng.normal(0, 1, s).astype(np.float32) for s in SHAPES] for _ in range(20)]
     idle = [[np.zeros(s, np.float32) for s in SHAPES]] * 10   # ten pushes of nothing new
 
-    def received(codec) -> list:
+    def received(codec: Codec) -> list:
         total = [np.zeros(s) for s in SHAPES]
         for update in updates + idle:
             for t, part in zip(total, round_trip(codec, update)):

@@ -264,11 +264,11 @@ def test_a_module_only_a_message_names_is_never_imported(tmp_path, monkeypatch):
     assert not (tmp_path / "imported").exists() and "wirecodec" not in sys.modules
 
 
-def _random_value(rng: random.Random):
+def _random_value(rng: random.Random) -> object:
     return rng.choice([0, 1, 7, 8, 16, -1, 0.1, 0.5, 1.0, 2.5, 2 ** 40, True, False, None, "8", "x", [], {}, [8]])
 
 
-def _random_codec_entry(rng: random.Random):
+def _random_codec_entry(rng: random.Random) -> object:
     if rng.random() < 0.05:
         return rng.choice(["quantize", 3, None, [], {"type": None}])
     entry = {"type": rng.choice(["quantize", "topk", "topk", "quantize", "gzip", "os:system", "", "x" * 200, 5])}

@@ -49,7 +49,6 @@ class Codec(Plugin, ABC):
 
     def __init__(self, params: BaseModel, seed: Any = 0) -> None:
         self.params = params
-        self.seed = seed
         # The name the spec and the wire give it: a registered name, or module:Class.
         cls = type(self)
         self.type: str = cls.__dict__.get("name") or f"{cls.__module__}:{cls.__qualname__}"
