@@ -3,6 +3,7 @@ decode refuses, chains, and the spec's ``codec:`` checked with file, line and fi
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -17,10 +18,12 @@ from edgetestbed.applications import create_application
 from edgetestbed.codecs import CODECS, Codec, CodecError, chain_problem, commit_chain, create_codec, decode_chain, \
     encode_chain
 from edgetestbed.codecs.topk import kept
+from edgetestbed.process import protocol
+from edgetestbed.process.protocol import Message
 from edgetestbed.spec.load import load_spec_text
 from edgetestbed.spec.model import CodecSpec
 import test_nodes
-from test_nodes import LIMIT, assert_all_done, run_spec
+from test_nodes import LIMIT, assert_all_done, run_spec, send_to_root
 from test_spec import TREE, assert_problem
 
 loopback = test_nodes.loopback   # the fixture: runs on the loopback backend, stopped at the end
@@ -258,13 +261,36 @@ def _pushes(run, worker: str) -> list[dict]:
             if e["payload"]["direction"] == "sent" and e["payload"]["kind"] == "PUSH"]
 
 
+def _bad_coded_pushes() -> list:
+    """Coded PUSHes from w1 its root must refuse: each reason, and the frames."""
+    weights = create_application("mnist_mlp", seed=1).get_weights()
+    good = protocol.encode(Message(protocol.PUSH, "w1", seq=1, arrays=tuple(weights), codec=(topk(0.1),)))
+    header = json.loads(bytes(good[0]))
+    far = np.array(good[1])
+    far[-1] = 10 ** 6
+
+    def chain(*codecs: dict) -> bytes:
+        return json.dumps({**header, "codec": list(codecs)}).encode()
+
+    return [("unknown codec 'gzip'", [chain({"type": "gzip"}), *good[1:]]),
+            ("unknown codec 'usercodecs:Clip'", [chain({"type": "usercodecs:Clip", "limit": 1.0}), *good[1:]]),
+            ("codec 0 (topk).fraction: 0 is too small", [chain({"type": "topk", "fraction": 0}), *good[1:]]),
+            ("PUSH coded by topk: tensor 0's indices run from", [good[0], far, *good[2:]]),
+            ("PUSH coded by quantize: 16 wire arrays, expected 9", [chain({"type": "quantize"}), *good[1:]])]
+
+
 def test_coded_pushes_cost_a_fraction_of_the_bytes_and_the_root_still_learns(loopback):
     nodes = ("  - {id: root}\n"
              "  - {id: w1, parent: root, sensors: [0], codec: {type: quantize, bits: 8}}\n"
              "  - {id: w2, parent: root, sensors: [1], codec: {type: topk, fraction: 0.1}}\n")
     run = loopback(run_spec(nodes))
     run.start_all()
+    run.at(1.5)
+    bad = _bad_coded_pushes()
+    assert send_to_root(run, [frames for _, frames in bad]).type == protocol.MODEL   # still serving
     assert_all_done(run, run.wait(LIMIT + 20))
+    reasons = [e["payload"]["reason"] for e in run.events("root", "MALFORMED")]
+    assert len(reasons) == len(bad) and all(words in reason for (words, _), reason in zip(bad, reasons)), reasons
     model_bytes = sum(w.nbytes for w in create_application("mnist_mlp", seed=1).get_weights())
     ratios = {}
     for worker, codec, most in (("w1", "quantize", 0.26), ("w2", "topk", 0.21)):
@@ -276,7 +302,6 @@ def test_coded_pushes_cost_a_fraction_of_the_bytes_and_the_root_still_learns(loo
     received = [e["payload"] for e in run.events("root", "CONNECTION")
                 if e["payload"]["direction"] == "received" and e["payload"]["kind"] == "PUSH"]
     assert {p["peer"] for p in received} == {"w1", "w2"} and all(p["raw_bytes"] == model_bytes for p in received)
-    assert not run.events("root", "MALFORMED")
     merges = [e["payload"] for e in run.events("root", "STATISTIC")]
     # Two workers, four windows: uncoded, the root goes from 0.10 to about 0.23; coded, 0.22.
     assert merges[-1]["accuracy"] > merges[0]["before"]["accuracy"] + 0.05
