@@ -202,12 +202,17 @@ def _inject_malformed(run: LoopbackRun) -> Message:
     weights = create_application("mnist_mlp", seed=1).get_weights()
     good = protocol.encode(Message(protocol.PUSH, "w1", seq=1, arrays=tuple(weights)))
     header = json.loads(bytes(good[0]))
-    bad = [
+    return send_to_root(run, [
         [b"{not json"],
         [json.dumps({**header, "arrays": header["arrays"][::-1]}).encode(), *good[1:][::-1]],
         [json.dumps({**header, "sender": "intruder"}).encode(), *good[1:]],
         good[:2],
-    ]
+    ])
+
+
+def send_to_root(run: LoopbackRun, bad: List[list]) -> Message:
+    """Send the root the messages ``bad`` as w1, then a good PULL; the root's reply to it."""
+    weights = create_application("mnist_mlp", seed=1).get_weights()
     context = zmq.Context()
     dealer = context.socket(zmq.DEALER)
     try:

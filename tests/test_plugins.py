@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgetestbed.analysis.runlogs import RunLogs
+from edgetestbed.codecs import CODECS
 from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.partitions import PARTITIONS, datasets_of
 from edgetestbed.data.streams import StreamDefinition
@@ -117,7 +118,8 @@ def test_builtin_plugins_are_registered_in_listing_order_and_describe_themselves
     assert POLICIES.names() == ["simple", "time", "window", "downpour"]
     assert PARTITIONS.names() == ["iid", "biased", "by_label", "replicated", "mixed", "by_year", "by_season"]
     assert DATASETS.names() == ["mnist", "aqi"]
-    for cls in POLICIES.plugins() + PARTITIONS.plugins() + DATASETS.plugins():
+    assert CODECS.names() == ["quantize", "topk"]
+    for cls in POLICIES.plugins() + CODECS.plugins() + PARTITIONS.plugins() + DATASETS.plugins():
         assert cls.__doc__ and issubclass(cls.Params, PluginParams), cls
 
 
@@ -126,7 +128,7 @@ def test_the_readme_lists_every_builtin_plugin_with_its_parameters():
     def rows(cls) -> list[str]:   # an application and a dataset may share a name (aqi)
         return [line for line in readme.splitlines() if line.startswith(f"| `{cls.name}` |")]
 
-    for cls in POLICIES.plugins() + PARTITIONS.plugins() + DATASETS.plugins():
+    for cls in POLICIES.plugins() + CODECS.plugins() + PARTITIONS.plugins() + DATASETS.plugins():
         assert any(all(f"`{field}`" in row for field in cls.Params.model_fields) for row in rows(cls)), \
             f"no README row for {cls.name} naming {list(cls.Params.model_fields)}"
     for cls in PARTITIONS.plugins():

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 
 import numpy as np
 import pytest
 import zmq
 
+from edgetestbed.codecs import create_codec
 from edgetestbed.process import protocol
 from edgetestbed.process.protocol import (ACK, MODEL, PULL, PUSH, SAMPLE, ArraySpec, MalformedMessage,
                                         Message, Schema, decode, encode, wire_bytes)
@@ -183,3 +185,149 @@ def test_parents_accept_only_requests_and_children_only_replies():
         decode(encode(Message(MODEL, "ps", arrays=tuple(WEIGHTS))), requests)
     with pytest.raises(MalformedMessage, match="PUSH is not expected here"):
         decode(encode(_push()), replies)
+
+
+# ---------------------------------------------------------------- coded messages
+
+def _coded(*codecs, **fields) -> list:
+    return [bytes(memoryview(f)) for f in encode(_push(codec=tuple(codecs), **fields))]
+
+
+def test_an_uncoded_message_is_byte_for_byte_what_it_was_before_codecs():
+    header = encode(Message(PUSH, "w1", seq=3, version=2, window=5, samples=40, coverage={"w1": 5},
+                            arrays=tuple(WEIGHTS), ts=1.5))[0]
+    assert header == (b'{"v":1,"type":"PUSH","sender":"w1","seq":3,"version":2,"window":5,"samples":40,'
+                      b'"ts":1.5,"coverage":{"w1":5},"arrays":[{"dtype":"float32","shape":[4,3]},'
+                      b'{"dtype":"float32","shape":[3]}]}')
+    assert decode(encode(_push()), SCHEMA).codec == ()
+
+
+@pytest.mark.parametrize("codec, wire", [
+    ({"type": "quantize", "bits": 16, "stochastic": False}, ["uint16", "uint16", "float32"]),
+    ({"type": "topk", "fraction": 0.5, "feedback": True}, ["int32", "float32"] * 2),
+])
+def test_a_coded_message_declares_its_chain_and_decodes_into_the_schemas_shapes(codec, wire):
+    frames = _coded(create_codec(codec["type"], {k: v for k, v in codec.items() if k != "type"}))
+    header = json.loads(frames[0])
+    assert header["codec"] == [codec] and [a["dtype"] for a in header["arrays"]] == wire
+    got = decode(frames, SCHEMA)
+    assert [ArraySpec.of(a) for a in got.arrays] == list(SCHEMA.arrays_by_type[PUSH])
+    assert [c.type for c in got.codec] == [codec["type"]]
+    assert np.abs(got.arrays[0] - _push().arrays[0]).max() <= (6 if codec["type"] == "topk" else 11 / 65535)
+
+
+def _recoded(codec, header_changes=None, frames=None) -> list:
+    """A valid coded PUSH by ``codec`` with header fields changed or array frames replaced."""
+    encoded = _coded(codec)
+    header = {**json.loads(encoded[0]), **(header_changes or {})}
+    return [json.dumps(header).encode(), *(frames if frames is not None else encoded[1:])]
+
+
+Q8 = {"type": "quantize", "bits": 8, "stochastic": False}
+CODED_MALFORMED = [
+    ("unknown codec", {"codec": [{"type": "gzip"}]}, None, "codec 0: unknown codec 'gzip'; accepted here: quantize, topk"),
+    ("module:Class from the wire", {"codec": [{"type": "os:system"}]}, None, "unknown codec 'os:system'"),
+    ("no type", {"codec": [{"bits": 8}]}, None, "codec 0: must be an object with a 'type'"),
+    ("empty chain", {"codec": []}, None, "codec must be a list of 1 to 8 codecs"),
+    ("not a list", {"codec": "quantize"}, None, "codec must be a list"),
+    ("bad parameter", {"codec": [{**Q8, "bits": 7}]}, None, "codec 0 (quantize).bits: 7 is not a number of bits"),
+    ("unknown parameter", {"codec": [{**Q8, "level": 3}]}, None, "codec 0 (quantize).level: unknown key 'level'"),
+    ("chain order", {"codec": [{"type": "topk", "fraction": 0.5}, Q8]}, None, "codec 1: quantize cannot follow topk"),
+    ("coded PULL", {"type": "PULL", "codec": [Q8]}, None, "a PULL message cannot be coded"),
+    ("wrong codec for the arrays", {"codec": [{"type": "topk", "fraction": 0.5}]}, None,
+     "PUSH coded by topk: 3 wire arrays, expected 4"),
+    ("short codes", {"arrays": [{"dtype": "uint8", "shape": [4, 2]}, {"dtype": "uint8", "shape": [3]},
+                                {"dtype": "float32", "shape": [2, 2]}]},
+     [np.zeros((4, 2), np.uint8), np.zeros(3, np.uint8), np.zeros((2, 2), np.float32)],
+     "PUSH coded by quantize: tensor 0's codes are [4, 2], expected [4, 3]"),
+    ("frame size", None, [np.zeros(13, np.uint8), np.zeros(3, np.uint8), np.zeros((2, 2), np.float32)],
+     "array 0: frame has 13 bytes"),
+    ("too big", {"arrays": [{"dtype": "uint8", "shape": [300_000]}, {"dtype": "uint8", "shape": [3]},
+                            {"dtype": "float32", "shape": [2, 2]}]},
+     [np.zeros(300_000, np.uint8), np.zeros(3, np.uint8), np.zeros((2, 2), np.float32)], "exceeds the maximum"),
+]
+
+
+@pytest.mark.parametrize("case, changes, frames, words", CODED_MALFORMED, ids=[c[0] for c in CODED_MALFORMED])
+def test_malformed_coded_messages_are_refused_with_a_reason(case, changes, frames, words):
+    with pytest.raises(MalformedMessage) as caught:
+        decode(_recoded(create_codec("quantize", {"bits": 8, "stochastic": False}), changes, frames), SCHEMA)
+    assert words in caught.value.reason
+    assert caught.value.sender == (None if case == "too big" else "w1")   # too big: refused unread
+
+
+def test_a_module_only_a_message_names_is_never_imported(tmp_path, monkeypatch):
+    (tmp_path / "wirecodec.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(MalformedMessage, match="unknown codec 'wirecodec:Anything'"):
+        decode(_recoded(create_codec("quantize", {}), {"codec": [{"type": "wirecodec:Anything"}]}), SCHEMA)
+    assert not (tmp_path / "imported").exists() and "wirecodec" not in sys.modules
+
+
+def _random_value(rng: random.Random) -> object:
+    return rng.choice([0, 1, 7, 8, 16, -1, 0.1, 0.5, 1.0, 2.5, 2 ** 40, True, False, None, "8", "x", [], {}, [8]])
+
+
+def _random_codec_entry(rng: random.Random) -> object:
+    if rng.random() < 0.05:
+        return rng.choice(["quantize", 3, None, [], {"type": None}])
+    entry = {"type": rng.choice(["quantize", "topk", "topk", "quantize", "gzip", "os:system", "", "x" * 200, 5])}
+    for key in rng.sample(["bits", "stochastic", "fraction", "feedback", "extra"], rng.randrange(4)):
+        entry[key] = _random_value(rng)
+    if entry["type"] == "topk" and rng.random() < 0.7:
+        entry["fraction"] = rng.choice([0.1, 0.25, 0.5, 1.0])
+    return entry
+
+
+def _random_array(rng: random.Random, nprng: np.random.Generator) -> np.ndarray:
+    """A wire array of a random allowed dtype and small shape, often of plausible indices."""
+    dtype = rng.choice(sorted(protocol.DTYPES))
+    shape = tuple(rng.randrange(5) for _ in range(rng.choice([0, 1, 1, 1, 2])))
+    if dtype in ("int32", "int64") and rng.random() < 0.5:
+        return np.sort(nprng.integers(-2, 14, shape).ravel()).reshape(shape).astype(dtype)
+    if dtype.startswith("float"):
+        return nprng.choice([0.0, 1.0, -3.5, np.inf, np.nan, 1e38, 1e-30], shape).astype(dtype)
+    return nprng.integers(0, 256, shape).astype(dtype)
+
+
+def test_fuzzed_coded_messages_either_decode_or_raise_malformed():
+    """Thousands of random chains, parameters, wire arrays and mutated valid coded messages
+    never raise anything but MalformedMessage, and what decodes matches the schema."""
+    rng, nprng = random.Random(7), np.random.default_rng(7)
+    valid = [_coded(create_codec("quantize", {"bits": bits})) for bits in (8, 16)] + \
+        [_coded(create_codec("topk", {"fraction": f})) for f in (0.1, 0.5, 1.0)]
+    outcomes = {"decoded": 0, "codec refused": 0, "other": 0}
+    for case in range(4000):
+        frames = list(rng.choice(valid))
+        header = json.loads(frames[0])
+        if case % 4 == 0:      # a random chain over the valid arrays
+            header["codec"] = [_random_codec_entry(rng) for _ in range(rng.choice([0, 1, 1, 1, 2, 3, 9]))]
+        elif case % 4 == 1:    # random wire arrays, each frame its declared size: decode must judge them
+            arrays = [_random_array(rng, nprng) for _ in range(rng.randrange(1, 6))]
+            header["arrays"] = [ArraySpec.of(a).as_json() for a in arrays]
+            frames = [b"", *(a.tobytes() for a in arrays)]
+        elif case % 4 == 2:    # one wire array's values replaced, same dtype and shape
+            index = rng.randrange(1, len(frames))
+            spec = header["arrays"][index - 1]
+            replaced = nprng.integers(-(2 ** 31), 2 ** 31, spec["shape"]).astype(spec["dtype"])
+            frames[index] = replaced.tobytes()
+        else:                  # a byte flipped anywhere, or a frame cut short
+            index = rng.randrange(len(frames))
+            body = bytearray(frames[index])
+            if body and rng.random() < 0.7:
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            else:
+                body = body[:rng.randrange(len(body) + 1)]
+            frames[index] = bytes(body)
+            if index == 0:
+                header = None
+        if header is not None:
+            frames[0] = json.dumps(header).encode()
+        try:
+            message = decode(frames, SCHEMA)
+        except MalformedMessage as error:
+            outcomes["codec refused" if "coded by" in error.reason else "other"] += 1
+            continue
+        outcomes["decoded"] += 1
+        assert [ArraySpec.of(a) for a in message.arrays] == list(SCHEMA.arrays_by_type[PUSH])
+    assert min(outcomes.values()) > 200, outcomes   # every stage was reached, often

@@ -26,6 +26,10 @@ cpu_total, memory_peak}``; ``DONE`` ``{merges, samples, complete, coverage,
 children_done, <evaluation>, cpu_total, memory_peak}``; ``CONNECTION`` per message in
 and out; ``MALFORMED`` ``{peer, reason, bytes}`` (peer: the claimed sender, or the
 socket identity in hex).
+
+A child's PUSH may be coded (:mod:`edgetestbed.codecs`): it is decoded with the chain its
+header declares, among the built-in codecs and the ``module:Class`` ones the spec gives
+this server's children (never one only the message names), and then checked like any.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from edgetestbed.nodes.model import ModelState, Update, covers, joined
 from edgetestbed.nodes.upstream import Exchange
 from edgetestbed.policies import Moment, create_policy
 from edgetestbed.process import protocol
+from edgetestbed.process.coded import accepted_codecs
 from edgetestbed.process.eventlog import STATISTIC, Stopwatch
 from edgetestbed.process.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
 from edgetestbed.process.runtime import Runtime
@@ -88,7 +93,10 @@ class ParameterServer:
         self.children = set(node.children)
         self.workers_below = workers_below(runtime.spec, node.id)
         self.model = ModelState(runtime.new_application(runtime.spec.nodes.index(node)))
-        self.schema = Schema.for_model(self.model.app.get_weights(), protocol.REQUESTS)
+        # Children's codecs: the built-ins, and any module:Class the spec gives a child.
+        configured = {codec.type for child in node.children for codec in runtime.spec.node(child).codec}
+        self.schema = Schema.for_model(self.model.app.get_weights(), protocol.REQUESTS,
+                                       accepted_codecs(sorted(configured)))
         self.router = runtime.sockets.open(zmq.ROUTER, self.schema.max_frame_bytes())
         self.router.bind(runtime.wiring.bind_address(node.id))
         policy = create_policy(node.policy.type, node.policy.params, trains=False)

@@ -13,7 +13,10 @@ milliseconds, so a restarted child's requests are never mistaken for resent ones
 :class:`Exchange` is what a node does with its parent: pull (adopt the parent's model,
 keeping unpushed work; log ``MODEL_RECEIVED`` with its coverage), push (the update since
 the last push; committed only when acknowledged, so nothing is lost while the parent is
-away), join (a pull at start), the final synchronisation and leaving (``DONE``).
+away), join (a pull at start), the final synchronisation and leaving (``DONE``). A node
+with a ``codec`` chain sends its pushes coded by it: one chain for the node's whole life,
+so that state such as top-k's error feedback carries from push to push, and advanced
+(:meth:`~edgetestbed.codecs.Codec.commit`) only by an acknowledged push.
 
 Log events: ``CONNECTION`` per message, ``RETRY`` ``{peer, kind, seq, attempt, waited}``,
 ``UNREACHABLE`` ``{peer, kind, seq, attempts}``, ``MALFORMED`` ``{peer, reason, bytes}``
@@ -29,6 +32,7 @@ from typing import Optional
 
 import zmq
 
+from edgetestbed.codecs import commit_chain, create_codec
 from edgetestbed.nodes.model import ModelState, covers
 from edgetestbed.policies import Event, Moment, Policy
 from edgetestbed.process import protocol
@@ -37,6 +41,7 @@ from edgetestbed.process.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, 
 from edgetestbed.process.runtime import Runtime
 
 ATTEMPTS = 2
+CODEC_SEED_WORD = 11  # keeps nodes' codec seeds (stochastic rounding) apart from other seeds
 REPLY_TO = {PULL: MODEL, PUSH: ACK, DONE: ACK}
 
 
@@ -108,6 +113,10 @@ class Exchange:
         schema = Schema.for_model(model.app.get_weights(), protocol.REPLIES)
         self.parent = Parent(runtime, parent_id, schema) if parent_id else None
         self.next_sync_pull = 0.0
+        node, spec = runtime.node, runtime.spec
+        seed = [spec.seed, CODEC_SEED_WORD, spec.nodes.index(node)]
+        self.codecs = tuple(create_codec(codec.type, codec.params, seed) for codec in node.codec) \
+            if parent_id else ()   # a codec codes pushes, and the root pushes to no one
 
     def begin(self, start_at: float) -> None:
         """The run's clock started at ``start_at`` (time-based policies count from it)."""
@@ -148,9 +157,10 @@ class Exchange:
         update = self.model.pending()
         latest = max(update.coverage.values(), default=-1)
         reply = self.parent.request(PUSH, version=self.model.base_version, window=latest, samples=update.samples,
-                                    coverage=update.coverage, arrays=tuple(update.delta))
+                                    coverage=update.coverage, arrays=tuple(update.delta), codec=self.codecs)
         if reply is None:
             return False
+        commit_chain(self.codecs)
         self.model.committed(update)
         return True
 

@@ -1,6 +1,6 @@
 """The vocabulary a plugin declares its parameters in: value types, and the registries.
 
-An application, an exchange policy or a data partition declares its parameters as a
+An application, an exchange policy, a codec or a data partition declares its parameters as a
 pydantic model, with the same value types the spec's own schema uses, and registers
 itself by name; the spec, built above, takes its names, suggestions and parameter checks
 from here. This package sits below all of them and imports nothing from edgetestbed but

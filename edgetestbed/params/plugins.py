@@ -1,12 +1,12 @@
 """Plugins: a strategy that is one class in one file, found by its name or as ``module:Class``.
 
-An exchange policy (:mod:`edgetestbed.policies`) or a data partition
-(:mod:`edgetestbed.data.partitions`) is a class that declares its ``name``, a
+An exchange policy (:mod:`edgetestbed.policies`), a codec (:mod:`edgetestbed.codecs`) or a
+data partition (:mod:`edgetestbed.data.partitions`) is a class that declares its ``name``, a
 docstring, its parameters as a pydantic model ``Params`` and what it does, and registers
 itself with its kind's :class:`Registry` through the ``@REGISTRY.register`` decorator. A
 registry imports every module of its package the first time it is asked for a name, so a
-new file in that package is all it takes to add one. Where a kind allows it (policies,
-like applications), a researcher's own class is named ``module:Class`` in the spec and
+new file in that package is all it takes to add one. Where a kind allows it (policies and
+codecs, like applications), a researcher's own class is named ``module:Class`` in the spec and
 needs no change to the package.
 
 The spec is assembled from the registries: the names it accepts and suggests, and each

@@ -16,6 +16,8 @@ Who does what:
 - :mod:`~edgetestbed.process.wiring`: who listens where (``wiring.json``).
 - :mod:`~edgetestbed.process.protocol`: the wire format (a checked JSON header, raw array
   frames) and its message types.
+- :mod:`~edgetestbed.process.coded`: a coded message's codec chain checked, and which codecs
+  a receiver accepts (never a module only a message names).
 - :mod:`~edgetestbed.process.eventlog`: the JSON-lines logs and their event types.
 - :mod:`~edgetestbed.process.stopping`: SIGTERM and SIGINT as a stop request, honoured
   where a process waits.

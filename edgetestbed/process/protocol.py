@@ -32,6 +32,17 @@ stream. ``coverage`` maps each worker to the latest window merged into the model
 delta) the message is about (docs/architecture.md, "coverage vector"). Array frames and the header
 are bounded: :meth:`Schema.max_frame_bytes` is also what sockets set as
 ``zmq.MAXMSGSIZE``, so an oversized frame is refused by ZeroMQ before it is buffered.
+
+Coded messages. A ``PUSH`` (or ``MODEL``) whose sender has a codec chain
+(:mod:`edgetestbed.codecs`) has one more header key, ``"codec"``: the chain, as a list of
+``{"type": NAME, **params}`` objects, first codec first, e.g.
+``"codec": [{"type": "quantize", "bits": 8, "stochastic": false}]``. Its ``arrays`` then
+declare the wire arrays the chain wrote (codes, indices, scales), not the tensors. A
+receiver checks the chain (known codecs only, their parameters, a valid order) and the
+wire arrays like any others, decodes them into its own model's shapes and checks the
+result against the schema as for an uncoded message (:mod:`edgetestbed.process.coded`).
+A message without a codec has no ``"codec"`` key: its bytes are those of a message before
+codecs existed.
 """
 
 from __future__ import annotations
@@ -40,15 +51,18 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
 import numpy as np
+
+from edgetestbed.codecs import Codec, CodecError, decode_chain, encode_chain
+from edgetestbed.process.coded import CODED_EXPANSION, MAX_CODED_ARRAYS, accepted_codecs, codec_chain
 
 PROTOCOL_VERSION = 1
 PULL, MODEL, PUSH, ACK, DONE, SAMPLE = "PULL", "MODEL", "PUSH", "ACK", "DONE", "SAMPLE"
 MESSAGE_TYPES = (PULL, MODEL, PUSH, ACK, DONE, SAMPLE)
 REQUESTS, REPLIES = (PULL, PUSH, DONE), (MODEL, ACK)
-DTYPES = frozenset({"float32", "float64", "int32", "int64", "uint8"})
+DTYPES = frozenset({"float32", "float64", "int32", "int64", "uint8", "uint16"})
 MAX_HEADER_BYTES = 256 * 1024
 MAX_ARRAYS = 64
 MAX_NDIM = 4
@@ -58,6 +72,7 @@ MAX_INT = 2 ** 53  # every integer field must survive a round trip through any J
 
 _HEADER_KEYS = frozenset({"v", "type", "sender", "seq", "version", "window", "samples", "ts",
                           "coverage", "arrays"})
+CODED = (PUSH, MODEL)   # the types a codec may encode: a model's tensors
 _INT_FIELDS = {"seq": 0, "version": 0, "window": -1, "samples": 0}  # field: smallest allowed value
 
 
@@ -92,7 +107,10 @@ class ArraySpec:
 
 @dataclass(frozen=True)
 class Message:
-    """One protocol message; ``arrays`` are numpy arrays (read-only views after decoding)."""
+    """One protocol message; ``arrays`` are numpy arrays (read-only views after decoding).
+
+    ``codec``: the chain the tensors travel encoded with (none: as they are). ``arrays``
+    are the tensors either way: :func:`encode` encodes them, :func:`decode` decodes them."""
 
     type: str
     sender: str
@@ -103,6 +121,7 @@ class Message:
     coverage: Mapping[str, int] = field(default_factory=dict)
     arrays: Tuple[np.ndarray, ...] = ()
     ts: float = 0.0
+    codec: Tuple[Codec, ...] = ()
 
     def reply(self, type_: str, sender: str, **fields: Any) -> "Message":
         """A reply to this request: same ``seq``."""
@@ -116,16 +135,27 @@ class Schema:
     socket accepts only ``SAMPLE``, a parameter server only requests.
     """
 
-    def __init__(self, arrays_by_type: Mapping[str, Sequence[ArraySpec]]) -> None:
+    def __init__(self, arrays_by_type: Mapping[str, Sequence[ArraySpec]],
+                 codecs: Optional[Mapping[str, Type[Codec]]] = None) -> None:
         self.arrays_by_type = {kind: tuple(specs) for kind, specs in arrays_by_type.items()}
+        self._codecs = codecs
+
+    @property
+    def codecs(self) -> Mapping[str, Type[Codec]]:
+        """The codec classes a coded message may name (default: the built-ins), looked up once."""
+        if self._codecs is None:
+            self._codecs = accepted_codecs()
+        return self._codecs
 
     @classmethod
-    def for_model(cls, weights: Sequence[np.ndarray], accept: Sequence[str]) -> "Schema":
+    def for_model(cls, weights: Sequence[np.ndarray], accept: Sequence[str],
+                  codecs: Optional[Mapping[str, Type[Codec]]] = None) -> "Schema":
         """Messages of the types ``accept`` between a child and its parent, for a model with
-        these weights (a parent accepts ``REQUESTS``, a child ``REPLIES``)."""
+        these weights (a parent accepts ``REQUESTS``, a child ``REPLIES``), coded by the
+        ``codecs`` given (:func:`~edgetestbed.process.coded.accepted_codecs`; default: the built-ins)."""
         specs = [ArraySpec("float32", tuple(w.shape)) for w in weights]
         arrays = {PULL: (), ACK: (), DONE: (), MODEL: specs, PUSH: specs}
-        return cls({kind: arrays[kind] for kind in accept})
+        return cls({kind: arrays[kind] for kind in accept}, codecs)
 
     @classmethod
     def for_samples(cls, feature_shape: Sequence[int], feature_dtype: str, label_dtype: str) -> "Schema":
@@ -145,6 +175,11 @@ class Schema:
         """The largest accepted message, all frames together."""
         return MAX_HEADER_BYTES + self.max_payload_bytes()
 
+    def max_coded_bytes(self) -> int:
+        """The largest accepted coded message: a chain may write more bytes than the tensors
+        (top-k keeping every entry sends an index with each), but not unboundedly more."""
+        return MAX_HEADER_BYTES + CODED_EXPANSION * self.max_payload_bytes()
+
 
 # ---------------------------------------------------------------- sending
 
@@ -160,8 +195,10 @@ def sample_message(sender: str, seq: int, window: int, x: np.ndarray, y: Any, y_
 
 
 def encode(message: Message) -> List[Any]:
-    """The frames of ``message``: the header as bytes, then each array (no copy when contiguous)."""
-    arrays = [_contiguous(np.asarray(a)) for a in message.arrays]
+    """The frames of ``message``: the header as bytes, then each array (no copy when
+    contiguous); with a codec, the arrays its chain writes (the chain's state advances)."""
+    arrays = [np.asarray(a) for a in message.arrays]
+    arrays = [_contiguous(a) for a in (encode_chain(message.codec, arrays) if message.codec else arrays)]
     header = {
         "v": PROTOCOL_VERSION, "type": message.type, "sender": message.sender,
         "seq": message.seq, "version": message.version, "window": message.window,
@@ -169,6 +206,8 @@ def encode(message: Message) -> List[Any]:
         "coverage": dict(message.coverage),
         "arrays": [ArraySpec.of(a).as_json() for a in arrays],
     }
+    if message.codec:
+        header["codec"] = [codec.describe() for codec in message.codec]
     return [json.dumps(header, separators=(",", ":")).encode(), *arrays]
 
 
@@ -197,20 +236,25 @@ def decode(frames: Sequence[Any], schema: Schema) -> Message:
     if not frames:
         raise MalformedMessage("empty message")
     total = sum(frame_bytes(f) for f in frames)
-    if total > schema.max_message_bytes():
-        raise MalformedMessage(f"message of {total} bytes exceeds the maximum {schema.max_message_bytes()}")
+    if total > schema.max_coded_bytes():   # the bound of an uncoded message is checked below
+        raise MalformedMessage(f"message of {total} bytes exceeds the maximum {schema.max_coded_bytes()}")
     header = _parse_header(frames[0])
     sender = header["sender"] if isinstance(header.get("sender"), str) else None
     try:
         _check_fields(header)
-        specs = _check_arrays(header, frames[1:], schema)
+        codecs = _check_codec(header, schema)
+        if not codecs and total > schema.max_message_bytes():
+            raise MalformedMessage(f"message of {total} bytes exceeds the maximum {schema.max_message_bytes()}")
+        specs = _check_arrays(header, frames[1:], schema, coded=bool(codecs))
+        arrays = tuple(np.frombuffer(frame, dtype=spec.dtype).reshape(spec.shape)
+                       for frame, spec in zip(frames[1:], specs))
+        if codecs:
+            arrays = _decoded(header["type"], codecs, arrays, schema)
     except MalformedMessage as error:
         raise MalformedMessage(error.reason, sender) from None
-    arrays = tuple(np.frombuffer(frame, dtype=spec.dtype).reshape(spec.shape)
-                   for frame, spec in zip(frames[1:], specs))
     return Message(header["type"], header["sender"], seq=header["seq"], version=header["version"],
                    window=header["window"], samples=header["samples"], coverage=header["coverage"],
-                   arrays=arrays, ts=float(header["ts"]))
+                   arrays=arrays, ts=float(header["ts"]), codec=codecs)
 
 
 def _refuse_constant(name: str) -> None:
@@ -235,7 +279,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_fields(header: Mapping[str, Any]) -> None:
-    missing, unknown = sorted(_HEADER_KEYS - set(header)), sorted(set(header) - _HEADER_KEYS)
+    missing, unknown = sorted(_HEADER_KEYS - set(header)), sorted(set(header) - _HEADER_KEYS - {"codec"})
     if missing or unknown:
         raise MalformedMessage(f"header fields: missing {missing}, unknown {unknown}")
     if not _is_int(header["v"]) or header["v"] != PROTOCOL_VERSION:
@@ -273,17 +317,44 @@ def _array_spec(index: int, entry: Any) -> ArraySpec:
     return ArraySpec(dtype, tuple(shape))
 
 
-def _check_arrays(header: Mapping[str, Any], frames: Sequence[Any], schema: Schema) -> List[ArraySpec]:
+def _check_codec(header: Mapping[str, Any], schema: Schema) -> Tuple[Codec, ...]:
+    """The chain a coded message declares (none for an uncoded one), checked."""
+    if "codec" not in header:
+        return ()
+    if header["type"] not in CODED:
+        raise MalformedMessage(f"a {header['type']} message cannot be coded (only {' and '.join(CODED)})")
+    try:
+        return codec_chain(header["codec"], schema.codecs)
+    except CodecError as error:
+        raise MalformedMessage(str(error)) from None
+
+
+def _decoded(kind: str, codecs: Sequence[Codec], wire: Sequence[np.ndarray], schema: Schema) -> Tuple[np.ndarray, ...]:
+    """A coded message's tensors, decoded into the schema's shapes and checked against it."""
+    expected = schema.arrays_by_type.get(kind, ())
+    try:
+        arrays = decode_chain(codecs, wire, [spec.shape for spec in expected])
+    except CodecError as error:
+        names = "+".join(codec.type for codec in codecs)
+        raise MalformedMessage(f"{kind} coded by {names[:80]}: {error}") from None
+    if not all(isinstance(a, np.ndarray) for a in arrays) or [ArraySpec.of(a) for a in arrays] != list(expected):
+        raise MalformedMessage(f"{kind} decoded arrays do not match the expected {_describe(expected)}")
+    return tuple(arrays)
+
+
+def _check_arrays(header: Mapping[str, Any], frames: Sequence[Any], schema: Schema, coded: bool) -> List[ArraySpec]:
+    """The declared arrays, each matching its frame; an uncoded message's also matching the schema."""
     kind, declared = header["type"], header["arrays"]
     if kind not in schema.arrays_by_type:
         raise MalformedMessage(f"message type {kind} is not expected here")
-    if not isinstance(declared, list) or len(declared) > MAX_ARRAYS:
-        raise MalformedMessage(f"arrays must be a list of at most {MAX_ARRAYS} entries")
+    limit = MAX_CODED_ARRAYS if coded else MAX_ARRAYS
+    if not isinstance(declared, list) or len(declared) > limit:
+        raise MalformedMessage(f"arrays must be a list of at most {limit} entries")
     specs = [_array_spec(i, entry) for i, entry in enumerate(declared)]
     if len(frames) != len(specs):
         raise MalformedMessage(f"header declares {len(specs)} arrays but {len(frames)} array frames follow")
     expected = schema.arrays_by_type[kind]
-    if tuple(specs) != expected:
+    if not coded and tuple(specs) != expected:
         raise MalformedMessage(f"{kind} arrays {_describe(specs)} do not match the expected {_describe(expected)}")
     for index, (spec, frame) in enumerate(zip(specs, frames)):
         if frame_bytes(frame) != spec.nbytes:

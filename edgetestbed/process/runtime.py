@@ -167,11 +167,16 @@ class Runtime:
 
     # -- logging
     def log_message(self, direction: str, peer: str, message: protocol.Message, frames: Any) -> None:
-        """A CONNECTION event for one message sent or received on a tree link."""
+        """A CONNECTION event for one message sent or received on a tree link; a coded one's
+        also has ``codec`` (the chain's types) and ``raw_bytes``, its tensors' bytes uncoded."""
         payload_bytes = sum(protocol.frame_bytes(f) for f in list(frames)[1:])
+        coded = {}
+        if message.codec:
+            coded = {"codec": [codec.type for codec in message.codec],
+                     "raw_bytes": sum(np.asarray(a).nbytes for a in message.arrays)}
         self.log.write(CONNECTION, direction=direction, peer=peer, kind=message.type,
                        bytes=protocol.wire_bytes(frames), payload_bytes=payload_bytes, seq=message.seq,
-                       version=message.version, window=message.window, samples=message.samples)
+                       version=message.version, window=message.window, samples=message.samples, **coded)
 
     def log_malformed(self, reason: str, peer: Optional[str], frames: Any) -> None:
         """A MALFORMED event for a message that was dropped."""
@@ -201,6 +206,8 @@ class Runtime:
             fields.update(role=node.role, parent=node.parent, children=list(node.children),
                           sensors=list(node.sensors), level=node.level,
                           policy={"type": node.policy.type, **node.policy.params})
+            if node.codec:
+                fields.update(codec=[{"type": codec.type, **codec.params} for codec in node.codec])
         return fields
 
     def close(self) -> None:

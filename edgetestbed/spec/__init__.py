@@ -2,7 +2,7 @@
 
 Loading goes YAML text -> composed node tree (for line numbers) -> plain data ->
 schema (pydantic, unknown keys refused everywhere) and tree checks, and the plugin
-sections' parameters (``application``, every ``policy``, ``data``) checked against the
+sections' parameters (``application``, every ``policy`` and ``codec``, ``data``) checked against the
 plugin's own ``Params`` model by :mod:`edgetestbed.spec.appcheck` -> defaults merged ->
 :class:`Spec`. Every problem found on the way is reported
 at once, in one :class:`~edgetestbed.errors.SpecError`, one line per problem::
@@ -32,10 +32,10 @@ Who does what, in the order :func:`~edgetestbed.spec.load.load_spec` runs them:
   addresses, endpoints), pure; building it is :mod:`edgetestbed.topo`'s.
 
 The value types a spec holds (``2s``, ``10Mbit``, ``256M``) are :mod:`edgetestbed.params`,
-shared by the schema and by every plugin's parameter model (policies, partitions,
+shared by the schema and by every plugin's parameter model (policies, codecs, partitions,
 applications). The schema builds on the plugin registries (:mod:`edgetestbed.policies`,
-:mod:`edgetestbed.data.partitions`, :mod:`edgetestbed.applications`), which sit below the
-spec and never import it.
+:mod:`edgetestbed.codecs`, :mod:`edgetestbed.data.partitions`,
+:mod:`edgetestbed.applications`), which sit below the spec and never import it.
 
 Import the concrete module (``from edgetestbed.spec.model import Spec``, ``from
 edgetestbed.spec.load import load_spec``): this package imports none of them itself.

@@ -1,8 +1,9 @@
 """The spec's plugin sections checked against each plugin's own parameter model.
 
-Three sections name a plugin, and every other key of theirs is one of its parameters:
-``application:`` (by ``name``), each ``policy:`` (by ``type``) and ``data:`` (by
-``partition``, with the dataset's own ``lags``). :func:`load_spec` calls
+Four sections name a plugin, and every other key of theirs is one of its parameters:
+``application:`` (by ``name``), each ``policy:`` and each ``codec:`` (by ``type``; a codec
+chain is a list of them, whose order is checked too) and ``data:`` (by ``partition``, with
+the dataset's own ``lags``). :func:`load_spec` calls
 :func:`check_plugins` on the raw document, next to the tree checks, so that a misspelt or
 out-of-range parameter is reported with file, line and field at ``validate`` time, with
 every other problem, instead of by the processes once the network is built::
@@ -10,6 +11,7 @@ every other problem, instead of by the processes once the network is built::
     topo.yaml:4: application.hiden: unknown key 'hiden' (did you mean 'hidden'?); expected one of ...
     topo.yaml:5: application.learning_rate: -3 is too small; expected a number above 0
     topo.yaml:9: nodes[1].policy.every: 0 is too small; expected at least 1 and at most 10000
+    topo.yaml:9: nodes[1].codec.bits: 7 is not a number of bits here; expected 8 or 16
 
 The model is the one the plugin itself builds from (an application's ``Params``, see
 :mod:`edgetestbed.applications.base`; a policy's or partition's, see
@@ -26,11 +28,12 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, ValidationError
 
 from edgetestbed.applications.registry import BUILTIN, application_class
+from edgetestbed.codecs import CODECS, chain_problem
 from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.partitions import PARTITIONS, mismatch, params_model
 from edgetestbed.errors import UserError
 from edgetestbed.params.fields import explain
-from edgetestbed.params.plugins import CLASS_PATTERN, PluginNotFound
+from edgetestbed.params.plugins import CLASS_PATTERN, PluginNotFound, Registry
 from edgetestbed.params.units import quote
 from edgetestbed.policies import POLICIES
 from edgetestbed.spec.explain import document_path
@@ -49,13 +52,14 @@ def check_plugins(data: object, report: Report) -> None:
         return
     _check_application(data, report)
     nodes = data.get("nodes") if isinstance(data.get("nodes"), list) else []
-    for path in [("defaults", "policy"), *(("nodes", index, "policy") for index in range(len(nodes)))]:
-        _check_policy(data, path, report)
+    for owner in [("defaults",), *(("nodes", index) for index in range(len(nodes)))]:
+        _check_plugin(data, (*owner, "policy"), POLICIES, "Policy", "policy", report)
+        _check_codecs(data, (*owner, "codec"), report)
     _check_data(data, report)
 
 
-def _section(data: dict, path: DocPath) -> Optional[dict]:
-    """The mapping at ``path``, or None when there is none."""
+def _value(data: dict, path: DocPath) -> Any:
+    """The value at ``path``, or None when there is none."""
     value: Any = data
     for key in path:
         if isinstance(value, dict):
@@ -64,6 +68,12 @@ def _section(data: dict, path: DocPath) -> Optional[dict]:
             value = value[key]
         else:
             return None
+    return value
+
+
+def _section(data: dict, path: DocPath) -> Optional[dict]:
+    """The mapping at ``path``, or None when there is none."""
+    value = _value(data, path)
     return value if isinstance(value, dict) else None
 
 
@@ -117,14 +127,35 @@ def _plugin_class(load: Callable[[], type], kind: str, base: str, name: str, pat
         return None
 
 
-def _check_policy(data: dict, path: DocPath, report: Report) -> None:
+def _check_plugin(data: dict, path: DocPath, registry: Registry, base: str, noun: str,
+                  report: Report) -> type | None:
+    """The section at ``path`` picks a plugin of ``registry`` by ``type``: its parameters
+    checked; its class, or None when there is none to check."""
     section = _section(data, path)
-    if section is None or not POLICIES.accepts(section.get("type")):
-        return   # the schema reports it
+    if section is None or not registry.accepts(section.get("type")):
+        return None   # the schema reports it
     name = section["type"]
-    cls = _plugin_class(lambda: POLICIES.get(name), POLICIES.kind, "Policy", name, (*path, "type"), report)
+    cls = _plugin_class(lambda: registry.get(name), registry.kind, base, name, (*path, "type"), report)
     if cls is not None:
-        _check_params(data, path, _params_of(section, "type"), cls.Params, "policy", report)
+        _check_params(data, path, _params_of(section, "type"), cls.Params, noun, report)
+    return cls
+
+
+def _check_codecs(data: dict, path: DocPath, report: Report) -> None:
+    """A ``codec:`` (one mapping, or a list of them): each codec, then the chain's order."""
+    chain = _value(data, path)
+    if isinstance(chain, dict):
+        paths = [path]
+    elif isinstance(chain, list):
+        paths = [(*path, index) for index in range(len(chain))]
+    else:
+        return   # none, or the schema reports it
+    classes = [_check_plugin(data, place, CODECS, "Codec", "codec", report) for place in paths]
+    if paths and None not in classes:   # a chain's order, once every codec in it is known
+        problem = chain_problem(classes, [_section(data, place)["type"] for place in paths])
+        if problem is not None:
+            index, message = problem
+            report((*paths[index], "type"), message)
 
 
 def _check_data(data: dict, report: Report) -> None:

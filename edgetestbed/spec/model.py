@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 __all__ = [
-    "Spec", "NodeSpec", "LinkSpec", "PolicySpec", "SensorsSpec", "CloudSpec", "NetworkSpec",
+    "Spec", "NodeSpec", "LinkSpec", "PolicySpec", "CodecSpec", "SensorsSpec", "CloudSpec", "NetworkSpec",
     "ApplicationSpec", "DataSpec", "WindowsSpec", "FrozenMap",
 ]
 
@@ -65,6 +65,15 @@ class PolicySpec:
 
 
 @dataclass(frozen=True)
+class CodecSpec:
+    """One codec of the chain a node's pushes travel coded by: ``quantize``, ``topk``, or
+    ``module:Class``, with its parameters (defaults applied)."""
+
+    type: str
+    params: Mapping[str, object] = field(default_factory=FrozenMap)
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     """A tree node (root, parameter server or worker) with its resources and parent link."""
 
@@ -77,6 +86,7 @@ class NodeSpec:
     link: LinkSpec | None            # the edge to the parent; None for the root
     sensors: tuple[int, ...]         # only workers have sensors
     policy: PolicySpec
+    codec: tuple[CodecSpec, ...] = ()   # its pushes' codec chain, first codec first; () uncoded
 
     @property
     def is_root(self) -> bool:

@@ -3,8 +3,9 @@
 Resolution rules:
 
 - A node's ``link`` (the edge to its parent) is merged key by key over ``defaults.link``;
-  ``cpu``, ``memory`` and ``policy`` come from ``defaults`` when the node omits them (or
-  gives null). A policy is taken whole, never merged, since its keys depend on its type.
+  ``cpu``, ``memory``, ``policy`` and ``codec`` come from ``defaults`` when the node omits
+  them (or gives null). A policy or a codec chain is taken whole, never merged, since its
+  keys depend on its type; ``codec: []`` is a node's own choice of no codec.
 - ``sensors.link`` and ``cloud.link`` merge over an unshaped link, not over ``defaults.link``:
   they are different kinds of link from the tree's edges.
 - The root has no link; leaves are the workers and each needs at least one sensor;
@@ -20,16 +21,17 @@ from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel
 
+from edgetestbed.codecs import CODECS
 from edgetestbed.data.partitions import PARTITIONS, params_model
 from edgetestbed.params.fields import thaw
 from edgetestbed.params.plugins import PluginNotFound, Registry, values
 from edgetestbed.params.units import format_duration
 from edgetestbed.policies import POLICIES
-from edgetestbed.spec.model import (ApplicationSpec, CloudSpec, DataSpec, FrozenMap, LinkSpec,
+from edgetestbed.spec.model import (ApplicationSpec, CloudSpec, CodecSpec, DataSpec, FrozenMap, LinkSpec,
                                     NetworkSpec, NodeSpec, PolicySpec, SensorsSpec, Spec,
                                     WindowsSpec)
 from edgetestbed.spec.problems import Problems
-from edgetestbed.spec.schema import (ApplicationIn, CloudIn, DataIn, LinkIn, NetworkIn, NodeIn,
+from edgetestbed.spec.schema import (ApplicationIn, CloudIn, CodecIn, DataIn, LinkIn, NetworkIn, NodeIn,
                                      PolicyIn, SensorsIn, SpecIn, WindowsIn)
 
 # input key -> LinkSpec field
@@ -72,7 +74,8 @@ def _resolve_nodes(model: SpecIn) -> tuple[NodeSpec, ...]:
                  memory=defaults.memory if node.memory is None else node.memory,
                  link=None if node.parent is None else _merge_link(tree_link, node.link),
                  sensors=tuple(node.sensors),
-                 policy=_policy(node.policy or defaults.policy))
+                 policy=_policy(node.policy or defaults.policy),
+                 codec=_codecs(defaults.codec if node.codec is None else node.codec))
         for node in model.nodes)
 
 
@@ -92,7 +95,12 @@ def _merge_link(base: LinkSpec, given: LinkIn | None) -> LinkSpec:
 
 
 def _policy(model: PolicyIn) -> PolicySpec:
-    return PolicySpec(model.type, _plugin_values(POLICIES, model.type, POLICY_PARAMS, model.model_extra))
+    return PolicySpec(model.type, _plugin_values(POLICIES, model.type, PLUGIN_PARAMS, model.model_extra))
+
+
+def _codecs(chain: list[CodecIn]) -> tuple[CodecSpec, ...]:
+    return tuple(CodecSpec(codec.type, _plugin_values(CODECS, codec.type, PLUGIN_PARAMS, codec.model_extra))
+                 for codec in chain)
 
 
 def _data_params(data: DataIn) -> FrozenMap:
@@ -100,7 +108,7 @@ def _data_params(data: DataIn) -> FrozenMap:
     return _plugin_values(PARTITIONS, data.partition, partial(params_model, dataset=data.dataset), data.model_extra)
 
 
-POLICY_PARAMS = attrgetter("Params")   # a policy's parameters are its class's Params
+PLUGIN_PARAMS = attrgetter("Params")   # a policy's or a codec's parameters are its class's Params
 
 
 def _plugin_values(registry: Registry, name: str, model: Callable[[type], type[BaseModel]],
@@ -159,8 +167,12 @@ def input_of(spec: Spec) -> SpecIn:
 
 def _node_input(node: NodeSpec) -> NodeIn:
     policy = PolicyIn.model_construct(
-        type=node.policy.type, **_plugin_input(POLICIES, node.policy.type, POLICY_PARAMS, node.policy.params))
+        type=node.policy.type, **_plugin_input(POLICIES, node.policy.type, PLUGIN_PARAMS, node.policy.params))
     fields: dict[str, Any] = dict(id=node.id, cpu=node.cpu, memory=node.memory, policy=policy)
+    if node.codec:   # absent, not [], when uncoded: a spec without codecs reads as it always did
+        fields.update(codec=[CodecIn.model_construct(
+            type=codec.type, **_plugin_input(CODECS, codec.type, PLUGIN_PARAMS, codec.params))
+            for codec in node.codec])
     if not node.is_root:
         fields.update(parent=node.parent, link=_link_input(node.link))
     if node.is_worker:

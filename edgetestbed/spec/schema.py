@@ -3,8 +3,8 @@
 The input, top level (``name``, ``application``, ``data`` and ``nodes`` are required)::
 
     name, seed, application{name, ...}, data{dataset, partition, ...},
-    windows{interval, limit, epochs}, defaults{cpu, memory, link, policy},
-    sensors{rate, link, cpu, memory}, nodes[{id, parent, cpu, memory, link, sensors, policy}],
+    windows{interval, limit, epochs}, defaults{cpu, memory, link, policy, codec},
+    sensors{rate, link, cpu, memory}, nodes[{id, parent, cpu, memory, link, sensors, policy, codec}],
     cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout
 
 Quantities carry units (see :mod:`edgetestbed.params.units`). A link is
@@ -16,7 +16,8 @@ Built-in defaults (used where the file is silent):
 ====================  ===========================================================
 ``seed``              0
 ``windows``           ``{interval: 3s, limit: 10, epochs: 1}``
-``defaults``          ``{cpu: 0.5, memory: 256M, link: {} (unshaped), policy: {type: simple}}``
+``defaults``          ``{cpu: 0.5, memory: 256M, link: {} (unshaped), policy: {type: simple}}``,
+                      no codec (updates travel as float32 tensors)
 ``sensors``           ``{rate: 40/s, link: {} (unshaped), cpu: 0.1, memory: 128M}``
 ``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
 ``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic}``
@@ -51,6 +52,14 @@ their defaults and bounds, and, for a partition, the datasets it can split. This
 takes the names they register (and for policies ``module.path:ClassName``), suggests the
 nearest for a misspelt one, and lists them in its messages. ``lags`` (aqi only, default 3,
 0 .. 168) is how many past hours of PM2.5 are features.
+
+Codecs (``codec:``, :mod:`edgetestbed.codecs`) are plugins the same way, by ``type`` (or
+``module.path:ClassName``). A node's ``codec`` compresses its pushes to its parent: one
+codec as a mapping (``codec: {type: quantize, bits: 8}``), or a chain as a list, encoded
+left to right (``codec: [{type: 'my_codecs:Clip', limit: 0.1}, {type: quantize}]``;
+every codec but the last must keep the tensors' shapes). A node without one takes
+``defaults.codec``; ``codec: []`` on a node sends its updates uncoded whatever the
+defaults say.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ from typing import Annotated, ClassVar, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from edgetestbed.codecs import CODECS
 from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.partitions import PARTITIONS
 from edgetestbed.params.fields import Interval, bounded, choice, count, did_you_mean, matching, number, unit
@@ -168,6 +178,23 @@ class PolicyIn(_PluginIn):
     type: str
 
 
+class CodecIn(_PluginIn):
+    """A codec by its ``type``, and its parameters."""
+
+    EXPECTED: ClassVar[str] = "a codec like {type: quantize, bits: 8}"
+    REGISTRY: ClassVar[Registry] = CODECS
+    type: str
+
+
+def _one_or_more(value: object) -> object:
+    """A single codec is a chain of one: ``codec: {type: topk, ...}`` reads as a list of it."""
+    return [value] if isinstance(value, dict) else value
+
+
+CODECS_TEXT = "a codec like {type: quantize, bits: 8}, or a list of them"
+Codecs = Annotated[list[CodecIn], BeforeValidator(_one_or_more)]
+
+
 class DataIn(_PluginIn):
     """A dataset and its ``partition`` among the sensors, and their parameters (the
     partition's and the dataset's own)."""
@@ -200,6 +227,7 @@ class DefaultsIn(InputModel):
     memory: Memory = 256 * MiB
     link: LinkIn = Field(default_factory=LinkIn)
     policy: PolicyIn = Field(default_factory=lambda: PolicyIn(type="simple"))
+    codec: Codecs = Field(default_factory=list, description=CODECS_TEXT)
 
 
 class SensorsIn(InputModel):
@@ -236,6 +264,7 @@ class NodeIn(InputModel):
     sensors: list[SensorIndex] = Field(default_factory=list,
                                        description="a list of sensor indices like [0, 1]")
     policy: Optional[PolicyIn] = None
+    codec: Optional[Codecs] = Field(None, description=CODECS_TEXT)
 
 
 class SpecIn(InputModel):

@@ -1,0 +1,55 @@
+"""A chain of codecs: what a node's ``codec:`` list means.
+
+Encoding runs the chain left to right, decoding right to left. Every codec reads a list of
+float32 tensors; so every codec but the last must write one too, of the same shapes
+(``keeps_shape``: a filter), and only the last may write something else (codes, indices).
+:func:`chain_problem` says which codec breaks that rule; the spec reports it at that
+codec, a receiver refuses a message that declares such a chain.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Type
+
+import numpy as np
+
+from edgetestbed.codecs.base import Codec, Shape
+
+MAX_CHAIN = 8   # codecs a chain (and so a message) may have
+
+
+def chain_problem(classes: Sequence[Type[Codec]], names: Sequence[str]) -> Optional[Tuple[int, str]]:
+    """The index of the first codec that may not stand where it does, and why; or None.
+
+    ``names`` are the codecs' names as the spec or the message gives them."""
+    if len(classes) > MAX_CHAIN:
+        return MAX_CHAIN, f"a chain of {len(classes)} codecs; expected at most {MAX_CHAIN}"
+    for index in range(1, len(classes)):
+        if not classes[index - 1].keeps_shape:
+            before, this = names[index - 1], names[index]
+            return index, (f"{this} cannot follow {before}: {before} does not write float32 tensors "
+                           f"of the model's shapes; expected {before} last in the chain")
+    return None
+
+
+def encode_chain(codecs: Sequence[Codec], arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """``arrays`` through every codec, left to right."""
+    wire = list(arrays)
+    for codec in codecs:
+        wire = codec.encode(wire)
+    return wire
+
+
+def decode_chain(codecs: Sequence[Codec], wire: Sequence[np.ndarray], shapes: Sequence[Shape]) -> List[np.ndarray]:
+    """``wire`` back through every codec, right to left, into tensors of ``shapes``;
+    :class:`~edgetestbed.codecs.base.CodecError` if any step finds it inconsistent."""
+    arrays = list(wire)
+    for codec in reversed(codecs):
+        arrays = codec.decode(arrays, shapes)
+    return arrays
+
+
+def commit_chain(codecs: Sequence[Codec]) -> None:
+    """The last message the chain encoded was acknowledged."""
+    for codec in codecs:
+        codec.commit()

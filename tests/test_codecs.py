@@ -1,0 +1,338 @@
+"""Codecs: each one's round trip and error bounds, error feedback, every inconsistency
+decode refuses, chains, and the spec's ``codec:`` checked with file, line and field."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edgetestbed.applications import create_application
+from edgetestbed.codecs import CODECS, Codec, CodecError, chain_problem, commit_chain, create_codec, decode_chain, \
+    encode_chain
+from edgetestbed.codecs.topk import kept
+from edgetestbed.process import protocol
+from edgetestbed.process.protocol import Message
+from edgetestbed.spec.load import load_spec_text
+from edgetestbed.spec.model import CodecSpec
+import test_nodes
+from test_nodes import LIMIT, assert_all_done, run_spec, send_to_root
+from test_spec import TREE, assert_problem
+
+loopback = test_nodes.loopback   # the fixture: runs on the loopback backend, stopped at the end
+
+RNG = np.random.default_rng(5)
+TENSORS = [RNG.normal(0, 0.1, (784, 20)).astype(np.float32), RNG.normal(3, 2, 20).astype(np.float32),
+           RNG.uniform(-1e-4, 1e-4, (20, 10)).astype(np.float32), np.full(10, 0.25, np.float32)]
+SHAPES = [t.shape for t in TENSORS]
+
+
+def quantize(bits: int = 8, stochastic: bool = False, seed: object = 0) -> Codec:
+    return create_codec("quantize", {"bits": bits, "stochastic": stochastic}, seed)
+
+
+def topk(fraction: float, feedback: bool = True) -> Codec:
+    return create_codec("topk", {"fraction": fraction, "feedback": feedback})
+
+
+def round_trip(codec: Codec, arrays: list) -> list:
+    return decode_chain([codec], encode_chain([codec], arrays), [a.shape for a in arrays])
+
+
+# --- quantize ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bits, dtype", [(8, np.uint8), (16, np.uint16)])
+def test_quantize_is_off_by_at_most_half_a_step_per_tensor(bits, dtype):
+    codec = quantize(bits)
+    wire = codec.encode(TENSORS)
+    assert [w.dtype for w in wire[:-1]] == [dtype] * len(TENSORS) and wire[-1].shape == (len(TENSORS), 2)
+    decoded = codec.decode(wire, SHAPES)
+    for tensor, out, (low, step) in zip(TENSORS, decoded, wire[-1]):
+        assert out.dtype == np.float32 and out.shape == tensor.shape
+        assert low == tensor.min() and float(step) * (2 ** bits - 1) >= float(tensor.max()) - float(low)
+        error = np.abs(out.astype(np.float64) - tensor).max()
+        assert error <= step / 2 + np.spacing(np.abs(tensor).max()), (error, step)
+    assert np.array_equal(decoded[3], TENSORS[3])   # a constant tensor is exact (step 0)
+    code_bytes = sum(w.nbytes for w in wire)
+    assert code_bytes <= sum(t.nbytes for t in TENSORS) * bits / 32 + wire[-1].nbytes
+
+
+def test_stochastic_rounding_is_unbiased_and_seeded():
+    step = 1 / 255   # the grid from 0 to 1: values 0.3 of a step above a level
+    tensor = np.concatenate([[0.0, 1.0], (np.arange(40) + 0.3) * step]).astype(np.float32)
+    nearest = round_trip(quantize(), [tensor])[0]
+    assert np.allclose(nearest[2:] - tensor[2:], -0.3 * step, atol=1e-6)   # always rounded down
+    codec = quantize(stochastic=True, seed=[1, 2])
+    runs = np.array([round_trip(codec, [tensor])[0] for _ in range(2000)], dtype=np.float64)
+    assert np.abs(runs - tensor).max() < step * 1.0001                      # within a step
+    assert np.abs(runs.mean(axis=0) - tensor).max() < 0.06 * step           # right on average
+    again = quantize(stochastic=True, seed=[1, 2])
+    assert np.array_equal(again.encode([tensor])[0], quantize(stochastic=True, seed=[1, 2]).encode([tensor])[0])
+
+
+# --- topk -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 1.0])
+def test_topk_keeps_exactly_the_largest_ceil_fraction_of_entries(fraction):
+    codec = topk(fraction)
+    wire = codec.encode(TENSORS)
+    decoded = codec.decode(wire, SHAPES)
+    for number, (tensor, out) in enumerate(zip(TENSORS, decoded)):
+        indices, values = wire[2 * number], wire[2 * number + 1]
+        count = math.ceil(round(fraction * tensor.size, 9))
+        assert len(indices) == len(values) == count == kept(fraction, tensor.size)
+        assert indices.dtype == np.int32 and values.dtype == np.float32 and np.all(np.diff(indices) > 0)
+        sent = np.zeros(tensor.size, bool)
+        sent[indices] = True
+        flat = tensor.ravel()
+        assert np.array_equal(out.ravel()[sent], flat[sent]) and not out.ravel()[~sent].any()
+        if not sent.all():
+            assert np.abs(flat[sent]).min() >= np.abs(flat[~sent]).max()
+    assert kept(0.1, 100) == 10 and kept(0.1, 1) == 1 and kept(0.01, 20) == 1 and kept(0.5, 0) == 0
+    wire_bytes = sum(w.nbytes for w in wire)
+    assert wire_bytes <= 2 * fraction * sum(t.nbytes for t in TENSORS) + 8 * len(TENSORS)
+
+
+def test_topk_error_feedback_sends_the_rest_later():
+    rng = np.random.default_rng(2)
+    updates = [[rng.normal(0, 1, s).astype(np.float32) for s in SHAPES] for _ in range(20)]
+    idle = [[np.zeros(s, np.float32) for s in SHAPES]] * 10   # ten pushes of nothing new
+
+    def received(codec: Codec) -> list:
+        total = [np.zeros(s) for s in SHAPES]
+        for update in updates + idle:
+            for t, part in zip(total, round_trip(codec, update)):
+                t += part
+            commit_chain([codec])
+        return total
+
+    raw = [sum(u[i].astype(np.float64) for u in updates) for i in range(len(SHAPES))]
+    with_feedback, without = received(topk(0.1)), received(topk(0.1, feedback=False))
+    for r, f, n in zip(raw, with_feedback, without):
+        assert np.allclose(f, r, atol=1e-4)              # everything arrived, 10 % a push
+        assert np.abs(n - r).max() > 1                   # without feedback, most of it never does
+
+
+def test_topk_counts_only_acknowledged_pushes():
+    u1, u2 = ([np.full(10, value, np.float32)] for value in (1.0, 2.0))
+    codec, total = topk(0.5), np.zeros(10)
+    codec.encode(u1)                                   # never acknowledged: the node sends it again
+    total += round_trip(codec, [u1[0] + u2[0]])[0]     # with the next update
+    commit_chain([codec])
+    for _ in range(3):
+        total += round_trip(codec, [np.zeros(10, np.float32)])[0]
+        commit_chain([codec])
+    assert np.allclose(total, 3.0)
+
+
+# --- decode refuses inconsistent wire arrays --------------------------------------------------
+
+def _quantized() -> list:
+    return quantize().encode(TENSORS[:2])
+
+
+def _sparse() -> list:
+    return topk(0.1).encode(TENSORS[:2])
+
+
+def _set(wire: list, index: int, value) -> list:
+    wire = list(wire)
+    wire[index] = value
+    return wire
+
+
+REFUSED = [
+    ("quantize", lambda: _quantized()[:-1], "2 wire arrays, expected 3"),
+    ("quantize", lambda: _set(_quantized(), 0, _quantized()[0].astype(np.uint16)), "codes is uint16, expected uint8"),
+    ("quantize", lambda: _set(_quantized(), 0, _quantized()[0][:5]), "codes are [5, 20], expected [784, 20]"),
+    ("quantize", lambda: _set(_quantized(), 2, np.zeros((3, 2), np.float32)), "scales are [3, 2], expected [2, 2]"),
+    ("quantize", lambda: _set(_quantized(), 2, np.zeros(4, np.float32)), "scales has 1 dimensions, expected 2"),
+    ("quantize", lambda: _set(_quantized(), 2, np.array([[np.nan, 1], [0, 1]], np.float32)), "not finite"),
+    ("quantize", lambda: _set(_quantized(), 2, np.array([[0, -1], [0, 1]], np.float32)), "non-negative"),
+    ("quantize", lambda: _set(_quantized(), 2, np.array([[0, 3e38], [0, 1]], np.float32)), "float32's range"),
+    ("topk", lambda: _sparse()[:3], "3 wire arrays, expected 4"),
+    ("topk", lambda: _set(_sparse(), 0, _sparse()[0].astype(np.float32)), "indices is float32, expected int32"),
+    ("topk", lambda: _set(_sparse(), 1, _sparse()[1].astype(np.float64)), "values is float64, expected float32"),
+    ("topk", lambda: _set(_sparse(), 0, _sparse()[0].reshape(-1, 2)), "indices has 2 dimensions"),
+    ("topk", lambda: _set(_sparse(), 1, _sparse()[1][:-1]), "1568 indices and 1567 values"),
+    ("topk", lambda: _set(_set(_sparse(), 0, _sparse()[0][:9]), 1, _sparse()[1][:9]), "keeps 1568"),
+    ("topk", lambda: _set(_sparse(), 2, np.array([3, 20], np.int32)), "run from 3 to 20, outside 0 .. 19"),
+    ("topk", lambda: _set(_sparse(), 2, np.array([-1, 5], np.int64)), "run from -1 to 5"),
+    ("topk", lambda: _set(_sparse(), 2, np.array([5, 3], np.int32)), "not ascending and distinct"),
+    ("topk", lambda: _set(_sparse(), 2, np.array([4, 4], np.int32)), "not ascending and distinct"),
+    ("topk", lambda: _set(_sparse(), 2, np.array([0, -2 ** 63 + 10], np.int64)), "outside 0 .. 19"),
+]
+
+
+@pytest.mark.parametrize("kind, wire, words", REFUSED, ids=[words for _, _, words in REFUSED])
+def test_decode_refuses_inconsistent_wire_arrays_with_a_reason(kind, wire, words):
+    codec = quantize() if kind == "quantize" else topk(0.1)
+    with pytest.raises(CodecError) as caught:
+        codec.decode(wire(), SHAPES[:2])
+    assert words in str(caught.value)
+
+
+# --- chains -----------------------------------------------------------------------------------
+
+def test_a_chain_puts_codecs_that_write_other_than_tensors_last():
+    assert CODECS.names() == ["quantize", "topk"]
+    quantizer, sparsifier = CODECS.get("quantize"), CODECS.get("topk")
+    assert chain_problem([quantizer], ["quantize"]) is None
+    index, reason = chain_problem([sparsifier, quantizer], ["topk", "quantize"])
+    assert index == 1 and reason.startswith("quantize cannot follow topk")
+    assert chain_problem([quantizer] * 9, ["quantize"] * 9)[1] == "a chain of 9 codecs; expected at most 8"
+    assert quantize().describe() == {"type": "quantize", "bits": 8, "stochastic": False}
+
+
+# --- the spec ---------------------------------------------------------------------------------
+
+def with_codec(codec: str, defaults: str = "") -> str:
+    """TREE with ``codec`` on worker w1, at line 9 (and ``defaults`` at line 10)."""
+    return TREE + f"    codec: {codec}\n" + (f"defaults: {{codec: {defaults}}}\n" if defaults else "")
+
+
+@pytest.mark.parametrize("text, line, field, words", [
+    (with_codec("{type: quantise}"), 9, "nodes[1].codec",
+     ["'quantise' is not a known type (did you mean 'quantize'?)", "expected one of quantize, topk, or module"]),
+    (with_codec("{type: quantize, bits: 7}"), 9, "nodes[1].codec.bits", ["7 is not a number of bits here; expected 8 or 16"]),
+    (with_codec("{type: quantize, bit: 8}"), 9, "nodes[1].codec.bit", ["unknown key 'bit' (did you mean 'bits'?)"]),
+    (with_codec("{type: topk, fraction: 0}"), 9, "nodes[1].codec.fraction", ["0 is too small; expected a number above 0"]),
+    (with_codec("{type: topk, fraction: 1.5}"), 9, "nodes[1].codec.fraction", ["too large; expected a number of at most 1"]),
+    (with_codec("{type: topk}"), 9, "nodes[1].codec.fraction", ["missing; expected a share of the entries"]),
+    (with_codec("[{type: topk, fraction: 0.1}, {type: quantize}]"), 9, "nodes[1].codec[1].type",
+     ["quantize cannot follow topk", "expected topk last in the chain"]),
+    (with_codec("[{type: quantize}, {typ: topk}]"), 9, "nodes[1].codec[1]", ["'type' is missing"]),
+    (with_codec("quantize"), 9, "nodes[1].codec", ["got 'quantize'; expected a codec like {type: quantize, bits: 8}"]),
+    (with_codec("{type: 'json:JSONDecoder'}"), 9, "nodes[1].codec.type",
+     ["json.JSONDecoder is not a concrete subclass of edgetestbed.codecs.Codec"]),
+    (with_codec("[]", "{type: topk, fraction: -1}"), 10, "defaults.codec.fraction", ["too small"]),
+    (with_codec("[]", "[{type: topk, fraction: 0.5}, {type: quantize, stochastic: 1}]"), 10,
+     "defaults.codec[1].stochastic", ["got 1"]),
+])
+def test_a_bad_codec_is_reported_at_its_line_and_field(tmp_path, text, line, field, words):
+    assert_problem(tmp_path, text, line, field, *words)
+
+
+def test_codecs_resolve_from_defaults_unless_a_node_gives_its_own():
+    text = (TREE + "  - {id: w2, parent: root, sensors: [1], codec: [{type: topk, fraction: 0.1}]}\n"
+            "  - {id: w3, parent: root, sensors: [2], codec: []}\n"
+            "defaults: {codec: {type: quantize, stochastic: true}}\n")
+    spec = load_spec_text(text)
+    assert spec.node("w1").codec == (CodecSpec("quantize", {"bits": 8, "stochastic": True}),)
+    assert spec.node("w2").codec == (CodecSpec("topk", {"fraction": 0.1, "feedback": True}),)
+    assert spec.node("w3").codec == ()
+    data = spec.to_dict()
+    assert data["nodes"][2]["codec"] == [{"type": "topk", "fraction": 0.1, "feedback": True}]
+    assert "codec" not in data["nodes"][3]   # uncoded nodes read as they always did
+    assert load_spec_text(yaml.safe_dump(data)) == spec
+    assert load_spec_text(TREE).node("w1").codec == ()
+
+
+# --- coded pushes between real node processes on loopback --------------------------------------
+
+ARCHITECTURE = Path(__file__).parent.parent / "docs" / "architecture.md"
+
+
+def documented_codec() -> str:
+    """The worked example of docs/architecture.md's "Add a codec in one file"."""
+    section = ARCHITECTURE.read_text().split("### Add a codec in one file", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.fixture
+def user_codec(tmp_path, monkeypatch):
+    """``usercodecs:Clip`` importable here and by the processes this test starts."""
+    (tmp_path / "usercodecs.py").write_text(documented_codec())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    yield "usercodecs:Clip"
+    sys.modules.pop("usercodecs", None)
+
+
+def _pushes(run, worker: str) -> list[dict]:
+    return [e["payload"] for e in run.events(worker, "CONNECTION")
+            if e["payload"]["direction"] == "sent" and e["payload"]["kind"] == "PUSH"]
+
+
+def _bad_coded_pushes() -> list:
+    """Coded PUSHes from w1 its root must refuse: each reason, and the frames."""
+    weights = create_application("mnist_mlp", seed=1).get_weights()
+    good = protocol.encode(Message(protocol.PUSH, "w1", seq=1, arrays=tuple(weights), codec=(topk(0.1),)))
+    header = json.loads(bytes(good[0]))
+    far = np.array(good[1])
+    far[-1] = 10 ** 6
+
+    def chain(*codecs: dict) -> bytes:
+        return json.dumps({**header, "codec": list(codecs)}).encode()
+
+    return [("unknown codec 'gzip'", [chain({"type": "gzip"}), *good[1:]]),
+            ("unknown codec 'usercodecs:Clip'", [chain({"type": "usercodecs:Clip", "limit": 1.0}), *good[1:]]),
+            ("codec 0 (topk).fraction: 0 is too small", [chain({"type": "topk", "fraction": 0}), *good[1:]]),
+            ("PUSH coded by topk: tensor 0's indices run from", [good[0], far, *good[2:]]),
+            ("PUSH coded by quantize: 16 wire arrays, expected 9", [chain({"type": "quantize"}), *good[1:]])]
+
+
+def test_coded_pushes_cost_a_fraction_of_the_bytes_and_the_root_still_learns(loopback):
+    nodes = ("  - {id: root}\n"
+             "  - {id: w1, parent: root, sensors: [0], codec: {type: quantize, bits: 8}}\n"
+             "  - {id: w2, parent: root, sensors: [1], codec: {type: topk, fraction: 0.1}}\n")
+    run = loopback(run_spec(nodes))
+    run.start_all()
+    run.at(1.5)
+    bad = _bad_coded_pushes()
+    assert send_to_root(run, [frames for _, frames in bad]).type == protocol.MODEL   # still serving
+    assert_all_done(run, run.wait(LIMIT + 20))
+    reasons = [e["payload"]["reason"] for e in run.events("root", "MALFORMED")]
+    assert len(reasons) == len(bad) and all(words in reason for (words, _), reason in zip(bad, reasons)), reasons
+    model_bytes = sum(w.nbytes for w in create_application("mnist_mlp", seed=1).get_weights())
+    ratios = {}
+    for worker, codec, most in (("w1", "quantize", 0.26), ("w2", "topk", 0.21)):
+        pushes = _pushes(run, worker)
+        assert len(pushes) >= LIMIT and all(p["codec"] == [codec] and p["raw_bytes"] == model_bytes for p in pushes)
+        ratios[worker] = max(p["payload_bytes"] for p in pushes) / model_bytes
+        assert ratios[worker] <= most, ratios
+    print("payload / model bytes:", ratios)
+    received = [e["payload"] for e in run.events("root", "CONNECTION")
+                if e["payload"]["direction"] == "received" and e["payload"]["kind"] == "PUSH"]
+    assert {p["peer"] for p in received} == {"w1", "w2"} and all(p["raw_bytes"] == model_bytes for p in received)
+    merges = [e["payload"] for e in run.events("root", "STATISTIC")]
+    # Two workers, four windows: uncoded, the root goes from 0.10 to about 0.23; coded, 0.22.
+    assert merges[-1]["accuracy"] > merges[0]["before"]["accuracy"] + 0.05
+    assert all("codec" not in p for p in _pushes(run, "root") + [e["payload"] for e in run.events("root", "CONNECTION")
+                                                                if e["payload"]["kind"] == "MODEL"])
+
+
+def test_a_users_codec_from_module_class_runs_in_real_node_processes(loopback, user_codec):
+    chain = f"[{{type: '{user_codec}', limit: 1.0}}, {{type: quantize, bits: 8}}]"
+    nodes = ("  - {id: root}\n"
+             f"  - {{id: w1, parent: root, sensors: [0], codec: {chain}}}\n"
+             "  - {id: w2, parent: root, sensors: [1]}\n")
+    run = loopback(run_spec(nodes))
+    run.start_all()
+    assert_all_done(run, run.wait(LIMIT + 20))
+    received = {}
+    for e in run.events("root", "CONNECTION"):
+        if e["payload"]["direction"] == "received" and e["payload"]["kind"] == "PUSH":
+            received.setdefault(e["payload"]["peer"], []).append(e["payload"])
+    assert len(received["w1"]) >= LIMIT and all(p["codec"] == [user_codec, "quantize"] for p in received["w1"])
+    assert all("codec" not in p for p in received["w2"])   # uncoded, as before
+    assert not run.events("root", "MALFORMED")
+
+
+def test_the_documented_codec_is_checked_by_validate(tmp_path, user_codec):
+    assert_problem(tmp_path, with_codec(f"{{type: '{user_codec}', limit: 0}}"), 9, "nodes[1].codec.limit",
+                   "0 is too small; expected a number above 0")
+    assert_problem(tmp_path, with_codec(f"[{{type: quantize}}, {{type: '{user_codec}', limit: 1}}]"), 9,
+                   "nodes[1].codec[1].type", f"{user_codec} cannot follow quantize")
+    spec = load_spec_text(with_codec(f"[{{type: '{user_codec}', limit: 0.5}}, {{type: topk, fraction: 0.5}}]"))
+    codecs = [create_codec(c.type, c.params) for c in spec.node("w1").codec]
+    tensors = [TENSORS[1] - 3]
+    decoded = decode_chain(codecs, encode_chain(codecs, tensors), SHAPES[1:2])[0]
+    assert np.abs(decoded).max() <= 0.5 and np.count_nonzero(decoded) == 10
