@@ -4,7 +4,7 @@ to its maximum."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, List, Sequence
+from typing import Annotated, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pydantic import BeforeValidator, Field
@@ -41,6 +41,48 @@ def _float32_step(low: float, high: float, levels: int) -> float:
     return float(step)
 
 
+def to_codes(values: np.ndarray, levels: int, dtype: str,
+             rng: Optional[np.random.Generator] = None) -> Tuple[np.ndarray, Tuple[float, float]]:
+    """``values`` (float64) as codes of ``dtype`` on ``levels + 1`` levels from their minimum
+    to their maximum, nearest (or at random, with ``rng``), and that grid's ``(low, step)``."""
+    low = float(values.min()) if values.size else 0.0
+    high = float(values.max()) if values.size else 0.0
+    step = _float32_step(low, high, levels)
+    position = (values - low) / step if step > 0 else np.zeros_like(values)
+    if rng is None:
+        position = np.rint(position)
+    else:
+        position = np.floor(position + rng.random(position.shape))
+    return np.clip(position, 0, levels).astype(dtype), (low, step)
+
+
+def from_codes(codes: np.ndarray, low: float, step: float) -> np.ndarray:
+    """The float32 values ``codes`` stand for on the grid ``(low, step)``, as a receiver decodes them."""
+    return (low + codes.astype(np.float64) * step).astype(np.float32)
+
+
+def scales_array(scales: Sequence[Tuple[float, float]]) -> np.ndarray:
+    """The wire's float32 ``(tensors, 2)`` array of each tensor's ``(low, step)``."""
+    return np.array(scales, dtype=np.float32).reshape(len(scales), 2)
+
+
+def expect_scales(scales: np.ndarray, tensors: int) -> None:
+    """``scales`` is the wire's float32 ``(tensors, 2)`` array."""
+    expect_array(scales, "the scales", ["float32"], 2)
+    expect(scales.shape == (tensors, 2), f"the scales are {list(scales.shape)}, expected [{tensors}, 2]")
+
+
+def scale(scales: np.ndarray, index: int, levels: int) -> Tuple[float, float]:
+    """Tensor ``index``'s ``(low, step)``, refused unless finite, the step non-negative and
+    the grid's ``levels`` steps within float32's range."""
+    low, step = (float(value) for value in scales[index])
+    expect(math.isfinite(low) and math.isfinite(step) and step >= 0,
+           f"tensor {index}'s scale (low {low}, step {step}) is not finite and non-negative")
+    expect(max(abs(low), abs(low + step * levels)) <= FLOAT32_MAX,
+           f"tensor {index}'s scale (low {low}, step {step}) leaves float32's range")
+    return low, step
+
+
 @CODECS.register
 class Quantize(Codec):
     """Each tensor's values as ``bits``-bit codes on ``2**bits`` evenly spaced levels from
@@ -65,36 +107,16 @@ class Quantize(Codec):
         self.rng = np.random.default_rng(seed) if params.stochastic else None
 
     def encode(self, arrays: List[np.ndarray]) -> List[np.ndarray]:
-        codes, scales = [], []
-        for array in arrays:
-            values = np.asarray(array, dtype=np.float64)
-            low = float(values.min()) if values.size else 0.0
-            high = float(values.max()) if values.size else 0.0
-            step = _float32_step(low, high, self.levels)
-            position = (values - low) / step if step > 0 else np.zeros_like(values)
-            if self.rng is None:
-                position = np.rint(position)
-            else:
-                position = np.floor(position + self.rng.random(position.shape))
-            codes.append(np.clip(position, 0, self.levels).astype(self.dtype))
-            scales.append((low, step))
-        return [*codes, np.array(scales, dtype=np.float32).reshape(len(arrays), 2)]
+        coded = [to_codes(np.asarray(array, dtype=np.float64), self.levels, self.dtype, self.rng) for array in arrays]
+        return [*(codes for codes, _ in coded), scales_array([grid for _, grid in coded])]
 
     def decode(self, wire: Sequence[np.ndarray], shapes: Sequence[Shape]) -> List[np.ndarray]:
         expect_count(wire, len(shapes) + 1, "codes per tensor, then the scales")
-        scales = wire[-1]
-        expect_array(scales, "the scales", ["float32"], 2)
-        expect(scales.shape == (len(shapes), 2), f"the scales are {list(scales.shape)}, "
-                                                 f"expected [{len(shapes)}, 2]")
+        expect_scales(wire[-1], len(shapes))
         decoded = []
         for index, (codes, shape) in enumerate(zip(wire, shapes)):
             expect_array(codes, f"tensor {index}'s codes", [self.dtype], len(shape))
             expect(codes.shape == tuple(shape), f"tensor {index}'s codes are {list(codes.shape)}, "
                                                 f"expected {list(shape)}")
-            low, step = (float(value) for value in scales[index])
-            expect(math.isfinite(low) and math.isfinite(step) and step >= 0,
-                   f"tensor {index}'s scale (low {low}, step {step}) is not finite and non-negative")
-            expect(max(abs(low), abs(low + step * self.levels)) <= FLOAT32_MAX,
-                   f"tensor {index}'s scale (low {low}, step {step}) leaves float32's range")
-            decoded.append((low + codes.astype(np.float64) * step).astype(np.float32))
+            decoded.append(from_codes(codes, *scale(wire[-1], index, self.levels)))
         return decoded
