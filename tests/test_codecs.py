@@ -42,6 +42,14 @@ def topk(fraction: float, feedback: bool = True) -> Codec:
     return create_codec("topk", {"fraction": fraction, "feedback": feedback})
 
 
+def threshold(wt: float) -> Codec:
+    return create_codec("threshold", {"wt": wt})
+
+
+def two_step(wt: float, bits: int = 8) -> Codec:
+    return create_codec("two_step", {"wt": wt, "bits": bits})
+
+
 def round_trip(codec: Codec, arrays: list) -> list:
     return decode_chain([codec], encode_chain([codec], arrays), [a.shape for a in arrays])
 
@@ -132,6 +140,94 @@ def test_topk_counts_only_acknowledged_pushes():
     assert np.allclose(total, 3.0)
 
 
+# --- threshold and two_step ------------------------------------------------------------------
+
+def _pushes_of(codec: Codec, updates: list) -> int:
+    """The wire bytes of ``updates``, each pushed and acknowledged."""
+    sent = 0
+    for update in updates:
+        sent += sum(w.nbytes for w in codec.encode(update))
+        commit_chain([codec])
+    return sent
+
+
+@pytest.mark.parametrize("wt", [0.25, 1.0, 3.0])
+def test_threshold_sends_exactly_the_entries_whose_sum_reached_wt_and_loses_nothing(wt):
+    rng = np.random.default_rng(3)   # sixteenths: every sum below is exact in float32
+    updates = [[(rng.integers(-16, 17, s) / 16).astype(np.float32) for s in SHAPES] for _ in range(12)]
+    codec = threshold(wt)
+    summed, total = [np.zeros(s, np.float32) for s in SHAPES], [np.zeros(s, np.float32) for s in SHAPES]
+    for update in updates:
+        wire = codec.encode(update)
+        decoded = codec.decode(wire, SHAPES)
+        commit_chain([codec])
+        for number, (acc, part, out) in enumerate(zip(summed, update, decoded)):
+            acc += part
+            sent = np.abs(acc) >= wt
+            assert wire[2 * number].dtype == np.int32 and np.array_equal(wire[2 * number], np.flatnonzero(sent))
+            assert np.array_equal(out[sent], acc[sent]) and not out[~sent].any()
+            acc[sent] = 0
+            total[number] += out
+    for number, (acc, got) in enumerate(zip(summed, total)):
+        left = codec.residual.kept[number].reshape(acc.shape)
+        assert np.array_equal(left, acc) and np.abs(left).max() < wt
+        assert np.array_equal(got + left, sum(update[number] for update in updates))   # exactly what was added
+
+
+@pytest.mark.parametrize("kind", ["threshold", "two_step"])
+def test_an_unacknowledged_push_is_sent_again_not_lost(kind):
+    u1, u2 = np.array([1.0, 0.25], np.float32), np.array([0.0, 0.25], np.float32)
+    codec = create_codec(kind, {"wt": 0.5})
+    codec.encode([u1])                              # sends 1.0, keeps 0.25, but is never acknowledged
+    total = round_trip(codec, [u1 + u2])[0]         # so the node sends it again with the next update
+    commit_chain([codec])
+    assert np.allclose(total, u1 + u2, atol=1e-6) and np.abs(codec.residual.kept[0]).max() <= 1e-6   # not [1.0, 0.75]
+    assert not round_trip(codec, [np.zeros(2, np.float32)])[0].any()
+
+
+@pytest.mark.parametrize("bits, dtype", [(8, np.uint8), (16, np.uint16)])
+def test_two_step_sends_thresholds_entries_within_half_a_step_and_keeps_the_error(bits, dtype):
+    rng = np.random.default_rng(4)
+    updates = [[rng.normal(0, 0.1, s).astype(np.float32) for s in SHAPES] for _ in range(20)]
+    idle = [[np.zeros(s, np.float32) for s in SHAPES]] * 5
+    codec, wt, steps = two_step(0.2, bits), 0.2, [0.0] * len(SHAPES)
+    total = [np.zeros(s) for s in SHAPES]
+    for update in updates + idle:
+        before = [np.zeros(t.size, np.float32) if codec.residual.kept is None else codec.residual.kept[number]
+                  for number, t in enumerate(update)]
+        wire = codec.encode(update)
+        decoded = codec.decode(wire, SHAPES)
+        commit_chain([codec])
+        for number, (part, left, out) in enumerate(zip(update, before, decoded)):
+            summed, out = part.ravel() + left, out.ravel()
+            sent = np.abs(summed) >= wt
+            assert np.array_equal(wire[2 * number], np.flatnonzero(sent)) and wire[2 * number + 1].dtype == dtype
+            step = float(wire[-1][number, 1])
+            tolerance = step / 2 + np.spacing(np.abs(summed).max())
+            assert np.abs(out[sent].astype(np.float64) - summed[sent]).max(initial=0) <= tolerance
+            assert not out[~sent].any()
+            steps[number] = max(steps[number], step)
+            total[number] += out.reshape(part.shape)
+    for number, got in enumerate(total):
+        raw = sum(update[number].astype(np.float64) for update in updates)
+        left = codec.residual.kept[number].reshape(got.shape)
+        assert np.allclose(got + left, raw, atol=1e-5)                     # nothing lost
+        assert np.abs(got - raw).max() <= max(wt, steps[number] / 2) + 1e-5   # behind by what is left, no more
+
+
+def test_a_higher_wt_sends_fewer_entries_and_two_step_fewer_bytes():
+    rng = np.random.default_rng(6)
+    updates = [[rng.normal(0, 0.05, s).astype(np.float32) for s in SHAPES] for _ in range(10)]
+    plain = {wt: _pushes_of(threshold(wt), updates) for wt in (0.05, 0.2, 1.0)}
+    coded = {wt: _pushes_of(two_step(wt), updates) for wt in (0.05, 0.2)}
+    raw = 10 * sum(t.nbytes for t in TENSORS)
+    assert raw > plain[0.05] > plain[0.2] > plain[1.0] and coded[0.05] > coded[0.2]
+    assert coded[0.05] < 0.7 * plain[0.05] and coded[0.2] < 0.7 * plain[0.2]   # 5 bytes an entry, not 8
+    silent = threshold(1e9)
+    assert [len(w) for w in silent.encode(TENSORS)] == [0] * 8 and not any(
+        out.any() for out in silent.decode(silent.encode(TENSORS), SHAPES))
+
+
 # --- decode refuses inconsistent wire arrays --------------------------------------------------
 
 def _quantized() -> list:
@@ -142,10 +238,23 @@ def _sparse() -> list:
     return topk(0.1).encode(TENSORS[:2])
 
 
-def _set(wire: list, index: int, value) -> list:
+def _summed() -> list:
+    return threshold(0.1).encode(TENSORS[:2])
+
+
+def _two_step() -> list:
+    return two_step(0.1).encode(TENSORS[:2])
+
+
+def _set(wire: list, index: int, value, *more) -> list:
+    """``wire`` with array ``index`` (and those after it, ``more``) replaced."""
     wire = list(wire)
-    wire[index] = value
+    for offset, array in enumerate((value, *more)):
+        wire[index + offset] = array
     return wire
+
+
+NAN, TWO = np.array([0, np.nan], np.float32), np.ones(2, np.float32)
 
 
 REFUSED = [
@@ -168,12 +277,39 @@ REFUSED = [
     ("topk", lambda: _set(_sparse(), 2, np.array([5, 3], np.int32)), "not ascending and distinct"),
     ("topk", lambda: _set(_sparse(), 2, np.array([4, 4], np.int32)), "not ascending and distinct"),
     ("topk", lambda: _set(_sparse(), 2, np.array([0, -2 ** 63 + 10], np.int64)), "outside 0 .. 19"),
+    ("topk", lambda: _set(_sparse(), 2, np.array([0, 1], np.int32), NAN), "tensor 1's values are not all finite"),
+    ("threshold", lambda: _summed()[:3], "3 wire arrays, expected 4 (indices and values per tensor)"),
+    ("threshold", lambda: _set(_summed(), 0, _summed()[0].astype(np.float32)), "indices is float32, expected int32"),
+    ("threshold", lambda: _set(_summed(), 1, _summed()[1].astype(np.float64)), "values is float64, expected float32"),
+    ("threshold", lambda: _set(_summed(), 1, _summed()[1].reshape(1, -1)), "values has 2 dimensions"),
+    ("threshold", lambda: _set(_summed(), 3, _summed()[3][:-1]), "values; expected as many of each, at most 20"),
+    ("threshold", lambda: _set(_summed(), 2, np.arange(21, dtype=np.int32), np.ones(21, np.float32)),
+     "21 indices and 21 values; expected as many of each, at most 20"),
+    ("threshold", lambda: _set(_summed(), 2, np.array([3, 20], np.int32), TWO), "run from 3 to 20, outside 0 .. 19"),
+    ("threshold", lambda: _set(_summed(), 2, np.array([-1, 5], np.int64), TWO), "run from -1 to 5"),
+    ("threshold", lambda: _set(_summed(), 2, np.array([5, 3], np.int32), TWO), "not ascending and distinct"),
+    ("threshold", lambda: _set(_summed(), 2, np.array([4, 4], np.int32), TWO), "not ascending and distinct"),
+    ("threshold", lambda: _set(_summed(), 2, np.array([0, 1], np.int32), NAN), "tensor 1's values are not all finite"),
+    ("threshold", lambda: _set(_summed(), 2, np.array([0], np.int32), np.array([np.inf], np.float32)), "not all finite"),
+    ("two_step", lambda: _two_step()[:4], "4 wire arrays, expected 5 (indices and codes per tensor, then the scales)"),
+    ("two_step", lambda: _set(_two_step(), 1, _two_step()[1].astype(np.uint16)), "codes is uint16, expected uint8"),
+    ("two_step", lambda: _set(_two_step(), 1, _two_step()[1].astype(np.float32)), "codes is float32, expected uint8"),
+    ("two_step", lambda: _set(_two_step(), 0, _two_step()[0][1:]), "codes; expected as many of each"),
+    ("two_step", lambda: _set(_two_step(), 2, np.array([0, 20], np.int32), np.zeros(2, np.uint8)), "outside 0 .. 19"),
+    ("two_step", lambda: _set(_two_step(), 2, np.array([7, 7], np.int32), np.zeros(2, np.uint8)), "not ascending"),
+    ("two_step", lambda: _set(_two_step(), 4, np.zeros((3, 2), np.float32)), "scales are [3, 2], expected [2, 2]"),
+    ("two_step", lambda: _set(_two_step(), 4, np.zeros(4, np.float32)), "scales has 1 dimensions, expected 2"),
+    ("two_step", lambda: _set(_two_step(), 4, np.array([[np.inf, 1], [0, 1]], np.float32)), "not finite"),
+    ("two_step", lambda: _set(_two_step(), 4, np.array([[0, 1], [0, -1]], np.float32)), "non-negative"),
+    ("two_step", lambda: _set(_two_step(), 4, np.array([[0, 3e38], [0, 1]], np.float32)), "float32's range"),
 ]
+DECODERS = {"quantize": quantize, "topk": lambda: topk(0.1), "threshold": lambda: threshold(0.1),
+            "two_step": lambda: two_step(0.1)}
 
 
 @pytest.mark.parametrize("kind, wire, words", REFUSED, ids=[words for _, _, words in REFUSED])
 def test_decode_refuses_inconsistent_wire_arrays_with_a_reason(kind, wire, words):
-    codec = quantize() if kind == "quantize" else topk(0.1)
+    codec = DECODERS[kind]()
     with pytest.raises(CodecError) as caught:
         codec.decode(wire(), SHAPES[:2])
     assert words in str(caught.value)
@@ -182,13 +318,16 @@ def test_decode_refuses_inconsistent_wire_arrays_with_a_reason(kind, wire, words
 # --- chains -----------------------------------------------------------------------------------
 
 def test_a_chain_puts_codecs_that_write_other_than_tensors_last():
-    assert CODECS.names() == ["quantize", "topk"]
+    assert CODECS.names() == ["quantize", "topk", "threshold", "two_step"]
     quantizer, sparsifier = CODECS.get("quantize"), CODECS.get("topk")
     assert chain_problem([quantizer], ["quantize"]) is None
     index, reason = chain_problem([sparsifier, quantizer], ["topk", "quantize"])
     assert index == 1 and reason.startswith("quantize cannot follow topk")
     assert chain_problem([quantizer] * 9, ["quantize"] * 9)[1] == "a chain of 9 codecs; expected at most 8"
     assert quantize().describe() == {"type": "quantize", "bits": 8, "stochastic": False}
+    assert two_step(0.5).describe() == {"type": "two_step", "wt": 0.5, "bits": 8}
+    index, reason = chain_problem([CODECS.get("two_step"), quantizer], ["two_step", "quantize"])
+    assert index == 1 and reason.startswith("quantize cannot follow two_step")
 
 
 # --- the spec ---------------------------------------------------------------------------------
@@ -200,7 +339,8 @@ def with_codec(codec: str, defaults: str = "") -> str:
 
 @pytest.mark.parametrize("text, line, field, words", [
     (with_codec("{type: quantise}"), 9, "nodes[1].codec",
-     ["'quantise' is not a known type (did you mean 'quantize'?)", "expected one of quantize, topk, or module"]),
+     ["'quantise' is not a known type (did you mean 'quantize'?)",
+      "expected one of quantize, topk, threshold, two_step, or module"]),
     (with_codec("{type: quantize, bits: 7}"), 9, "nodes[1].codec.bits", ["7 is not a number of bits here; expected 8 or 16"]),
     (with_codec("{type: quantize, bit: 8}"), 9, "nodes[1].codec.bit", ["unknown key 'bit' (did you mean 'bits'?)"]),
     (with_codec("{type: topk, fraction: 0}"), 9, "nodes[1].codec.fraction", ["0 is too small; expected a number above 0"]),
@@ -218,6 +358,21 @@ def with_codec(codec: str, defaults: str = "") -> str:
 ])
 def test_a_bad_codec_is_reported_at_its_line_and_field(tmp_path, text, line, field, words):
     assert_problem(tmp_path, text, line, field, *words)
+
+
+@pytest.mark.parametrize("codec, field, words", [
+    ("{type: threshold, wt: 0}", "wt", "0 is too small; expected a number above 0"),
+    ("{type: threshold, wt: -1}", "wt", "-1 is too small; expected a number above 0"),
+    ("{type: threshold}", "wt", "missing; expected a magnitude above 0 that an entry's updates"),
+    ("{type: two_step, bits: 8}", "wt", "missing; expected a magnitude above 0"),
+    ("{type: two_step, wt: 0}", "wt", "0 is too small"),
+    ("{type: two_step, wt: 0.1, bits: 4}", "bits", "4 is not a number of bits here; expected 8 or 16"),
+    ("{type: threshold, wt: 0.1, bits: 8}", "bits", "unknown key 'bits'"),
+    ("[{type: threshold, wt: 0.1}, {type: quantize}]", "[1].type", "quantize cannot follow threshold"),
+])
+def test_a_bad_wt_or_bits_is_reported_at_its_line_and_field(tmp_path, codec, field, words):
+    separator = "" if field.startswith("[") else "."
+    assert_problem(tmp_path, with_codec(codec), 9, f"nodes[1].codec{separator}{field}", words)
 
 
 def test_codecs_resolve_from_defaults_unless_a_node_gives_its_own():
