@@ -36,7 +36,8 @@ from edgetestbed.ledger import Ledger
 
 LISTEN_HOST = "127.0.0.1"
 APP_MODULE = "edgetestbed.controller.app"
-START_TIMEOUT = 30.0    # the manager imports eventlet and the OpenFlow parsers: seconds on a busy machine
+START_TIMEOUT = 120.0   # the manager imports eventlet and the OpenFlow parsers: seconds on a busy machine;
+                        # in the TCG-emulated stock-kernel guest once more than 30 s (the earlier limit)
 READY_TIMEOUT = 30.0
 POLL = 0.1
 TCP_LISTEN = "0A"       # socket state in /proc/net/tcp
@@ -125,7 +126,7 @@ class ControllerService:
         for framework, manager in candidates:
             if self._launch(framework, manager, config):
                 break
-            failures.append(f"{manager}: {self._log_tail()}")
+            failures.append(f"{manager}: {self.start_failure}: {self._log_tail()}")
         else:
             raise CapabilityError("the OpenFlow controller did not start: " + "; ".join(failures))
         self._attach()
@@ -158,7 +159,10 @@ class ControllerService:
                 self.framework, self.manager = framework, manager
                 return True
             time.sleep(POLL)
+        timed_out = self._process.poll() is None
         self._end_process()
+        self.start_failure = (f"not listening after {START_TIMEOUT:g} s, stopped" if timed_out
+                              else f"exited with status {self._process.returncode}")
         return False
 
     def _attach(self) -> None:
@@ -219,5 +223,5 @@ class ControllerService:
 
     def _log_tail(self, lines: int = 3) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return " | ".join(text.strip().splitlines()[-lines:]) or "exited without output"
+        return " | ".join(text.strip().splitlines()[-lines:]) or "no output"
 
