@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgetestbed.analysis.metrics import compute_metrics
 from edgetestbed.applications import create_application
 from edgetestbed.codecs import create_codec, decode_chain, encode_chain
 from edgetestbed.process import protocol
@@ -110,6 +111,31 @@ def test_coded_pushes_cost_a_fraction_of_the_bytes_and_the_root_still_learns(loo
     assert merges[-1]["accuracy"] > merges[0]["before"]["accuracy"] + 0.05
     assert all("codec" not in p for p in _pushes(run, "root") + [e["payload"] for e in run.events("root", "CONNECTION")
                                                                 if e["payload"]["kind"] == "MODEL"])
+    _assert_coding_measured(run, pushes)
+
+
+def _assert_coding_measured(run, pushes: dict) -> None:
+    """What coding cost each node (its DONE event) and what it saved (metrics.json's
+    ``compression``) agree with the pushes the workers logged."""
+    done = {ident: run.events(ident, "DONE")[-1]["payload"] for ident in ("root", "w1", "w2")}
+    for worker in ("w1", "w2"):
+        assert done[worker]["codec_encodes"] >= len(pushes[worker])   # resent pushes are encoded again
+        assert 0 < done[worker]["codec_encode_cpu"] < 1 and done[worker]["codec_encode_peak"] > 0
+        assert 0 < done[worker]["exchange_time"] < LIMIT * run.spec.windows.interval
+    received = [e for e in run.events("root", "CONNECTION")
+                if e["payload"]["direction"] == "received" and e["payload"]["kind"] == "PUSH"]
+    assert done["root"]["codec_decodes"] >= len(received) and "codec_encodes" not in done["root"]
+    section = compute_metrics(run.dir)["compression"]
+    links = {item["child"]: item for item in section["links"]}
+    for worker, codec in (("w1", ["quantize"]), ("w2", ["topk"])):
+        push = links[worker]["push"]
+        assert links[worker]["codec"] == codec and push["coded_messages"] == push["messages"] == len(pushes[worker])
+        assert push["coded_bytes"] == sum(p["payload_bytes"] for p in pushes[worker])
+        assert push["raw_bytes"] == sum(p["raw_bytes"] for p in pushes[worker])
+        assert links[worker]["pull"]["coded_messages"] == 0 and links[worker]["pull"]["ratio"] == 1
+        node = section["nodes"][worker]
+        assert node["comm_to_comp"] == node["exchange_time"] / node["compute_time"] > 0
+    assert section["push_ratio"] < 0.26 and section["codec_cpu_s"] > 0
 
 
 def test_threshold_and_two_step_pushes_run_in_real_node_processes(loopback):

@@ -16,8 +16,12 @@ Who does what:
   (:mod:`~edgetestbed.analysis.agreement`) and the cost model
   (:mod:`~edgetestbed.analysis.costmodel`); :mod:`~edgetestbed.analysis.linkbytes` puts it
   into the metrics (or the logs' message bytes on loopback, said as such).
+- :mod:`~edgetestbed.analysis.compression`: what codecs saved per link (checked on the
+  wire) and cost per node (CPU, memory, communication to computation).
 - :mod:`~edgetestbed.analysis.plots` and :mod:`~edgetestbed.analysis.report`: the PNG
-  figures and ``report.md``/``report.html``.
+  figures and ``report.md``/``report.html``, written from the blocks of
+  :mod:`~edgetestbed.analysis.document`; the network's sections are in
+  :mod:`~edgetestbed.analysis.costreport`.
 - :mod:`~edgetestbed.analysis.compare`: runs side by side.
 
 Import the concrete module: this package imports none of them itself.

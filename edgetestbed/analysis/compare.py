@@ -16,12 +16,13 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 from edgetestbed.analysis.metrics import METRICS_NAME, SCHEMA_VERSION, write_metrics
 from edgetestbed.analysis.plots import human_bytes, plot_cost_vs_accuracy
-from edgetestbed.analysis.report import lag_text, score, seconds, table, to_markdown
+from edgetestbed.analysis.document import lag_text, score, seconds, table, to_markdown
 from edgetestbed.errors import UserError
 
-CSV_FIELDS = ("run", "name", "directory", "workers", "levels", "policies", "metric", "final_root", "final_cloud",
-              "root_lag_final", "convergence_s", "latency_s", "latency_complete", "total_bytes", "tree_bytes",
-              "top_level_bytes", "bytes_source", "cpu_seconds_nodes", "run_time_s", "complete", "emulated")
+CSV_FIELDS = ("run", "name", "directory", "workers", "levels", "policies", "codecs", "metric", "final_root",
+              "final_cloud", "root_lag_final", "convergence_s", "latency_s", "latency_complete", "total_bytes",
+              "tree_bytes", "top_level_bytes", "bytes_source", "push_ratio", "codec_cpu_s", "cpu_seconds_nodes",
+              "run_time_s", "complete", "emulated")
 
 
 def load_metrics(run_dir: Path) -> Dict[str, Any]:
@@ -38,15 +39,17 @@ def comparison_row(run_dir: Path, metrics: Mapping[str, Any]) -> Dict[str, Any]:
     """One run as a row: its summary and what sets its configuration apart."""
     run = metrics["run"]
     levels = [node["level"] for node in metrics["nodes"].values() if node["level"] is not None]
-    policies = sorted({_policy(policy) for ident, policy in run["policies"].items() if ident in run["workers"]})
+    policies = sorted({_plugin(policy) for ident, policy in run["policies"].items() if ident in run["workers"]})
+    codecs = sorted({"+".join(map(_plugin, chain)) for chain in run["codecs"].values()})
     return {"run": Path(run_dir).name, "name": run["name"], "directory": str(run_dir),
             "workers": len(run["workers"]), "levels": max(levels) + 1 if levels else None,
-            "policies": "; ".join(policies), **metrics["summary"]}
+            "policies": "; ".join(policies), "codecs": "; ".join(codecs), **metrics["summary"]}
 
 
-def _policy(policy: Mapping[str, Any]) -> str:
-    params = ", ".join(f"{key}={value}" for key, value in policy.items() if key != "type")
-    return f"{policy['type']}({params})" if params else policy["type"]
+def _plugin(plugin: Mapping[str, Any]) -> str:
+    """A policy or codec as ``type(key=value, ...)``."""
+    params = ", ".join(f"{key}={value}" for key, value in plugin.items() if key != "type")
+    return f"{plugin['type']}({params})" if params else plugin["type"]
 
 
 def compare_runs(run_dirs: Sequence[Path]) -> List[Dict[str, Any]]:
@@ -64,6 +67,7 @@ Row = Mapping[str, Any]
 COLUMNS: Sequence[Tuple[str, Callable[[Row], str]]] = (
     ("run", lambda row: row["run"]), ("workers", lambda row: str(row["workers"])),
     ("levels", lambda row: str(row["levels"])), ("policy", lambda row: row["policies"]),
+    ("codec", lambda row: row["codecs"] or "none"),
     ("final root", lambda row: score(row["final_root"], row["metric"])),
     ("final cloud", lambda row: score(row["final_cloud"], row["metric"])),
     ("root lag", lambda row: lag_text(row["root_lag_final"], row["metric"])),
@@ -72,6 +76,7 @@ COLUMNS: Sequence[Tuple[str, Callable[[Row], str]]] = (
     ("total bytes", lambda row: human_bytes(row["total_bytes"]) + ("" if row.get("emulated", True)
                                                                     else " (NOT EMULATED: message bytes)")),
     ("top-level bytes", lambda row: human_bytes(row["top_level_bytes"])),
+    ("pushes coded", lambda row: "–" if row["push_ratio"] is None else f"{row['push_ratio']:.3f}×"),
     ("CPU (nodes)", lambda row: seconds(row["cpu_seconds_nodes"])),
     ("complete", lambda row: "yes" if row["complete"] else "NO"))
 

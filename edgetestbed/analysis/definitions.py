@@ -7,7 +7,8 @@ applies them to a run's logs:
   positive lag always means "behind the cloud");
 - :func:`propagation_latency`: the seeds' formula, exact through coverage vectors;
 - :func:`convergence_time`: the first time a curve is within a tolerance of its last value;
-- :func:`own_labels` and :func:`split_per_class`: a worker's own digits vs the others.
+- :func:`own_labels` and :func:`split_per_class`: a worker's own digits vs the others;
+- :func:`ratio`: a quotient that is None when either side is unknown or the divisor 0.
 """
 
 from __future__ import annotations
@@ -112,3 +113,8 @@ def split_per_class(per_class: Sequence[Optional[float]], own: Sequence[int]) ->
     return (mean([per_class[c] for c in own]),
             mean([v for c, v in enumerate(per_class) if c not in own]))
 
+
+
+def ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+    """``numerator / denominator``; None if the numerator is unknown or the denominator 0 or unknown."""
+    return numerator / denominator if numerator is not None and denominator else None

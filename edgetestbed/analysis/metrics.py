@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edgetestbed.analysis.compression import compression_section
 from edgetestbed.analysis.definitions import convergence_time, lag_curve, own_labels, propagation_latency, \
     split_per_class
 from edgetestbed.analysis.linkbytes import links_section
@@ -30,7 +31,7 @@ from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_R
 from edgetestbed.process.sampling import stream_definition
 from edgetestbed.spec.plan import CLOUD_ID, plan_network
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE
@@ -129,6 +130,7 @@ def run_section(run: RunLogs, metric: Optional[str]) -> Dict[str, Any]:
             "metric": metric, "root": spec.root.id, "parameter_servers": [n.id for n in spec.parameter_servers],
             "workers": [n.id for n in spec.workers], "cloud": spec.cloud is not None,
             "policies": {n.id: {"type": n.policy.type, **thaw(n.policy.params)} for n in spec.nodes},
+            "codecs": {n.id: [{"type": c.type, **thaw(c.params)} for c in n.codec] for n in spec.nodes if n.codec},
             "start_at": run.start_at, "run_time_s": max(ends) - min(starts) if ends else None,
             "network": spec.network.backend, "emulated": spec.network.emulated,
             "backends": run.manifest.get("backends"), "git_revision": run.manifest.get("git_revision")}
@@ -284,6 +286,7 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
             "total_bytes": links["total_bytes"], "tree_bytes": links["tree_bytes"],
             "top_level_bytes": links["top_level_bytes"], "bytes_source": links["source"],
             "cpu_seconds_nodes": sum(nodes[ident]["cpu_seconds"] or 0.0 for ident in tree),
+            "push_ratio": metrics["compression"]["push_ratio"], "codec_cpu_s": metrics["compression"]["codec_cpu_s"],
             "run_time_s": run["run_time_s"], "complete": metrics["completeness"]["complete"],
             "kept_pace": metrics["pace"]["kept"], "emulated": run["emulated"]}
 
@@ -306,6 +309,7 @@ def metrics_of(run: RunLogs) -> Dict[str, Any]:
         "accuracy": {"metric": metric, "nodes": curves}, "lag": lag_section(curves, metric),
         "latency": latency_section(run), "convergence": convergence_section(run, curves, metric),
         "own_vs_other": own_vs_other_section(run, curves), "links": links_section(run)}
+    metrics["compression"] = compression_section(run, metrics["links"])
     metrics["summary"] = summary_section(metrics)
     return metrics
 

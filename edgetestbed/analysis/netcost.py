@@ -98,6 +98,7 @@ from edgetestbed.analysis.agreement import MIN_BYTES, TOLERANCE, counter_deltas,
 from edgetestbed.analysis.agreement import WIRE_SOURCES, disagreement  # noqa: F401  (re-exported)
 from edgetestbed.analysis.costmodel import MODEL_CARRIERS, TCP_OVERHEAD, cost_model
 from edgetestbed.analysis.costmodel import MSS, SEGMENT_HEADERS  # noqa: F401  (re-exported: tests use them from here)
+from edgetestbed.analysis.definitions import ratio
 from edgetestbed.analysis.pcap import CLASSES, DOWN, UP, LinkTraffic, read_link
 from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.controller import UNAVAILABLE
@@ -256,7 +257,7 @@ def _direction(context: _Context, tap: dict, traffic: LinkTraffic, direction: st
     entry = {"from": ends[0], "to": ends[1], "pcap": pcap, "counters": counters, "openflow": openflow,
              "far_end": far_end and {"interface": far_name, **far_end}, "payload": payload}
     entry["disagreement"] = disagreement(entry)
-    entry["overhead"] = _ratio(pcap["wire_bytes"], payload["message_bytes"])
+    entry["overhead"] = ratio(pcap["wire_bytes"], payload["message_bytes"])
     return entry
 
 
@@ -282,10 +283,6 @@ def _payload(messages: list[dict]) -> dict:
     arrays = [m.get("payload_bytes") for m in messages]
     return {"message_bytes": sum(m.get("bytes", 0) for m in messages),
             "array_bytes": sum(arrays) if arrays and None not in arrays else None, "messages": len(messages)}
-
-
-def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
-    return numerator / denominator if numerator is not None and denominator else None
 
 
 # --- the exchanges ---------------------------------------------------------------------------

@@ -8,19 +8,19 @@ opens offline, sent by mail or copied alone. It reads only the run directory: no
 The report opens with the answer (final root accuracy, lag, latency, convergence, bytes),
 then what was run (spec, backends), the topology with bytes and parameters per link, the
 learning curves, the lag, the latency per worker, own vs other digits, the cost per link,
-CPU and memory per process, and the fidelity check when ``linkcheck.json`` is present.
+what codecs saved and cost (when a run coded), CPU and memory per process, and the fidelity check when ``linkcheck.json`` is present.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from edgetestbed.analysis import plots
+from edgetestbed.analysis.costreport import compression_section, cost_section
+from edgetestbed.analysis.document import (Block, heading, image, items, lag_text, percent, score, seconds, table,
+                                           text, to_html, to_markdown)
 from edgetestbed.analysis.linkbytes import link_params
 from edgetestbed.analysis.metrics import metrics_of, write_metrics
 from edgetestbed.analysis.plots import human_bytes, link_parameters
@@ -31,114 +31,6 @@ from edgetestbed.topo.loopback import NOT_EMULATED
 
 PLOTS_DIR = "plots"
 LINKCHECK_NAME = "linkcheck.json"
-HTML_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;
-text-align:left}th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0 1.5em}
-.answer{background:#f4f8fb;border-left:4px solid #3182bd;padding:.5em 1em}code{background:#f3f3f3;padding:0 .2em}"""
-
-
-# ---------------------------------------------------------------- a tiny document model
-
-@dataclass(frozen=True)
-class Block:
-    """One piece of the report: ``heading`` (text, level), ``text``, ``items`` (a list),
-    ``table`` (header row, rows) or ``image`` (path relative to the run directory, caption)."""
-
-    kind: str
-    content: Any
-    extra: Any = None
-
-
-def heading(text: str, level: int = 2) -> Block:
-    return Block("heading", text, level)
-
-
-def text(content: str) -> Block:
-    return Block("text", content)
-
-
-def items(lines: Sequence[str], css_class: Optional[str] = None) -> Block:
-    return Block("items", list(lines), css_class)
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Block:
-    return Block("table", [list(header), *[["–" if cell is None else str(cell) for cell in row] for row in rows]])
-
-
-def image(path: Optional[Path], run_dir: Path, caption: str) -> List[Block]:
-    return [] if path is None else [Block("image", path.relative_to(run_dir).as_posix(), caption)]
-
-
-def to_markdown(blocks: Sequence[Block]) -> str:
-    """The document as Markdown, images linked."""
-    out: List[str] = []
-    for block in blocks:
-        if block.kind == "heading":
-            out.append(f"{'#' * block.extra} {block.content}")
-        elif block.kind == "text":
-            out.append(block.content)
-        elif block.kind == "items":
-            out.append("\n".join(f"- {line}" for line in block.content))
-        elif block.kind == "table":
-            header, *rows = block.content
-            out.append("\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                                  *["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
-                                    for row in rows]]))
-        else:
-            out.append(f"![{block.extra}]({block.content})")
-    return "\n\n".join(out) + "\n"
-
-
-def to_html(blocks: Sequence[Block], run_dir: Path, title: str) -> str:
-    """The document as one HTML page, images embedded as data URIs."""
-    body = [_html_block(block, run_dir) for block in blocks]
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{HTML_STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-def _html_block(block: Block, run_dir: Path) -> str:
-    escape = html.escape
-    if block.kind == "heading":
-        return f"<h{block.extra}>{escape(block.content)}</h{block.extra}>"
-    if block.kind == "text":
-        return f"<p>{escape(block.content)}</p>"
-    if block.kind == "items":
-        css = f' class="{block.extra}"' if block.extra else ""
-        return f"<ul{css}>" + "".join(f"<li>{escape(line)}</li>" for line in block.content) + "</ul>"
-    if block.kind == "table":
-        header, *rows = block.content
-        return (f"<table><tr>{_cells(header, 'th')}</tr>" + "".join(f"<tr>{_cells(row, 'td')}</tr>" for row in rows)
-                + "</table>")
-    data = base64.b64encode((run_dir / block.content).read_bytes()).decode("ascii")
-    return f'<figure><img alt="{escape(block.extra)}" src="data:image/png;base64,{data}"></figure>'
-
-
-def _cells(row: Sequence[str], tag: str) -> str:
-    return "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in row)
-
-
-# ---------------------------------------------------------------- formatting
-
-def percent(value: Optional[float]) -> str:
-    return "–" if value is None else f"{100 * value:.1f} %"
-
-
-def seconds(value: Optional[float]) -> str:
-    return "–" if value is None else f"{value:.2f} s"
-
-
-def score(value: Optional[float], metric: Optional[str]) -> str:
-    """A value of the run's metric: accuracy in percent, RMSE in µg/m³."""
-    if value is None or metric != "rmse":
-        return percent(value)
-    return f"{value:.2f} µg/m³"
-
-
-def lag_text(value: Optional[float], metric: Optional[str]) -> str:
-    """A lag behind the cloud: accuracy points, or µg/m³ of RMSE."""
-    if value is None:
-        return "–"
-    return f"{value:+.2f} µg/m³" if metric == "rmse" else f"{100 * value:+.1f} points"
 
 
 # ---------------------------------------------------------------- the sections
@@ -232,72 +124,6 @@ def own_vs_other_section(metrics: Mapping[str, Any], figure: Optional[Path], run
     return blocks + ([text(section["note"])] if "note" in section else [])
 
 
-def cost_section(metrics: Mapping[str, Any], figure: Optional[Path], run_dir: Path) -> List[Block]:
-    links = metrics["links"]
-    classes = [c for c in plots.CLASS_COLORS if any(c in item.get("by_class", {}) for item in links["items"])]
-    rows = [[item["link"], item["kind"], link_parameters(item.get("params", {})), human_bytes(item.get("up_bytes")),
-             human_bytes(item.get("down_bytes")), human_bytes(item.get("bytes")),
-             *[human_bytes(item.get("by_class", {}).get(c)) for c in classes]] for item in links["items"]]
-    blocks = [heading("Network cost"), text(f"Source: {links['source']} — {links.get('note', '')}"),
-              *image(figure, run_dir, "bytes per link"),
-              table(["link (child-parent)", "kind", "parameters", "up", "down", "total", *classes], rows)]
-    return blocks + agreement_section(links) + cost_model_section(links)
-
-
-def agreement_section(links: Mapping[str, Any]) -> List[Block]:
-    """Do the wire sources agree? Per link (network-cost analysis only): bytes from the capture
-    (all of it: the link's cost; and within the counters' interval: what the counters are checked
-    against), interface counters, OpenFlow and the logs, the largest disagreement, overhead, flags."""
-    measured = [item for item in links["items"] if "total" in item]
-    if not measured:
-        return []
-    def source(item: Mapping[str, Any], name: str) -> str:
-        return human_bytes((item["total"].get(name) or {}).get("bytes"))
-    rows = [[item["link"], source(item, "pcap"),
-             human_bytes((item["total"].get("pcap") or {}).get("counter_interval_bytes")),
-             source(item, "counters"), source(item, "openflow"),
-             human_bytes(sum(item[d]["payload"]["message_bytes"] for d in ("up", "down"))),
-             percent(item["total"].get("disagreement")), _overhead(item), "; ".join(item.get("flags", [])) or "ok"]
-            for item in measured]
-    netcost = links.get("netcost", {})
-    return [heading("Do the sources agree?", 3),
-            text(f"Links above {human_bytes(netcost.get('min_bytes'))} must agree within "
-                 f"{percent(netcost.get('tolerance'))}; largest disagreement "
-                 f"{percent(netcost.get('max_disagreement'))}; flagged: {', '.join(netcost.get('flagged', [])) or 'none'}. "
-                 "The counters are checked against the capture's packets between their first and last "
-                 "samples (the captures start before and stop after them), OpenFlow against the whole capture."),
-            table(["link", "capture", "capture, counters' interval", "counters", "OpenFlow", "logged messages",
-                   "disagreement", "wire / logged", "flags"], rows)]
-
-
-def _overhead(item: Mapping[str, Any]) -> str:
-    logged = sum(item[d]["payload"]["message_bytes"] for d in ("up", "down"))
-    return f"{item['wire_bytes'] / logged:.3f}" if logged and item.get("wire_bytes") is not None else "–"
-
-
-def cost_model_section(links: Mapping[str, Any]) -> List[Block]:
-    """Measured bytes of tree links against the simple policy's cost model (network-cost analysis only)."""
-    models = [(item["link"], item["cost_model"]) for item in links["items"]
-              if item.get("cost_model", {}).get("expected_bytes") is not None]
-    if not models:
-        return []
-    rows = [[link, model["windows"], model["steps"], _transfers(model), model["captured_transfers"],
-             human_bytes(model["simulator_estimate"]), human_bytes(model["expected_bytes"]),
-             human_bytes(model["measured_bytes"]), f"{model['ratio']:.3f}",
-             "ok" if model["within_tolerance"] else "OFF"] for link, model in models]
-    return [heading("Measured against the cost model", 3),
-            text("simple policy: one model per pull and per push, with TCP/IP overhead: a pull when the child "
-                 "joins, a pull before and a push after each of its steps (windows or merges), and the pulls of "
-                 "its final synchronisation, as many as the logs recorded (their number depends on timing). "
-                 "The simulators' estimate is 2 × windows × model size."),
-            table(["link", "windows", "steps", "transfers (joins + 2 × steps + final sync)", "captured",
-                   "simulator estimate", "expected", "measured", "ratio", "within 10 %"], rows)]
-
-
-def _transfers(model: Mapping[str, Any]) -> str:
-    return f"{model['transfers']} ({model['joins']} + 2 × {model['steps']} + {model['final_sync_pulls']})"
-
-
 def resources_section(metrics: Mapping[str, Any], figure: Optional[Path], run_dir: Path) -> List[Block]:
     rows = [[ident, node["role"], node["end"], node["starts"], seconds(node["run_time_s"]),
              "–" if node["cpu_seconds"] is None else f"{node['cpu_seconds']:.2f}",
@@ -359,7 +185,7 @@ def build_document(run: RunLogs, metrics: Mapping[str, Any]) -> List[Block]:
             *spec_section(run, metrics), heading("Topology"), *image(topology, run_dir, "topology"),
             *learning_section(metrics, figures, run_dir), *latency_section(metrics),
             *own_vs_other_section(metrics, figures["own_vs_other"], run_dir),
-            *cost_section(metrics, figures["link_bytes"], run_dir),
+            *cost_section(metrics, figures["link_bytes"], run_dir), *compression_section(metrics),
             *resources_section(metrics, figures["resources"], run_dir), *fidelity_section(linkcheck),
             text("All figures come from metrics.json; its fields are documented in docs/metrics.md. "
                  "Times are seconds since window 0 began.")]

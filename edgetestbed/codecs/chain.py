@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Tuple, Type
 import numpy as np
 
 from edgetestbed.codecs.base import Codec, Shape
+from edgetestbed.codecs.usage import DECODE, ENCODE, USAGE
 
 MAX_CHAIN = 8   # codecs a chain (and so a message) may have
 
@@ -33,20 +34,25 @@ def chain_problem(classes: Sequence[Type[Codec]], names: Sequence[str]) -> Optio
 
 
 def encode_chain(codecs: Sequence[Codec], arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
-    """``arrays`` through every codec, left to right."""
-    wire = list(arrays)
-    for codec in codecs:
-        wire = codec.encode(wire)
-    return wire
+    """``arrays`` through every codec, left to right (metered: :mod:`~edgetestbed.codecs.usage`)."""
+    def run() -> List[np.ndarray]:
+        wire = list(arrays)
+        for codec in codecs:
+            wire = codec.encode(wire)
+        return wire
+    return USAGE.measure(ENCODE, run)
 
 
 def decode_chain(codecs: Sequence[Codec], wire: Sequence[np.ndarray], shapes: Sequence[Shape]) -> List[np.ndarray]:
     """``wire`` back through every codec, right to left, into tensors of ``shapes``;
-    :class:`~edgetestbed.codecs.base.CodecError` if any step finds it inconsistent."""
-    arrays = list(wire)
-    for codec in reversed(codecs):
-        arrays = codec.decode(arrays, shapes)
-    return arrays
+    :class:`~edgetestbed.codecs.base.CodecError` if any step finds it inconsistent (metered
+    like encoding, refused messages included: refusing costs the receiver too)."""
+    def run() -> List[np.ndarray]:
+        arrays = list(wire)
+        for codec in reversed(codecs):
+            arrays = codec.decode(arrays, shapes)
+        return arrays
+    return USAGE.measure(DECODE, run)
 
 
 def commit_chain(codecs: Sequence[Codec]) -> None:

@@ -23,7 +23,8 @@ when the run should be over and no child has been heard from for a while.
 Log events: ``STATISTIC`` per merge ``{merge, children, samples, version, coverage,
 <evaluation after the merge>, before: <evaluation before>, wall_time, cpu_time,
 cpu_total, memory_peak}``; ``DONE`` ``{merges, samples, complete, coverage,
-children_done, <evaluation>, cpu_total, memory_peak}``; ``CONNECTION`` per message in
+children_done, <evaluation>, exchange_time, cpu_total, memory_peak}`` (and ``codec_*`` if it
+decoded: :mod:`edgetestbed.codecs.usage`); ``CONNECTION`` per message in
 and out; ``MALFORMED`` ``{peer, reason, bytes}`` (peer: the claimed sender, or the
 socket identity in hex).
 
@@ -134,7 +135,7 @@ class ParameterServer:
         self.exchange.leave()
         return {"merges": self.merges, "samples": self.samples, "complete": self.exchange.complete(),
                 "coverage": dict(self.model.coverage), "children_done": sorted(self.done),
-                **self.runtime.evaluate(self.model.app)}
+                **self.runtime.evaluate(self.model.app), **self.exchange.usage()}
 
     def _finished(self) -> bool:
         if self.children <= self.done:

@@ -56,6 +56,7 @@ class Parent:
         self.timeout = runtime.request_timeout(schema.max_payload_bytes())
         self.seq = int(time.time() * 1000)  # never reused by a restarted process (see ``_queue`` in server)
         self.resting_until = 0.0
+        self.busy = 0.0   # wall seconds spent in requests: the node's communication time
         self.socket = self._connect()
 
     def _connect(self) -> zmq.Socket:
@@ -71,6 +72,13 @@ class Parent:
         """Send a ``kind`` request; its reply, or None if the parent did not answer."""
         if time.time() < self.resting_until:
             return None
+        started = time.time()
+        try:
+            return self._request(kind, fields)
+        finally:
+            self.busy += time.time() - started
+
+    def _request(self, kind: str, fields: dict) -> Optional[Message]:
         self.seq += 1
         message = Message(kind, self.runtime.ident, seq=self.seq, **fields)
         frames = protocol.encode(message)
@@ -163,6 +171,11 @@ class Exchange:
         commit_chain(self.codecs)
         self.model.committed(update)
         return True
+
+    def usage(self) -> dict:
+        """DONE fields: ``exchange_time``, the wall seconds this node spent waiting on its
+        parent (requests from encoding to reply, retries included); none for the root."""
+        return {"exchange_time": self.parent.busy} if self.parent else {}
 
     def complete(self) -> bool:
         """Whether the model holds the last window of every worker of the run."""

@@ -21,7 +21,8 @@ wall_time, cpu_time, cpu_total, memory_peak}`` where ``<evaluation>`` is the
 application's figures on the test set (``score``, ``accuracy`` and ``per_class``, or
 ``rmse``, ...; see :meth:`Runtime.evaluate`) and ``trained_at`` the time the model first
 held the window; ``DONE`` ``{windows, samples, complete, coverage, <evaluation>,
-cpu_total, memory_peak}``.
+exchange_time, cpu_total, memory_peak}`` and, if it coded, ``codec_*`` (see
+:mod:`edgetestbed.codecs.usage`).
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ class Worker:
         complete = self._synchronise()
         self.exchange.leave()
         return {"windows": self.limit, "samples": self.samples, "complete": complete,
-                "coverage": dict(self.model.coverage), **self.runtime.evaluate(self.model.app)}
+                "coverage": dict(self.model.coverage), **self.runtime.evaluate(self.model.app),
+                **self.exchange.usage()}
 
     def _process(self, window: int) -> None:
         watch = Stopwatch()

@@ -26,6 +26,7 @@ import numpy as np
 import zmq
 
 from edgetestbed.applications import Application, create_application
+from edgetestbed.codecs.usage import USAGE as CODEC_USAGE
 from edgetestbed.data.schedule import window_grace
 from edgetestbed.errors import UserError
 from edgetestbed.process import protocol
@@ -246,10 +247,10 @@ def run_process(run_dir: Path, ident: str, role: str, build: Callable[[Runtime],
         runtime.wait_for_start()
         runtime.log.write(START, **{"role": role, **runtime.describe()})
         summary = work.run()
-        runtime.log.write(DONE, **{**summary, **usage()})
+        runtime.log.write(DONE, **{**summary, **usage(), **CODEC_USAGE.fields()})
         return 0
     except Stopped as stop:
-        runtime.log.write(STOP, signal=str(stop), **usage())
+        runtime.log.write(STOP, signal=str(stop), **usage(), **CODEC_USAGE.fields())
         return 0
     except UserError as error:
         runtime.log.write(ERROR, error=str(error))
