@@ -307,7 +307,7 @@ def test_decode_refuses_inconsistent_wire_arrays_with_a_reason(kind, wire, words
 # --- chains -----------------------------------------------------------------------------------
 
 def test_a_chain_puts_codecs_that_write_other_than_tensors_last():
-    assert CODECS.names() == ["quantize", "topk", "threshold", "two_step"]
+    assert CODECS.names() == ["quantize", "topk", "threshold", "two_step", "sign"]
     quantizer, sparsifier = CODECS.get("quantize"), CODECS.get("topk")
     assert chain_problem([quantizer], ["quantize"]) is None
     index, reason = chain_problem([sparsifier, quantizer], ["topk", "quantize"])
@@ -329,8 +329,8 @@ def with_codec(codec: str, defaults: str = "") -> str:
 @pytest.mark.parametrize("text, line, field, words", [
     (with_codec("{type: quantise}"), 9, "nodes[1].codec",
      ["'quantise' is not a known type (did you mean 'quantize'?)",
-      "expected one of quantize, topk, threshold, two_step, or module"]),
-    (with_codec("{type: quantize, bits: 7}"), 9, "nodes[1].codec.bits", ["7 is not a number of bits here; expected 8 or 16"]),
+      "expected one of quantize, topk, threshold, two_step, sign, or module"]),
+    (with_codec("{type: quantize, bits: 7}"), 9, "nodes[1].codec.bits", ["7 is not a number of bits here; expected 8 or 16 (for 1 bit, a sign and a scale: {type: sign})"]),
     (with_codec("{type: quantize, bit: 8}"), 9, "nodes[1].codec.bit", ["unknown key 'bit' (did you mean 'bits'?)"]),
     (with_codec("{type: topk, fraction: 0}"), 9, "nodes[1].codec.fraction", ["0 is too small; expected a number above 0"]),
     (with_codec("{type: topk, fraction: 1.5}"), 9, "nodes[1].codec.fraction", ["too large; expected a number of at most 1"]),

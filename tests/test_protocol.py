@@ -207,6 +207,7 @@ def test_an_uncoded_message_is_byte_for_byte_what_it_was_before_codecs():
     ({"type": "topk", "fraction": 0.5, "feedback": True}, ["int32", "float32"] * 2),
     ({"type": "threshold", "wt": 0.5}, ["int32", "float32"] * 2),
     ({"type": "two_step", "wt": 0.5, "bits": 8}, ["int32", "uint8"] * 2 + ["float32"]),
+    ({"type": "sign", "feedback": True}, ["uint8", "uint8", "float32"]),
 ])
 def test_a_coded_message_declares_its_chain_and_decodes_into_the_schemas_shapes(codec, wire):
     frames = _coded(create_codec(codec["type"], {k: v for k, v in codec.items() if k != "type"}))
@@ -215,7 +216,8 @@ def test_a_coded_message_declares_its_chain_and_decodes_into_the_schemas_shapes(
     got = decode(frames, SCHEMA)
     assert [ArraySpec.of(a) for a in got.arrays] == list(SCHEMA.arrays_by_type[PUSH])
     assert [c.type for c in got.codec] == [codec["type"]]
-    error = {"quantize": 11 / 65535, "topk": 6, "threshold": 0, "two_step": 10 / 255 / 2 + 1e-6}[codec["type"]]
+    error = {"quantize": 11 / 65535, "topk": 6, "threshold": 0, "two_step": 10 / 255 / 2 + 1e-6,
+             "sign": 5.5}[codec["type"]]   # sign: 0 .. 11 all as +5.5, their mean magnitude
     assert np.abs(got.arrays[0] - _push().arrays[0]).max() <= error   # threshold: all but the 0 sent
 
 
@@ -229,7 +231,7 @@ def _recoded(codec, header_changes=None, frames=None) -> list:
 Q8 = {"type": "quantize", "bits": 8, "stochastic": False}
 CODED_MALFORMED = [
     ("unknown codec", {"codec": [{"type": "gzip"}]}, None,
-     "codec 0: unknown codec 'gzip'; accepted here: quantize, topk, threshold, two_step"),
+     "codec 0: unknown codec 'gzip'; accepted here: quantize, topk, threshold, two_step, sign"),
     ("module:Class from the wire", {"codec": [{"type": "os:system"}]}, None, "unknown codec 'os:system'"),
     ("no type", {"codec": [{"bits": 8}]}, None, "codec 0: must be an object with a 'type'"),
     ("empty chain", {"codec": []}, None, "codec must be a list of 1 to 8 codecs"),
@@ -275,7 +277,7 @@ def _random_value(rng: random.Random) -> object:
 def _random_codec_entry(rng: random.Random) -> object:
     if rng.random() < 0.05:
         return rng.choice(["quantize", 3, None, [], {"type": None}])
-    entry = {"type": rng.choice(["quantize", "topk", "threshold", "two_step", "topk", "quantize", "gzip",
+    entry = {"type": rng.choice(["quantize", "topk", "threshold", "two_step", "sign", "topk", "quantize", "gzip",
                                  "os:system", "", "x" * 200, 5])}
     for key in rng.sample(["bits", "stochastic", "fraction", "feedback", "wt", "extra"], rng.randrange(4)):
         entry[key] = _random_value(rng)
@@ -303,7 +305,8 @@ def test_fuzzed_coded_messages_either_decode_or_raise_malformed():
     rng, nprng = random.Random(7), np.random.default_rng(7)
     valid = [_coded(create_codec("quantize", {"bits": bits})) for bits in (8, 16)] + \
         [_coded(create_codec("topk", {"fraction": f})) for f in (0.1, 0.5, 1.0)] + \
-        [_coded(create_codec(kind, {"wt": wt})) for kind in ("threshold", "two_step") for wt in (0.5, 2.0, 100.0)]
+        [_coded(create_codec(kind, {"wt": wt})) for kind in ("threshold", "two_step") for wt in (0.5, 2.0, 100.0)] + \
+        [_coded(create_codec("sign", {"feedback": feedback})) for feedback in (True, False)]
     outcomes = {"decoded": 0, "codec refused": 0, "other": 0}
     for case in range(4000):
         frames = list(rng.choice(valid))

@@ -5,12 +5,15 @@ Each codec is one class in one module of this package, registered by name
 stochastic rounding), ``topk`` (the largest entries of each tensor, the rest kept for later
 by error feedback), ``threshold`` (the entries whose updates, added up over pushes, reached
 ``wt``), ``two_step`` (the seed study's two-step compression: ``threshold``'s entries as
-8- or 16-bit codes); ``sparse.py`` holds what the last three share. The spec's
-``codec: {type: NAME, ...}`` (or a list of them, a chain) on a node or in ``defaults``
-picks them; their other keys are the codec's ``Params``, checked by ``validate`` with
-file, line and field. ``type: module.path:ClassName`` picks a researcher's own
-:class:`Codec` subclass. What a codec is and does: :mod:`edgetestbed.codecs.base`; what a
-chain means: :mod:`edgetestbed.codecs.chain`; how a coded message travels:
+8- or 16-bit codes), ``sign`` (1 bit an entry, its sign, and a scale per tensor, the mean
+magnitude; error feedback keeps what that leaves out for later); ``sparse.py`` holds the
+error feedback of all but ``quantize``, and the wire of the indexed entries of ``topk``,
+``threshold`` and ``two_step``. The spec's ``codec: {type: NAME, ...}`` (or a list of them,
+a chain) on a node or in ``defaults`` picks them; their other keys are the codec's
+``Params``, checked by ``validate`` with file, line and field.
+``type: module.path:ClassName`` picks a researcher's own :class:`Codec` subclass. What a
+codec is and does: :mod:`edgetestbed.codecs.base`; what a chain means:
+:mod:`edgetestbed.codecs.chain`; how a coded message travels:
 :mod:`edgetestbed.process.coded`. Adding one: ``docs/architecture.md``.
 """
 

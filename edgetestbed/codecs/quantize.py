@@ -17,18 +17,25 @@ CODE_DTYPES = {8: "uint8", 16: "uint16"}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _bits(value: object) -> int:
+def _bits(value: object, hint: str = "") -> int:
     # an int first: ``value in`` a dict would raise TypeError on a list, which pydantic passes on
     if isinstance(value, bool) or not isinstance(value, int) or value not in CODE_DTYPES:
-        raise ValueError(f"{quote(value)} is not a number of bits here; expected 8 or 16")
+        raise ValueError(f"{quote(value)} is not a number of bits here; expected 8 or 16{hint}")
     return value
 
 
+def _quantize_bits(value: object) -> int:
+    # quantize's own message points to sign, its 1-bit sibling; two_step has none (its entries
+    # are threshold's, which sign does not send)
+    return _bits(value, " (for 1 bit, a sign and a scale: {type: sign})")
+
+
 Bits = Annotated[int, BeforeValidator(_bits)]
+QuantizeBits = Annotated[int, BeforeValidator(_quantize_bits)]
 
 
 class QuantizeParams(PluginParams):
-    bits: Bits = Field(8, description="8 or 16")
+    bits: QuantizeBits = Field(8, description="8 or 16")
     stochastic: bool = Field(False, description="true or false: round at random, unbiased")
 
 
@@ -66,10 +73,11 @@ def scales_array(scales: Sequence[Tuple[float, float]]) -> np.ndarray:
     return np.array(scales, dtype=np.float32).reshape(len(scales), 2)
 
 
-def expect_scales(scales: np.ndarray, tensors: int) -> None:
-    """``scales`` is the wire's float32 ``(tensors, 2)`` array."""
-    expect_array(scales, "the scales", ["float32"], 2)
-    expect(scales.shape == (tensors, 2), f"the scales are {list(scales.shape)}, expected [{tensors}, 2]")
+def expect_scales(scales: np.ndarray, shape: Shape) -> None:
+    """``scales`` is the wire's float32 array of scales of ``shape``: ``(tensors, 2)`` for
+    quantize and two_step, ``(tensors,)`` for sign."""
+    expect_array(scales, "the scales", ["float32"], len(shape))
+    expect(scales.shape == tuple(shape), f"the scales are {list(scales.shape)}, expected {list(shape)}")
 
 
 def scale(scales: np.ndarray, index: int, levels: int) -> Tuple[float, float]:
@@ -112,7 +120,7 @@ class Quantize(Codec):
 
     def decode(self, wire: Sequence[np.ndarray], shapes: Sequence[Shape]) -> List[np.ndarray]:
         expect_count(wire, len(shapes) + 1, "codes per tensor, then the scales")
-        expect_scales(wire[-1], len(shapes))
+        expect_scales(wire[-1], (len(shapes), 2))
         decoded = []
         for index, (codes, shape) in enumerate(zip(wire, shapes)):
             expect_array(codes, f"tensor {index}'s codes", [self.dtype], len(shape))

@@ -1,4 +1,5 @@
 """What the sparse codecs share (``topk``, ``threshold``, ``two_step``); it registers none.
+``sign`` sends every entry, but keeps what it leaves out in a :class:`Residual` too.
 
 - :class:`Residual`: error feedback, what pushes left out for later ones, kept only once the
   push that left it out is acknowledged (:meth:`~edgetestbed.codecs.base.Codec.commit`).

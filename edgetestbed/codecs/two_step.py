@@ -52,7 +52,7 @@ class TwoStep(Threshold):
         return [codes for codes, _ in coded], sent, [scales_array([grid for _, grid in coded])]
 
     def expect_tail(self, tail: Sequence[np.ndarray], tensors: int) -> None:
-        expect_scales(tail[0], tensors)
+        expect_scales(tail[0], (tensors, 2))
 
     def values(self, wire: np.ndarray, tail: Sequence[np.ndarray], index: int) -> np.ndarray:
         return from_codes(wire, *scale(tail[0], index, self.levels))

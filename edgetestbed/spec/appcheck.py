@@ -11,7 +11,7 @@ every other problem, instead of by the processes once the network is built::
     topo.yaml:4: application.hiden: unknown key 'hiden' (did you mean 'hidden'?); expected one of ...
     topo.yaml:5: application.learning_rate: -3 is too small; expected a number above 0
     topo.yaml:9: nodes[1].policy.every: 0 is too small; expected at least 1 and at most 10000
-    topo.yaml:9: nodes[1].codec.bits: 7 is not a number of bits here; expected 8 or 16
+    topo.yaml:9: nodes[1].codec.bits: 7 is not a number of bits here; expected 8 or 16 (for 1 bit, ...
 
 The model is the one the plugin itself builds from (an application's ``Params``, see
 :mod:`edgetestbed.applications.base`; a policy's or partition's, see
