@@ -5,7 +5,9 @@ Each codec is one class in one module of this package, registered by name
 stochastic rounding), ``topk`` (the largest entries of each tensor, the rest kept for later
 by error feedback), ``threshold`` (the entries whose updates, added up over pushes, reached
 ``wt``), ``two_step`` (the seed study's two-step compression: ``threshold``'s entries as
-8- or 16-bit codes); ``sparse.py`` holds what the last three share. The spec's
+8- or 16-bit codes); ``sparse.py`` holds what the last three share. The last two take
+``wt`` as a number or ``{by_link: ...}``, a rule over the node's link (:class:`ByLink`,
+documented in :mod:`edgetestbed.codecs.threshold`) that the spec resolves into a number. The spec's
 ``codec: {type: NAME, ...}`` (or a list of them, a chain) on a node or in ``defaults``
 picks them; their other keys are the codec's ``Params``, checked by ``validate`` with
 file, line and field. ``type: module.path:ClassName`` picks a researcher's own
@@ -20,9 +22,10 @@ from typing import Any, Mapping
 
 from edgetestbed.codecs.base import CODECS, Codec, CodecError, Shape
 from edgetestbed.codecs.chain import MAX_CHAIN, chain_problem, commit_chain, decode_chain, encode_chain
+from edgetestbed.codecs.threshold import ByLink, wt_for_link
 
-__all__ = ["CODECS", "MAX_CHAIN", "Codec", "CodecError", "Shape", "chain_problem", "commit_chain",
-           "create_codec", "decode_chain", "encode_chain"]
+__all__ = ["CODECS", "MAX_CHAIN", "ByLink", "Codec", "CodecError", "Shape", "chain_problem", "commit_chain",
+           "create_codec", "decode_chain", "encode_chain", "wt_for_link"]
 
 
 def create_codec(kind: str, params: Mapping[str, object], seed: Any = 0) -> Codec:

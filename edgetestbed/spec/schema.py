@@ -60,6 +60,14 @@ left to right (``codec: [{type: 'my_codecs:Clip', limit: 0.1}, {type: quantize}]
 every codec but the last must keep the tensors' shapes). A node without one takes
 ``defaults.codec``; ``codec: []`` on a node sends its updates uncoded whatever the
 defaults say.
+
+``threshold``'s and ``two_step``'s ``wt`` is a number, or derived from the node's link
+(the edge to its parent, defaults merged): ``wt: {by_link: {base: 0.01, reference:
+10Mbit, max: 0.5}}`` resolves to ``base × sqrt((reference / bw) / (1 − loss))``, at least
+``base`` and at most ``max`` (optional; default none), so that a slower, lossier link
+sends less. An unlimited link (``bw: null``), one at least as fast as ``reference`` and
+lossless, and the root (no link) keep ``base``. The resolved spec holds the number (what
+``check`` shows and ``to_dict`` writes); the rule is :mod:`edgetestbed.codecs.threshold`'s.
 """
 
 from __future__ import annotations
@@ -73,12 +81,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from edgetestbed.codecs import CODECS
 from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.partitions import PARTITIONS
-from edgetestbed.params.fields import Interval, bounded, choice, count, did_you_mean, matching, number, unit
+from edgetestbed.params.fields import Bandwidth, Interval, bounded, choice, count, did_you_mean, matching, number, unit
 from edgetestbed.params.plugins import CLASS_PATTERN, Registry
-from edgetestbed.params.units import (format_bandwidth, format_duration, format_percent,
-                                    format_rate, format_size, parse_bandwidth,
-                                    parse_duration, parse_percent, parse_rate, parse_size,
-                                    quote)
+from edgetestbed.params.units import (format_duration, format_percent, format_rate, format_size,
+                                    parse_duration, parse_percent, parse_rate, parse_size, quote)
 from edgetestbed.policies import POLICIES
 
 MiB = 2**20
@@ -94,7 +100,6 @@ def _application_name(value: object) -> str:
                      f"expected one of {', '.join(APPLICATIONS)}, or module.path:ClassName")
 
 
-Bandwidth = unit(float, parse_bandwidth, format_bandwidth, 0.001, 100_000)
 LinkDelay = unit(float, partial(parse_duration, unit="ms"), partial(format_duration, unit="ms"),
                   0, 10_000)
 Loss = unit(float, parse_percent, format_percent, 0, 100, high_open=True)
