@@ -21,11 +21,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from edgetestbed.codecs.base import CODECS, Codec, CodecError, Shape
-from edgetestbed.codecs.chain import MAX_CHAIN, chain_problem, commit_chain, decode_chain, encode_chain
+from edgetestbed.codecs.chain import (MAX_CHAIN, chain_problem, commit_chain, decode_chain, encode_chain,
+                                      stateful_problem)
 from edgetestbed.codecs.threshold import ByLink, wt_for_link
 
 __all__ = ["CODECS", "MAX_CHAIN", "ByLink", "Codec", "CodecError", "Shape", "chain_problem", "commit_chain",
-           "create_codec", "decode_chain", "encode_chain", "wt_for_link"]
+           "create_codec", "decode_chain", "encode_chain", "stateful_problem", "wt_for_link"]
 
 
 def create_codec(kind: str, params: Mapping[str, object], seed: Any = 0) -> Codec:

@@ -88,6 +88,7 @@ class NodeSpec:
     sensors: tuple[int, ...]         # only workers have sensors
     policy: PolicySpec
     codec: tuple[CodecSpec, ...] = ()   # its pushes' codec chain, first codec first; () uncoded
+    pull_codec: tuple[CodecSpec, ...] = ()   # the chain its parent codes the models it pulls by
 
     @property
     def is_root(self) -> bool:

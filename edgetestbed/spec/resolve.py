@@ -3,9 +3,10 @@
 Resolution rules:
 
 - A node's ``link`` (the edge to its parent) is merged key by key over ``defaults.link``;
-  ``cpu``, ``memory``, ``policy`` and ``codec`` come from ``defaults`` when the node omits
-  them (or gives null). A policy or a codec chain is taken whole, never merged, since its
-  keys depend on its type; ``codec: []`` is a node's own choice of no codec.
+  ``cpu``, ``memory``, ``policy``, ``codec`` and ``pull_codec`` come from ``defaults`` when
+  the node omits them (or gives null). A policy or a codec chain is taken whole, never
+  merged, since its keys depend on its type; ``codec: []`` (``pull_codec: []``) is a node's
+  own choice of no codec.
 - A codec parameter given as ``{by_link: ...}`` (``threshold``'s and ``two_step``'s ``wt``)
   becomes the number its rule gives for the node's own link, defaults merged (the root, with
   no link, gets the rule's base): the resolved spec, and so the wire, hold only numbers.
@@ -82,7 +83,8 @@ def _resolve_node(node: NodeIn, model: SpecIn, tree_link: LinkSpec, parents: dic
                     link=link,
                     sensors=tuple(node.sensors),
                     policy=_policy(node.policy or defaults.policy),
-                    codec=_codecs(defaults.codec if node.codec is None else node.codec, link))
+                    codec=_codecs(defaults.codec if node.codec is None else node.codec, link),
+                    pull_codec=_codecs(defaults.pull_codec if node.pull_codec is None else node.pull_codec, link))
 
 
 def _level(node_id: str, parents: dict[str, str | None]) -> int:
@@ -185,10 +187,12 @@ def _node_input(node: NodeSpec) -> NodeIn:
     policy = PolicyIn.model_construct(
         type=node.policy.type, **_plugin_input(POLICIES, node.policy.type, PLUGIN_PARAMS, node.policy.params))
     fields: dict[str, Any] = dict(id=node.id, cpu=node.cpu, memory=node.memory, policy=policy)
-    if node.codec:   # absent, not [], when uncoded: a spec without codecs reads as it always did
-        fields.update(codec=[CodecIn.model_construct(
-            type=codec.type, **_plugin_input(CODECS, codec.type, PLUGIN_PARAMS, codec.params))
-            for codec in node.codec])
+    for key in ("codec", "pull_codec"):   # absent, not [], when uncoded: a spec without codecs
+        chain = getattr(node, key)          # reads as it always did
+        if chain:
+            fields[key] = [CodecIn.model_construct(
+                type=codec.type, **_plugin_input(CODECS, codec.type, PLUGIN_PARAMS, codec.params))
+                for codec in chain]
     if not node.is_root:
         fields.update(parent=node.parent, link=_link_input(node.link))
     if node.is_worker:

@@ -3,8 +3,9 @@
 The input, top level (``name``, ``application``, ``data`` and ``nodes`` are required)::
 
     name, seed, application{name, ...}, data{dataset, partition, ...},
-    windows{interval, limit, epochs}, defaults{cpu, memory, link, policy, codec},
-    sensors{rate, link, cpu, memory}, nodes[{id, parent, cpu, memory, link, sensors, policy, codec}],
+    windows{interval, limit, epochs}, defaults{cpu, memory, link, policy, codec, pull_codec},
+    sensors{rate, link, cpu, memory},
+    nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec}],
     cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout
 
 Quantities carry units (see :mod:`edgetestbed.params.units`). A link is
@@ -17,7 +18,8 @@ Built-in defaults (used where the file is silent):
 ``seed``              0
 ``windows``           ``{interval: 3s, limit: 10, epochs: 1}``
 ``defaults``          ``{cpu: 0.5, memory: 256M, link: {} (unshaped), policy: {type: simple}}``,
-                      no codec (updates travel as float32 tensors)
+                      no codec nor pull_codec (models and updates travel as float32
+                      tensors)
 ``sensors``           ``{rate: 40/s, link: {} (unshaped), cpu: 0.1, memory: 128M}``
 ``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
 ``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic}``
@@ -68,6 +70,13 @@ defaults say.
 sends less. An unlimited link (``bw: null``), one at least as fast as ``reference`` and
 lossless, and the root (no link) keep ``base``. The resolved spec holds the number (what
 ``check`` shows and ``to_dict`` writes); the rule is :mod:`edgetestbed.codecs.threshold`'s.
+
+A node's ``pull_codec`` (same syntax as ``codec``, also in ``defaults``; ``pull_codec: []``
+on a node opts out) is the chain its parent encodes the models it sends this node, in
+reply to its pulls. A pulled model is never acknowledged, so only codecs that keep no
+state between messages (``stateless``: ``quantize``; a researcher's codec if it says so)
+may code it; ``topk``, ``threshold`` and ``two_step`` keep what they left out for later and
+are refused. The root pulls from no one: its ``pull_codec`` is never used.
 """
 
 from __future__ import annotations
@@ -233,6 +242,7 @@ class DefaultsIn(InputModel):
     link: LinkIn = Field(default_factory=LinkIn)
     policy: PolicyIn = Field(default_factory=lambda: PolicyIn(type="simple"))
     codec: Codecs = Field(default_factory=list, description=CODECS_TEXT)
+    pull_codec: Codecs = Field(default_factory=list, description=CODECS_TEXT)
 
 
 class SensorsIn(InputModel):
@@ -270,6 +280,7 @@ class NodeIn(InputModel):
                                        description="a list of sensor indices like [0, 1]")
     policy: Optional[PolicyIn] = None
     codec: Optional[Codecs] = Field(None, description=CODECS_TEXT)
+    pull_codec: Optional[Codecs] = Field(None, description=CODECS_TEXT)
 
 
 class SpecIn(InputModel):
