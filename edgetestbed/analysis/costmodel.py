@@ -63,13 +63,14 @@ MODEL_CARRIERS = (MODEL, PUSH)
 def cost_model(run: RunLogs, child: str, item: Mapping[str, Any], to_child: Sequence[Event],
                from_child: Sequence[Event]) -> dict:
     """The simple policy's expected bytes on the tree link ``item`` against the measured
-    (uncoded: a child whose pushes are coded has messages of two sizes, which it does not model).
+    (uncoded: a child whose pushes or pulled models are coded has messages of two sizes, which
+    it does not model).
 
     ``to_child`` and ``from_child``: the CONNECTION events of what the parent sent the child and
     the child sent the parent, as :mod:`~edgetestbed.analysis.netcost` reads them for the payload.
     """
     policy = run.spec.node(child).policy.type
-    if policy != "simple" or run.spec.node(child).codec:
+    if policy != "simple" or run.spec.node(child).codec or run.spec.node(child).pull_codec:
         return {"policy": policy, "applies": False}
     logged = [e.payload for e in (*to_child, *from_child)]
     if not any(_carries_model(m) for m in logged):

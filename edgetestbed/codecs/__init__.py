@@ -10,7 +10,9 @@ magnitude; error feedback keeps what that leaves out for later); ``sparse.py`` h
 error feedback of all but ``quantize``, and the wire of the indexed entries of ``topk``,
 ``threshold`` and ``two_step``. The spec's ``codec: {type: NAME, ...}`` (or a list of them,
 a chain) on a node or in ``defaults`` picks them; their other keys are the codec's
-``Params``, checked by ``validate`` with file, line and field.
+``Params``, checked by ``validate`` with file, line and field. ``threshold`` and ``two_step``
+take ``wt`` as a number or ``{by_link: ...}``, a rule over the node's link (:class:`ByLink`,
+documented in :mod:`edgetestbed.codecs.threshold`) that the spec resolves into a number.
 ``type: module.path:ClassName`` picks a researcher's own :class:`Codec` subclass. What a
 codec is and does: :mod:`edgetestbed.codecs.base`; what a chain means:
 :mod:`edgetestbed.codecs.chain`; how a coded message travels:
@@ -22,10 +24,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from edgetestbed.codecs.base import CODECS, Codec, CodecError, Shape
-from edgetestbed.codecs.chain import MAX_CHAIN, chain_problem, commit_chain, decode_chain, encode_chain
+from edgetestbed.codecs.chain import (MAX_CHAIN, chain_problem, commit_chain, decode_chain, encode_chain,
+                                      stateful_problem)
+from edgetestbed.codecs.threshold import ByLink, wt_for_link
 
-__all__ = ["CODECS", "MAX_CHAIN", "Codec", "CodecError", "Shape", "chain_problem", "commit_chain",
-           "create_codec", "decode_chain", "encode_chain"]
+__all__ = ["CODECS", "MAX_CHAIN", "ByLink", "Codec", "CodecError", "Shape", "chain_problem", "commit_chain",
+           "create_codec", "decode_chain", "encode_chain", "stateful_problem", "wt_for_link"]
 
 
 def create_codec(kind: str, params: Mapping[str, object], seed: Any = 0) -> Codec:

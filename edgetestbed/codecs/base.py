@@ -12,7 +12,8 @@ A sender's codec may keep state between pushes (top-k's error-feedback residual)
 ``encode`` must not assume its message arrives: state that does is kept by
 :meth:`Codec.commit`, which the node calls once the parent has acknowledged the push.
 A push that is never acknowledged is encoded again, with the next update, from the
-state of the last acknowledged one.
+state of the last acknowledged one. A pulled model is never acknowledged: only a
+``stateless`` codec may code it.
 """
 
 from __future__ import annotations
@@ -43,9 +44,15 @@ class Codec(Plugin, ABC):
     ``keeps_shape``: ``encode`` returns float32 tensors of its input's shapes, so another
     codec may follow it in a chain (a filter such as clipping). A codec whose output is
     anything else (integer codes, indices) must be the last of its chain.
+
+    ``stateless``: what it encodes depends on nothing an earlier message left (no error
+    feedback, no residual), so it may code the models a parent sends in reply to pulls
+    (``pull_codec:``), which are never acknowledged and so never reach :meth:`commit`.
+    False unless a codec says so: a researcher's own codec must opt in.
     """
 
     keeps_shape: ClassVar[bool] = False
+    stateless: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel, seed: Any = 0) -> None:
         self.params = params

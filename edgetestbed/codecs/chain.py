@@ -4,7 +4,8 @@ Encoding runs the chain left to right, decoding right to left. Every codec reads
 float32 tensors; so every codec but the last must write one too, of the same shapes
 (``keeps_shape``: a filter), and only the last may write something else (codes, indices).
 :func:`chain_problem` says which codec breaks that rule; the spec reports it at that
-codec, a receiver refuses a message that declares such a chain.
+codec, a receiver refuses a message that declares such a chain. A chain that codes pulled
+models (``pull_codec:``) takes only ``stateless`` codecs (:func:`stateful_problem` says why).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple, Type
 
 import numpy as np
 
-from edgetestbed.codecs.base import Codec, Shape
+from edgetestbed.codecs.base import CODECS, Codec, Shape
 from edgetestbed.codecs.usage import DECODE, ENCODE, USAGE
 
 MAX_CHAIN = 8   # codecs a chain (and so a message) may have
@@ -31,6 +32,14 @@ def chain_problem(classes: Sequence[Type[Codec]], names: Sequence[str]) -> Optio
             return index, (f"{this} cannot follow {before}: {before} does not write float32 tensors "
                            f"of the model's shapes; expected {before} last in the chain")
     return None
+
+
+def stateful_problem(name: str) -> str:
+    """Why codec ``name``, which keeps state between messages, may not code pulled models."""
+    allowed = [cls.name for cls in CODECS.plugins() if cls.stateless]
+    return (f"{name} keeps state from message to message, kept once a message is acknowledged, and a "
+            f"pulled model never is; expected a codec that keeps none (stateless): {', '.join(allowed)}, "
+            "or a module:Class whose class sets stateless = True")
 
 
 def encode_chain(codecs: Sequence[Codec], arrays: Sequence[np.ndarray]) -> List[np.ndarray]:

@@ -106,6 +106,7 @@ class Quantize(Codec):
 
     name = "quantize"
     rank = 0
+    stateless = True   # each message on its own grid (stochastic rounding's draws carry no meaning)
     Params = QuantizeParams
 
     def __init__(self, params: QuantizeParams, seed: object = 0) -> None:

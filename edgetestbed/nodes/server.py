@@ -31,6 +31,8 @@ socket identity in hex).
 A child's PUSH may be coded (:mod:`edgetestbed.codecs`): it is decoded with the chain its
 header declares, among the built-in codecs and the ``module:Class`` ones the spec gives
 this server's children (never one only the message names), and then checked like any.
+The MODEL replying to a child's PULL is coded by the child's ``pull_codec`` chain, if it
+has one (stateless codecs only: the reply is never acknowledged), built once per child.
 """
 
 from __future__ import annotations
@@ -41,10 +43,9 @@ from typing import Any, Dict, Optional, Set
 import zmq
 
 from edgetestbed.nodes.model import ModelState, Update, covers, joined
-from edgetestbed.nodes.upstream import Exchange
+from edgetestbed.nodes.upstream import Exchange, accepting, pull_chain
 from edgetestbed.policies import Moment, create_policy
 from edgetestbed.process import protocol
-from edgetestbed.process.coded import accepted_codecs
 from edgetestbed.process.eventlog import STATISTIC, Stopwatch
 from edgetestbed.process.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
 from edgetestbed.process.runtime import Runtime
@@ -94,10 +95,10 @@ class ParameterServer:
         self.children = set(node.children)
         self.workers_below = workers_below(runtime.spec, node.id)
         self.model = ModelState(runtime.new_application(runtime.spec.nodes.index(node)))
-        # Children's codecs: the built-ins, and any module:Class the spec gives a child.
-        configured = {codec.type for child in node.children for codec in runtime.spec.node(child).codec}
+        children = [runtime.spec.node(child) for child in node.children]
         self.schema = Schema.for_model(self.model.app.get_weights(), protocol.REQUESTS,
-                                       accepted_codecs(sorted(configured)))
+                                       accepting(*(child.codec for child in children)))
+        self.pull_codecs = {child.id: pull_chain(runtime.spec, child) for child in children}
         self.router = runtime.sockets.open(zmq.ROUTER, self.schema.max_frame_bytes())
         self.router.bind(runtime.wiring.bind_address(node.id))
         policy = create_policy(node.policy.type, node.policy.params, trains=False)
@@ -166,7 +167,8 @@ class ParameterServer:
 
     def _model(self, request: Message) -> Message:
         return request.reply(MODEL, self.runtime.ident, version=self.model.version,
-                             coverage=dict(self.model.coverage), arrays=tuple(self.model.app.get_weights()))
+                             coverage=dict(self.model.coverage), arrays=tuple(self.model.app.get_weights()),
+                             codec=self.pull_codecs[request.sender])
 
     def _queue(self, request: Message) -> Message:
         """Queue a child's update, once: a resent PUSH (same seq) is acknowledged again only."""

@@ -16,7 +16,9 @@ the last push; committed only when acknowledged, so nothing is lost while the pa
 away), join (a pull at start), the final synchronisation and leaving (``DONE``). A node
 with a ``codec`` chain sends its pushes coded by it: one chain for the node's whole life,
 so that state such as top-k's error feedback carries from push to push, and advanced
-(:meth:`~edgetestbed.codecs.Codec.commit`) only by an acknowledged push.
+(:meth:`~edgetestbed.codecs.Codec.commit`) only by an acknowledged push. A node with a
+``pull_codec`` chain gets the models it pulls coded by it (its parent encodes them,
+:func:`pull_chain`), decodes them with the codecs its own spec names and adopts them as any.
 
 Log events: ``CONNECTION`` per message, ``RETRY`` ``{peer, kind, seq, attempt, waited}``,
 ``UNREACHABLE`` ``{peer, kind, seq, attempts}``, ``MALFORMED`` ``{peer, reason, bytes}``
@@ -28,21 +30,49 @@ its own work not yet pushed), and whether the latter holds every worker's last w
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Dict, Optional, Sequence, Tuple, Type
 
 import zmq
 
-from edgetestbed.codecs import commit_chain, create_codec
+from edgetestbed.codecs import Codec, commit_chain, create_codec, stateful_problem
+from edgetestbed.errors import UserError
 from edgetestbed.nodes.model import ModelState, covers
 from edgetestbed.policies import Event, Moment, Policy
 from edgetestbed.process import protocol
+from edgetestbed.process.coded import accepted_codecs
 from edgetestbed.process.eventlog import MODEL_RECEIVED, RETRY, UNREACHABLE
 from edgetestbed.process.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
 from edgetestbed.process.runtime import Runtime
+from edgetestbed.spec.model import CodecSpec, NodeSpec, Spec
 
 ATTEMPTS = 2
 CODEC_SEED_WORD = 11  # keeps nodes' codec seeds (stochastic rounding) apart from other seeds
+PULL_CODEC_SEED_WORD = 12  # and the chains a parent codes a child's pulled models by apart from the child's own
 REPLY_TO = {PULL: MODEL, PUSH: ACK, DONE: ACK}
+
+
+def build_chain(spec: Spec, node: NodeSpec, chain: Sequence[CodecSpec], seed_word: int) -> Tuple[Codec, ...]:
+    """One of ``node``'s codec chains, built once for the run, seeded by the spec's seed,
+    ``seed_word`` (which chain) and the node."""
+    seed = [spec.seed, seed_word, spec.nodes.index(node)]
+    return tuple(create_codec(codec.type, codec.params, seed) for codec in chain)
+
+
+def pull_chain(spec: Spec, child: NodeSpec) -> Tuple[Codec, ...]:
+    """The chain a parent codes the models it sends ``child`` by (``child``'s ``pull_codec``).
+    :class:`UserError` if a codec of it keeps state: ``validate`` says so, but cannot for a
+    ``module:Class`` it did not find."""
+    codecs = build_chain(spec, child, child.pull_codec, PULL_CODEC_SEED_WORD)
+    for codec in codecs:
+        if not codec.stateless:
+            raise UserError(f"{child.id}'s pull_codec: {stateful_problem(codec.type)}")
+    return codecs
+
+
+def accepting(*chains: Sequence[CodecSpec]) -> Dict[str, Type[Codec]]:
+    """The codecs a receiver decodes: the built-ins, and the ``module:Class`` ones ``chains``
+    (its spec's chains for what it receives) name; never one only a message names."""
+    return accepted_codecs(sorted({codec.type for chain in chains for codec in chain}))
 
 
 class Parent:
@@ -117,13 +147,13 @@ class Exchange:
         self.runtime = runtime
         self.model = model
         self.policy = policy
-        parent_id = runtime.node.parent
-        schema = Schema.for_model(model.app.get_weights(), protocol.REPLIES)
+        node, spec = runtime.node, runtime.spec
+        parent_id = node.parent
+        # The parent's replies: pulled models coded by this node's pull_codec, if it has one.
+        schema = Schema.for_model(model.app.get_weights(), protocol.REPLIES, accepting(node.pull_codec))
         self.parent = Parent(runtime, parent_id, schema) if parent_id else None
         self.next_sync_pull = 0.0
-        node, spec = runtime.node, runtime.spec
-        seed = [spec.seed, CODEC_SEED_WORD, spec.nodes.index(node)]
-        self.codecs = tuple(create_codec(codec.type, codec.params, seed) for codec in node.codec) \
+        self.codecs = build_chain(spec, node, node.codec, CODEC_SEED_WORD) \
             if parent_id else ()   # a codec codes pushes, and the root pushes to no one
 
     def begin(self, start_at: float) -> None:

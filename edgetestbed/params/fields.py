@@ -15,9 +15,10 @@ import re
 import types
 from typing import Annotated, Any, Callable, Mapping, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, PlainSerializer, Tag
 
-from edgetestbed.params.units import format_duration, number_text, parse_duration, quote
+from edgetestbed.params.units import (format_bandwidth, format_duration, number_text, parse_bandwidth,
+                                      parse_duration, quote)
 
 
 def bounded(parse: Callable[[object], float], low: float, high: float, *, show: Callable = number_text,
@@ -143,6 +144,8 @@ def bare(shape: Any) -> Any:
 
 # A duration between exchanges, windows or events, like 3s.
 Interval = unit(float, parse_duration, format_duration, 0.01, 3600)
+# A link's bandwidth (or one to compare links with), like 10Mbit, in Mbit/s.
+Bandwidth = unit(float, parse_bandwidth, format_bandwidth, 0.001, 100_000)
 
 
 # pydantic's type errors as the noun the value should have been
@@ -201,6 +204,8 @@ def _expected(kind: str, message: str, model: type, loc: tuple) -> str:
 
 def _description(model: type, loc: tuple) -> str | None:
     """The ``description`` a field of ``model`` (at ``loc``) was declared with, if any."""
+    if len(loc) > 1 and _tagged(_shape_at(model, loc[:-1]), loc[-1]) is not None:
+        loc = loc[:-1]   # a member of a tagged union: its field says what the value should be
     parent = _model_at(model, loc[:-1])
     if parent is None or not loc or not isinstance(loc[-1], str):
         return None
@@ -209,16 +214,34 @@ def _description(model: type, loc: tuple) -> str | None:
 
 
 def _model_at(model: type, loc: tuple) -> type | None:
-    """The model nested in ``model`` at ``loc`` (through fields and lists), if there is one."""
+    """The model nested in ``model`` at ``loc`` (through fields, lists and tagged unions), if
+    there is one."""
+    shape = _shape_at(model, loc)
+    return shape if isinstance(shape, type) and issubclass(shape, BaseModel) else None
+
+
+def _shape_at(model: type, loc: tuple) -> Any:
+    """The type nested in ``model`` at ``loc``, bare; None where ``loc`` leads nowhere."""
     shape: Any = model
     for key in loc:
         shape = bare(shape)
-        if isinstance(shape, type) and issubclass(shape, BaseModel) and isinstance(key, str):
+        member = _tagged(shape, key)
+        if member is not None:   # pydantic puts the tag of the union's member it chose in loc
+            shape = member
+        elif isinstance(shape, type) and issubclass(shape, BaseModel) and isinstance(key, str):
             info = shape.model_fields.get(key)
             shape = info.annotation if info is not None else None
         elif get_origin(shape) is list and isinstance(key, int):
             shape = get_args(shape)[0]
         else:
             return None
-    shape = bare(shape)
-    return shape if isinstance(shape, type) and issubclass(shape, BaseModel) else None
+    return bare(shape)
+
+
+def _tagged(shape: Any, key: object) -> Any:
+    """The member of the tagged union ``shape`` whose ``Tag`` is ``key``; None if there is none."""
+    if get_origin(shape) not in (Union, types.UnionType):
+        return None
+    return next((member for member in get_args(shape)
+                 if any(isinstance(mark, Tag) and mark.tag == key for mark in getattr(member, "__metadata__", ()))),
+                None)

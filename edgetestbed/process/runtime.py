@@ -207,8 +207,9 @@ class Runtime:
             fields.update(role=node.role, parent=node.parent, children=list(node.children),
                           sensors=list(node.sensors), level=node.level,
                           policy={"type": node.policy.type, **node.policy.params})
-            if node.codec:
-                fields.update(codec=[{"type": codec.type, **codec.params} for codec in node.codec])
+            for key in ("codec", "pull_codec"):
+                if getattr(node, key):
+                    fields[key] = [{"type": codec.type, **codec.params} for codec in getattr(node, key)]
         return fields
 
     def close(self) -> None:

@@ -1,9 +1,10 @@
 """The spec's plugin sections checked against each plugin's own parameter model.
 
 Four sections name a plugin, and every other key of theirs is one of its parameters:
-``application:`` (by ``name``), each ``policy:`` and each ``codec:`` (by ``type``; a codec
-chain is a list of them, whose order is checked too) and ``data:`` (by ``partition``, with
-the dataset's own ``lags``). :func:`load_spec` calls
+``application:`` (by ``name``), each ``policy:`` and each ``codec:`` and ``pull_codec:`` (by
+``type``; a codec chain is a list of them, whose order is checked too, and a pull chain's
+codecs must be ``stateless``) and ``data:`` (by ``partition``, with the dataset's own
+``lags``). :func:`load_spec` calls
 :func:`check_plugins` on the raw document, next to the tree checks, so that a misspelt or
 out-of-range parameter is reported with file, line and field at ``validate`` time, with
 every other problem, instead of by the processes once the network is built::
@@ -12,6 +13,7 @@ every other problem, instead of by the processes once the network is built::
     topo.yaml:5: application.learning_rate: -3 is too small; expected a number above 0
     topo.yaml:9: nodes[1].policy.every: 0 is too small; expected at least 1 and at most 10000
     topo.yaml:9: nodes[1].codec.bits: 7 is not a number of bits here; expected 8 or 16 (for 1 bit, ...
+    topo.yaml:9: nodes[1].pull_codec.type: topk keeps state between messages ...; expected one of quantize
 
 The model is the one the plugin itself builds from (an application's ``Params``, see
 :mod:`edgetestbed.applications.base`; a policy's or partition's, see
@@ -28,7 +30,7 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, ValidationError
 
 from edgetestbed.applications.registry import BUILTIN, application_class
-from edgetestbed.codecs import CODECS, chain_problem
+from edgetestbed.codecs import CODECS, chain_problem, stateful_problem
 from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.partitions import PARTITIONS, mismatch, params_model
 from edgetestbed.errors import UserError
@@ -55,6 +57,7 @@ def check_plugins(data: object, report: Report) -> None:
     for owner in [("defaults",), *(("nodes", index) for index in range(len(nodes)))]:
         _check_plugin(data, (*owner, "policy"), POLICIES, "Policy", "policy", report)
         _check_codecs(data, (*owner, "codec"), report)
+        _check_codecs(data, (*owner, "pull_codec"), report, stateless=True)
     _check_data(data, report)
 
 
@@ -141,8 +144,9 @@ def _check_plugin(data: dict, path: DocPath, registry: Registry, base: str, noun
     return cls
 
 
-def _check_codecs(data: dict, path: DocPath, report: Report) -> None:
-    """A ``codec:`` (one mapping, or a list of them): each codec, then the chain's order."""
+def _check_codecs(data: dict, path: DocPath, report: Report, stateless: bool = False) -> None:
+    """A ``codec:`` (one mapping, or a list of them): each codec, then the chain's order;
+    for a ``pull_codec:`` (``stateless``), that each codec keeps no state between messages."""
     chain = _value(data, path)
     if isinstance(chain, dict):
         paths = [path]
@@ -151,6 +155,9 @@ def _check_codecs(data: dict, path: DocPath, report: Report) -> None:
     else:
         return   # none, or the schema reports it
     classes = [_check_plugin(data, place, CODECS, "Codec", "codec", report) for place in paths]
+    for place, cls in zip(paths, classes):
+        if stateless and cls is not None and not cls.stateless:
+            report((*place, "type"), stateful_problem(_section(data, place)["type"]))
     if paths and None not in classes:   # a chain's order, once every codec in it is known
         problem = chain_problem(classes, [_section(data, place)["type"] for place in paths])
         if problem is not None:

@@ -66,8 +66,9 @@ class PolicySpec:
 
 @dataclass(frozen=True)
 class CodecSpec:
-    """One codec of the chain a node's pushes travel coded by: ``quantize``, ``topk``, or
-    ``module:Class``, with its parameters (defaults applied)."""
+    """One codec of the chain a node's pushes travel coded by: a registered name or
+    ``module:Class``, with its parameters (defaults applied; a ``{by_link: ...}`` one as the
+    number it gives for the node's link)."""
 
     type: str
     params: Mapping[str, object] = field(default_factory=FrozenMap)
@@ -87,6 +88,7 @@ class NodeSpec:
     sensors: tuple[int, ...]         # only workers have sensors
     policy: PolicySpec
     codec: tuple[CodecSpec, ...] = ()   # its pushes' codec chain, first codec first; () uncoded
+    pull_codec: tuple[CodecSpec, ...] = ()   # the chain its parent codes the models it pulls by
 
     @property
     def is_root(self) -> bool:

@@ -3,9 +3,13 @@
 Resolution rules:
 
 - A node's ``link`` (the edge to its parent) is merged key by key over ``defaults.link``;
-  ``cpu``, ``memory``, ``policy`` and ``codec`` come from ``defaults`` when the node omits
-  them (or gives null). A policy or a codec chain is taken whole, never merged, since its
-  keys depend on its type; ``codec: []`` is a node's own choice of no codec.
+  ``cpu``, ``memory``, ``policy``, ``codec`` and ``pull_codec`` come from ``defaults`` when
+  the node omits them (or gives null). A policy or a codec chain is taken whole, never
+  merged, since its keys depend on its type; ``codec: []`` (``pull_codec: []``) is a node's
+  own choice of no codec.
+- A codec parameter given as ``{by_link: ...}`` (``threshold``'s and ``two_step``'s ``wt``)
+  becomes the number its rule gives for the node's own link, defaults merged (the root, with
+  no link, gets the rule's base): the resolved spec, and so the wire, hold only numbers.
 - ``sensors.link`` and ``cloud.link`` merge over an unshaped link, not over ``defaults.link``:
   they are different kinds of link from the tree's edges.
 - The root has no link; leaves are the workers and each needs at least one sensor;
@@ -21,7 +25,7 @@ from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel
 
-from edgetestbed.codecs import CODECS
+from edgetestbed.codecs import CODECS, ByLink
 from edgetestbed.data.partitions import PARTITIONS, params_model
 from edgetestbed.params.fields import thaw
 from edgetestbed.params.plugins import PluginNotFound, Registry, values
@@ -63,20 +67,24 @@ def resolve(model: SpecIn, source: str, problems: Problems) -> Spec:
 
 
 def _resolve_nodes(model: SpecIn) -> tuple[NodeSpec, ...]:
-    defaults = model.defaults
-    tree_link = _merge_link(LinkSpec(), defaults.link)
+    tree_link = _merge_link(LinkSpec(), model.defaults.link)
     parents = {node.id: node.parent for node in model.nodes}
-    return tuple(
-        NodeSpec(id=node.id, parent=node.parent,
-                 children=tuple(child.id for child in model.nodes if child.parent == node.id),
-                 level=_level(node.id, parents),
-                 cpu=defaults.cpu if node.cpu is None else node.cpu,
-                 memory=defaults.memory if node.memory is None else node.memory,
-                 link=None if node.parent is None else _merge_link(tree_link, node.link),
-                 sensors=tuple(node.sensors),
-                 policy=_policy(node.policy or defaults.policy),
-                 codec=_codecs(defaults.codec if node.codec is None else node.codec))
-        for node in model.nodes)
+    return tuple(_resolve_node(node, model, tree_link, parents) for node in model.nodes)
+
+
+def _resolve_node(node: NodeIn, model: SpecIn, tree_link: LinkSpec, parents: dict[str, str | None]) -> NodeSpec:
+    defaults = model.defaults
+    link = None if node.parent is None else _merge_link(tree_link, node.link)
+    return NodeSpec(id=node.id, parent=node.parent,
+                    children=tuple(child.id for child in model.nodes if child.parent == node.id),
+                    level=_level(node.id, parents),
+                    cpu=defaults.cpu if node.cpu is None else node.cpu,
+                    memory=defaults.memory if node.memory is None else node.memory,
+                    link=link,
+                    sensors=tuple(node.sensors),
+                    policy=_policy(node.policy or defaults.policy),
+                    codec=_codecs(defaults.codec if node.codec is None else node.codec, link),
+                    pull_codec=_codecs(defaults.pull_codec if node.pull_codec is None else node.pull_codec, link))
 
 
 def _level(node_id: str, parents: dict[str, str | None]) -> int:
@@ -98,9 +106,19 @@ def _policy(model: PolicyIn) -> PolicySpec:
     return PolicySpec(model.type, _plugin_values(POLICIES, model.type, PLUGIN_PARAMS, model.model_extra))
 
 
-def _codecs(chain: list[CodecIn]) -> tuple[CodecSpec, ...]:
-    return tuple(CodecSpec(codec.type, _plugin_values(CODECS, codec.type, PLUGIN_PARAMS, codec.model_extra))
+def _codecs(chain: list[CodecIn], link: LinkSpec | None) -> tuple[CodecSpec, ...]:
+    """A node's codec chain, a parameter given ``{by_link: ...}`` resolved for its ``link``."""
+    return tuple(CodecSpec(codec.type, _for_link(_plugin_values(CODECS, codec.type, PLUGIN_PARAMS,
+                                                                codec.model_extra), link))
                  for codec in chain)
+
+
+def _for_link(params: FrozenMap, link: LinkSpec | None) -> FrozenMap:
+    """``params`` with every ``{by_link: ...}`` as the number its rule gives for ``link``
+    (none for the root, which pushes to no one: the rule's base)."""
+    bw, loss = (None, 0.0) if link is None else (link.bw_mbit, link.loss_pct)
+    return FrozenMap({key: value.for_link(bw, loss) if isinstance(value, ByLink) else value
+                      for key, value in params.items()})
 
 
 def _data_params(data: DataIn) -> FrozenMap:
@@ -169,10 +187,12 @@ def _node_input(node: NodeSpec) -> NodeIn:
     policy = PolicyIn.model_construct(
         type=node.policy.type, **_plugin_input(POLICIES, node.policy.type, PLUGIN_PARAMS, node.policy.params))
     fields: dict[str, Any] = dict(id=node.id, cpu=node.cpu, memory=node.memory, policy=policy)
-    if node.codec:   # absent, not [], when uncoded: a spec without codecs reads as it always did
-        fields.update(codec=[CodecIn.model_construct(
-            type=codec.type, **_plugin_input(CODECS, codec.type, PLUGIN_PARAMS, codec.params))
-            for codec in node.codec])
+    for key in ("codec", "pull_codec"):   # absent, not [], when uncoded: a spec without codecs
+        chain = getattr(node, key)          # reads as it always did
+        if chain:
+            fields[key] = [CodecIn.model_construct(
+                type=codec.type, **_plugin_input(CODECS, codec.type, PLUGIN_PARAMS, codec.params))
+                for codec in chain]
     if not node.is_root:
         fields.update(parent=node.parent, link=_link_input(node.link))
     if node.is_worker:

@@ -3,8 +3,9 @@
 The input, top level (``name``, ``application``, ``data`` and ``nodes`` are required)::
 
     name, seed, application{name, ...}, data{dataset, partition, ...},
-    windows{interval, limit, epochs}, defaults{cpu, memory, link, policy, codec},
-    sensors{rate, link, cpu, memory}, nodes[{id, parent, cpu, memory, link, sensors, policy, codec}],
+    windows{interval, limit, epochs}, defaults{cpu, memory, link, policy, codec, pull_codec},
+    sensors{rate, link, cpu, memory},
+    nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec}],
     cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout
 
 Quantities carry units (see :mod:`edgetestbed.params.units`). A link is
@@ -17,7 +18,8 @@ Built-in defaults (used where the file is silent):
 ``seed``              0
 ``windows``           ``{interval: 3s, limit: 10, epochs: 1}``
 ``defaults``          ``{cpu: 0.5, memory: 256M, link: {} (unshaped), policy: {type: simple}}``,
-                      no codec (updates travel as float32 tensors)
+                      no codec nor pull_codec (models and updates travel as float32
+                      tensors)
 ``sensors``           ``{rate: 40/s, link: {} (unshaped), cpu: 0.1, memory: 128M}``
 ``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
 ``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic}``
@@ -60,6 +62,21 @@ left to right (``codec: [{type: 'my_codecs:Clip', limit: 0.1}, {type: quantize}]
 every codec but the last must keep the tensors' shapes). A node without one takes
 ``defaults.codec``; ``codec: []`` on a node sends its updates uncoded whatever the
 defaults say.
+
+``threshold``'s and ``two_step``'s ``wt`` is a number, or derived from the node's link
+(the edge to its parent, defaults merged): ``wt: {by_link: {base: 0.01, reference:
+10Mbit, max: 0.5}}`` resolves to ``base × sqrt((reference / bw) / (1 − loss))``, at least
+``base`` and at most ``max`` (optional; default none), so that a slower, lossier link
+sends less. An unlimited link (``bw: null``), one at least as fast as ``reference`` and
+lossless, and the root (no link) keep ``base``. The resolved spec holds the number (what
+``check`` shows and ``to_dict`` writes); the rule is :mod:`edgetestbed.codecs.threshold`'s.
+
+A node's ``pull_codec`` (same syntax as ``codec``, also in ``defaults``; ``pull_codec: []``
+on a node opts out) is the chain its parent encodes the models it sends this node, in
+reply to its pulls. A pulled model is never acknowledged, so only codecs that keep no
+state between messages (``stateless``: ``quantize``; a researcher's codec if it says so)
+may code it; ``topk``, ``threshold`` and ``two_step`` keep what they left out for later and
+are refused. The root pulls from no one: its ``pull_codec`` is never used.
 """
 
 from __future__ import annotations
@@ -73,12 +90,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from edgetestbed.codecs import CODECS
 from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.partitions import PARTITIONS
-from edgetestbed.params.fields import Interval, bounded, choice, count, did_you_mean, matching, number, unit
+from edgetestbed.params.fields import Bandwidth, Interval, bounded, choice, count, did_you_mean, matching, number, unit
 from edgetestbed.params.plugins import CLASS_PATTERN, Registry
-from edgetestbed.params.units import (format_bandwidth, format_duration, format_percent,
-                                    format_rate, format_size, parse_bandwidth,
-                                    parse_duration, parse_percent, parse_rate, parse_size,
-                                    quote)
+from edgetestbed.params.units import (format_duration, format_percent, format_rate, format_size,
+                                    parse_duration, parse_percent, parse_rate, parse_size, quote)
 from edgetestbed.policies import POLICIES
 
 MiB = 2**20
@@ -94,7 +109,6 @@ def _application_name(value: object) -> str:
                      f"expected one of {', '.join(APPLICATIONS)}, or module.path:ClassName")
 
 
-Bandwidth = unit(float, parse_bandwidth, format_bandwidth, 0.001, 100_000)
 LinkDelay = unit(float, partial(parse_duration, unit="ms"), partial(format_duration, unit="ms"),
                   0, 10_000)
 Loss = unit(float, parse_percent, format_percent, 0, 100, high_open=True)
@@ -228,6 +242,7 @@ class DefaultsIn(InputModel):
     link: LinkIn = Field(default_factory=LinkIn)
     policy: PolicyIn = Field(default_factory=lambda: PolicyIn(type="simple"))
     codec: Codecs = Field(default_factory=list, description=CODECS_TEXT)
+    pull_codec: Codecs = Field(default_factory=list, description=CODECS_TEXT)
 
 
 class SensorsIn(InputModel):
@@ -265,6 +280,7 @@ class NodeIn(InputModel):
                                        description="a list of sensor indices like [0, 1]")
     policy: Optional[PolicyIn] = None
     codec: Optional[Codecs] = Field(None, description=CODECS_TEXT)
+    pull_codec: Optional[Codecs] = Field(None, description=CODECS_TEXT)
 
 
 class SpecIn(InputModel):
