@@ -97,6 +97,15 @@ def test_topk_keeps_exactly_the_largest_ceil_fraction_of_entries(fraction):
     assert wire_bytes <= 2 * fraction * sum(t.nbytes for t in TENSORS) + 8 * len(TENSORS)
 
 
+def test_topk_sends_tensors_smaller_than_min_entries_whole_and_the_receiver_expects_them_so():
+    codec = create_codec("topk", {"fraction": 0.01, "min_entries": 50, "feedback": True})
+    wire = codec.encode(TENSORS)
+    assert [len(wire[2 * n]) for n in range(len(TENSORS))] == [157, 20, 2, 10]   # 784×20 and 200 at 1 %
+    assert all(np.array_equal(out, t) for out, t in zip(codec.decode(wire, SHAPES), TENSORS) if t.size < 50)
+    with pytest.raises(CodecError, match="min_entries|keeps"):
+        topk(0.01).decode(wire, SHAPES)   # a receiver told min_entries 0 refuses the whole small tensors
+
+
 def test_topk_error_feedback_sends_the_rest_later():
     rng = np.random.default_rng(2)
     updates = [[rng.normal(0, 1, s).astype(np.float32) for s in SHAPES] for _ in range(20)]
@@ -370,10 +379,10 @@ def test_codecs_resolve_from_defaults_unless_a_node_gives_its_own():
             "defaults: {codec: {type: quantize, stochastic: true}}\n")
     spec = load_spec_text(text)
     assert spec.node("w1").codec == (CodecSpec("quantize", {"bits": 8, "stochastic": True}),)
-    assert spec.node("w2").codec == (CodecSpec("topk", {"fraction": 0.1, "feedback": True}),)
+    assert spec.node("w2").codec == (CodecSpec("topk", {"fraction": 0.1, "feedback": True, "min_entries": 0}),)
     assert spec.node("w3").codec == ()
     data = spec.to_dict()
-    assert data["nodes"][2]["codec"] == [{"type": "topk", "fraction": 0.1, "feedback": True}]
+    assert data["nodes"][2]["codec"] == [{"type": "topk", "fraction": 0.1, "feedback": True, "min_entries": 0}]
     assert "codec" not in data["nodes"][3]   # uncoded nodes read as they always did
     assert load_spec_text(yaml.safe_dump(data)) == spec
     assert load_spec_text(TREE).node("w1").codec == ()
