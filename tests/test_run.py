@@ -46,15 +46,12 @@ def small_spec(nodes: str, application: str = "mnist_mlp", data: str = "{dataset
             f"nodes:\n{nodes}")
 
 
-def test_the_readme_default_run(tmp_path):
+def test_the_readme_default_run(tmp_path, default_run):
     """`python -m edgetestbed run`: every node DONE, root >= 80 %, cloud >= root - 5 points,
     each worker better on its own (biased) digits than on the others; and its report,
     regenerated without root, opens in headless Chromium with every plot."""
-    result = subprocess.run([sys.executable, "-m", "edgetestbed", "run", "--runs-dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    (run_dir,) = tmp_path.iterdir()
-    assert f"run directory: {run_dir}" in result.stdout
+    run_dir = default_run.run_dir
+    assert f"run directory: {run_dir}" in default_run.result.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["finished"].values()) == {"DONE"}
     assert summary["pace"]["kept"], summary["pace"]   # else the figures are not the spec's network's
