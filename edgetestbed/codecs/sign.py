@@ -8,9 +8,9 @@ from typing import List, Sequence
 import numpy as np
 from pydantic import Field
 
-from edgetestbed.codecs.base import CODECS, Codec, Shape, expect, expect_array, expect_count
+from edgetestbed.codecs.base import CODECS, Shape, expect, expect_array, expect_count
 from edgetestbed.codecs.quantize import expect_scales
-from edgetestbed.codecs.sparse import Residual
+from edgetestbed.codecs.sparse import FeedbackCodec
 from edgetestbed.params.plugins import PluginParams
 
 
@@ -29,7 +29,7 @@ def signed(non_negative: np.ndarray, scale: np.float32) -> np.ndarray:
 
 
 @CODECS.register
-class Sign(Codec):
+class Sign(FeedbackCodec):
     """1-bit compression: each entry's sign, and one scale per tensor, the mean magnitude of
     its entries, so an entry decodes as ``±scale`` (scaled signSGD). With ``feedback`` (error
     feedback, EF-signSGD, Karimireddy et al. 2019) what that leaves out, the update minus
@@ -50,10 +50,6 @@ class Sign(Codec):
     rank = 4
     Params = SignParams
 
-    def __init__(self, params: SignParams, seed: object = 0) -> None:
-        super().__init__(params, seed)
-        self.residual = Residual()
-
     def encode(self, arrays: List[np.ndarray]) -> List[np.ndarray]:
         wire, scales, left = [], [], []
         for number, array in enumerate(arrays):
@@ -66,9 +62,6 @@ class Sign(Codec):
             left.append(values - signed(non_negative, scale))
         self.residual.pending = left if self.params.feedback else None
         return [*wire, np.array(scales, dtype=np.float32)]
-
-    def commit(self) -> None:
-        self.residual.commit()
 
     def decode(self, wire: Sequence[np.ndarray], shapes: Sequence[Shape]) -> List[np.ndarray]:
         expect_count(wire, len(shapes) + 1, "signs per tensor, then the scales")

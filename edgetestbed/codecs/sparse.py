@@ -2,7 +2,8 @@
 ``sign`` sends every entry, but keeps what it leaves out in a :class:`Residual` too.
 
 - :class:`Residual`: error feedback, what pushes left out for later ones, kept only once the
-  push that left it out is acknowledged (:meth:`~edgetestbed.codecs.base.Codec.commit`).
+  push that left it out is acknowledged (:meth:`~edgetestbed.codecs.base.Codec.commit`);
+  :class:`FeedbackCodec`, the codec that keeps one (every codec here but ``quantize``).
 - The wire of a tensor's chosen entries: their flat indices, ascending (int32, int64 for a
   tensor of more than :data:`INT32_ENTRIES`), and a 1-D array of their values or codes of
   the same length (:func:`sparse_wire`); :func:`expect_sparse` refuses any such pair that is
@@ -14,8 +15,9 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 import numpy as np
+from pydantic import BaseModel
 
-from edgetestbed.codecs.base import Shape, expect, expect_array
+from edgetestbed.codecs.base import Codec, Shape, expect, expect_array
 
 INT32_ENTRIES = 2 ** 31 - 1   # a tensor up to this size has int32 indices on the wire
 INDEX_DTYPES = ["int32", "int64"]
@@ -41,6 +43,19 @@ class Residual:
     def commit(self) -> None:
         if self.pending is not None:
             self.kept, self.pending = self.pending, None
+
+
+class FeedbackCodec(Codec):
+    """A codec with error feedback: ``encode`` adds :attr:`residual` (what acknowledged
+    pushes left out) to the update and leaves in ``residual.pending`` what it leaves out now;
+    an acknowledged push keeps that (:meth:`commit`)."""
+
+    def __init__(self, params: BaseModel, seed: object = 0) -> None:
+        super().__init__(params, seed)
+        self.residual = Residual()
+
+    def commit(self) -> None:
+        self.residual.commit()
 
 
 def sparse_wire(indices: np.ndarray, values: np.ndarray, size: int) -> List[np.ndarray]:

@@ -26,8 +26,8 @@ from typing import Annotated, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from edgetestbed.codecs.base import CODECS, Codec, CodecError, Shape, expect_count
-from edgetestbed.codecs.sparse import Residual, expect_sparse, scatter, sparse_wire
+from edgetestbed.codecs.base import CODECS, CodecError, Shape, expect_count
+from edgetestbed.codecs.sparse import FeedbackCodec, expect_sparse, scatter, sparse_wire
 from edgetestbed.params.fields import Bandwidth
 from edgetestbed.params.plugins import PluginParams
 from edgetestbed.params.units import number_text
@@ -90,7 +90,7 @@ class ThresholdParams(PluginParams):
 
 
 @CODECS.register
-class Threshold(Codec):
+class Threshold(FeedbackCodec):
     """Step one of the seed study's two-step deep compression (Sudharsan et al.): every
     push adds the update to what earlier pushes left, entry by entry, and sends the entries
     whose sum reached ``wt`` in magnitude; the others keep adding up until they do. A high
@@ -116,7 +116,6 @@ class Threshold(Codec):
         super().__init__(params, seed)
         if isinstance(params.wt, ByLink):   # the spec resolves it; a message naming one is refused
             raise CodecError("wt is {by_link: ...}, which the spec resolves for the node's link; expected a number")
-        self.residual = Residual()
         self.dtypes: Tuple[str, ...] = ("float32",)
 
     def encode(self, arrays: List[np.ndarray]) -> List[np.ndarray]:
@@ -136,9 +135,6 @@ class Threshold(Codec):
         """For each tensor's ``chosen`` values: what travels with their indices, and what the
         receiver decodes from it; then the wire arrays after every tensor's (none here)."""
         return chosen, chosen, []
-
-    def commit(self) -> None:
-        self.residual.commit()
 
     def decode(self, wire: Sequence[np.ndarray], shapes: Sequence[Shape]) -> List[np.ndarray]:
         expect_count(wire, 2 * len(shapes) + self.tail, self.layout)

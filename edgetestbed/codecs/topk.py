@@ -8,8 +8,8 @@ from typing import List, Sequence
 import numpy as np
 from pydantic import Field
 
-from edgetestbed.codecs.base import CODECS, Codec, Shape, expect_count
-from edgetestbed.codecs.sparse import Residual, expect_sparse, scatter, sparse_wire
+from edgetestbed.codecs.base import CODECS, Shape, expect_count
+from edgetestbed.codecs.sparse import FeedbackCodec, expect_sparse, scatter, sparse_wire
 from edgetestbed.params.plugins import PluginParams
 
 
@@ -30,7 +30,7 @@ def kept(fraction: float, size: int, min_entries: int = 0) -> int:
 
 
 @CODECS.register
-class Topk(Codec):
+class Topk(FeedbackCodec):
     """The ``fraction`` of each tensor's entries largest in magnitude (``ceil(fraction ·
     n)``), the others as zeros. With ``feedback`` (error feedback) what is not sent adds to
     the next update, so every part of an update reaches the parent sooner or later.
@@ -45,10 +45,6 @@ class Topk(Codec):
     rank = 1
     Params = TopkParams
 
-    def __init__(self, params: TopkParams, seed: object = 0) -> None:
-        super().__init__(params, seed)
-        self.residual = Residual()
-
     def encode(self, arrays: List[np.ndarray]) -> List[np.ndarray]:
         wire, left = [], []
         for number, array in enumerate(arrays):
@@ -62,9 +58,6 @@ class Topk(Codec):
             left.append(rest)
         self.residual.pending = left if self.params.feedback else None
         return wire
-
-    def commit(self) -> None:
-        self.residual.commit()
 
     def decode(self, wire: Sequence[np.ndarray], shapes: Sequence[Shape]) -> List[np.ndarray]:
         expect_count(wire, 2 * len(shapes), "indices and values per tensor")
