@@ -4,6 +4,7 @@ parameters checked with file, line and field."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, List, Optional
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from edgetestbed.applications import create_application
 from edgetestbed.nodes.model import ModelState
+from edgetestbed.nodes.view import NodeModelView
 from edgetestbed.policies import Event, Moment, create_policy
 from edgetestbed.policies.relevance import sign_agreement
 from edgetestbed.policies.significance import relative_magnitude
@@ -239,3 +241,37 @@ def test_bad_trigger_parameters_are_reported_at_their_line_and_field(tmp_path, p
 def test_a_trigger_in_defaults_is_checked_there(tmp_path):
     assert_problem(tmp_path, TREE + "defaults: {policy: {type: relevance, threshold: 0}}\n", 9,
                    "defaults.policy.threshold", "too small")
+
+
+# --- the node's view -----------------------------------------------------------------------
+
+def _node_view():
+    """A node's view of a fresh mnist_mlp model, in a stand-in runtime with a small test set."""
+    rng = np.random.default_rng(0)
+    runtime = SimpleNamespace(spec=SimpleNamespace(seed=1, windows=SimpleNamespace(limit=4)),
+                              evaluation_data=(rng.random((50, 784), dtype=np.float32), rng.integers(0, 10, 50)),
+                              log=SimpleNamespace(write=lambda type_, **payload: None))
+    model = ModelState(create_application("mnist_mlp", {"hidden": [4]}, seed=1))
+    return NodeModelView(runtime, model), model
+
+
+def test_the_node_view_reads_the_model_without_changing_it():
+    view, model = _node_view()
+    first = view.validation_sample(20)
+    assert len(first[0]) == 20 and view.validation_sample(20) is first
+    assert len(view.validation_sample(10_000)[0]) == 50, "at most the whole test set"
+    assert 0 <= view.validation_accuracy(20) <= 1
+    pulled = [np.full_like(w, 1.0) for w in model.app.get_weights()]
+    model.adopt(pulled, {}, 0)
+    assert view.last_global_update() is None
+    model.adopt([w + 0.25 for w in pulled], {}, 1)
+    assert all(np.allclose(g, 0.25) for g in view.last_global_update())
+    model.app.apply_update([np.full_like(w, 0.5) for w in pulled])
+    model.trained(10)
+    model.covered("w1", 2)
+    assert all(np.allclose(d, 0.5) for d in view.pending_update()) and view.pending_samples() == 10
+    assert not view.final_window_pending()
+    model.covered("w1", 3)
+    assert view.final_window_pending()
+    view.reference()[0][...] = 99.0
+    assert np.allclose(model.reference[0], 1.25), "a copy: the view is read-only"
