@@ -115,7 +115,7 @@ def test_a_users_policy_runs_in_real_node_processes_on_the_loopback_backend(tmp_
 # --- the built-in registries ----------------------------------------------------------------
 
 def test_builtin_plugins_are_registered_in_listing_order_and_describe_themselves():
-    assert POLICIES.names() == ["simple", "time", "window", "downpour"]
+    assert POLICIES.names() == ["simple", "time", "window", "downpour", "significance", "relevance", "accuracy"]
     assert PARTITIONS.names() == ["iid", "biased", "by_label", "replicated", "mixed", "by_year", "by_season"]
     assert DATASETS.names() == ["mnist", "aqi"]
     assert CODECS.names() == ["quantize", "topk", "threshold", "two_step", "sign"]
@@ -139,7 +139,7 @@ def test_the_readme_lists_every_builtin_plugin_with_its_parameters():
 @pytest.mark.parametrize("lookup, words", [
     (lambda: POLICIES.get("tme"), "unknown exchange policy 'tme' (did you mean 'time'?); expected one of simple"),
     (lambda: POLICIES.get("gossip"), "unknown exchange policy 'gossip'; expected one of simple, time, window, "
-                                     "downpour, or module.path:ClassName"),
+                                     "downpour, significance, relevance, accuracy, or module.path:ClassName"),
     (lambda: PARTITIONS.get("biassed"), "unknown partition 'biassed' (did you mean 'biased'?)"),
     (lambda: PARTITIONS.get("a.b:C"), "unknown partition 'a.b:C'"),   # partitions are built in only
     (lambda: StreamDefinition("mnist", "by_lable"), "no partition 'by_lable' (did you mean 'by_label'?)"),

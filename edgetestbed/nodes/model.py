@@ -10,6 +10,11 @@ tracks two vectors: ``coverage`` of its model and ``unpushed`` coverage of its p
 update. Training window ``j`` on worker ``w`` and merging a child's update add to both;
 a push carries and clears ``unpushed``; a pull sets the model's coverage to the pulled
 model's joined with ``unpushed`` — exactly what the new weights contain.
+
+A node whose policy drops an update (``relevance``) goes back to ``reference``
+(:meth:`ModelState.discard`): its coverage goes back to ``known``, the coverage of
+``reference`` (the pulled model's, joined with every update pushed since), so a dropped
+window is covered neither by the node nor by its parent.
 """
 
 from __future__ import annotations
@@ -62,6 +67,10 @@ class ModelState:
         self.unpushed: Coverage = {}
         self.version = 0
         self.base_version = 0
+        self.known: Coverage = {}   # the coverage of ``reference``
+        # The last two different models pulled: their difference is the last global update
+        # (pulling the same model twice says nothing of where the model is going).
+        self.pulls: List[List[np.ndarray]] = []
 
     def trained(self, samples: int) -> None:
         """Local training on ``samples`` new samples changed the model."""
@@ -85,6 +94,7 @@ class ModelState:
         self.reference = [r + d for r, d in zip(self.reference, update.delta)]
         self.samples -= update.samples
         self.unpushed = {}
+        self.known = joined(self.known, update.coverage)
 
     def adopt(self, weights: Sequence[np.ndarray], coverage: Mapping[str, int], version: int) -> None:
         """Take the parent's model, keeping what this node has not pushed yet."""
@@ -94,6 +104,16 @@ class ModelState:
         self.reference = pulled
         self.coverage = joined(coverage, self.unpushed)
         self.base_version = version
+        self.known = dict(coverage)
+        if not self.pulls or not all(np.array_equal(a, b) for a, b in zip(self.pulls[-1], pulled)):
+            self.pulls = [*self.pulls[-1:], pulled]
+
+    def discard(self) -> int:
+        """Drop the pending update unsent: back to ``reference`` and its coverage; the samples dropped."""
+        dropped, self.samples, self.unpushed = self.samples, 0, {}
+        self.app.set_weights([r.copy() for r in self.reference])
+        self.coverage = dict(self.known)
+        return dropped
 
     def merge(self, updates: Sequence[Update]) -> None:
         """Apply the sample-weighted average of children's updates (coverage even if no samples)."""

@@ -37,6 +37,7 @@ import zmq
 from edgetestbed.codecs import Codec, commit_chain, create_codec, stateful_problem
 from edgetestbed.errors import UserError
 from edgetestbed.nodes.model import ModelState, covers
+from edgetestbed.nodes.view import NodeModelView
 from edgetestbed.policies import Event, Moment, Policy
 from edgetestbed.process import protocol
 from edgetestbed.process.coded import accepted_codecs
@@ -155,6 +156,7 @@ class Exchange:
         self.next_sync_pull = 0.0
         self.codecs = build_chain(spec, node, node.codec, CODEC_SEED_WORD) \
             if parent_id else ()   # a codec codes pushes, and the root pushes to no one
+        policy.attach(NodeModelView(runtime, model))
 
     def begin(self, start_at: float) -> None:
         """The run's clock started at ``start_at`` (time-based policies count from it)."""
@@ -168,6 +170,8 @@ class Exchange:
         if self.policy.wants_push(event):
             self.policy.pushed(event.now)
             self.push()
+        elif self.policy.wants_discard(event):
+            self.model.discard()
         if self.policy.wants_pull(event):
             self.policy.pulled(event.now)
             self.pull()
@@ -204,8 +208,9 @@ class Exchange:
 
     def usage(self) -> dict:
         """DONE fields: ``exchange_time``, the wall seconds this node spent waiting on its
-        parent (requests from encoding to reply, retries included); none for the root."""
-        return {"exchange_time": self.parent.busy} if self.parent else {}
+        parent (requests from encoding to reply, retries included), and the policy's own
+        (a trigger's counts); none for the root."""
+        return {"exchange_time": self.parent.busy, **self.policy.summary()} if self.parent else {}
 
     def complete(self) -> bool:
         """Whether the model holds the last window of every worker of the run."""

@@ -2,7 +2,10 @@
 
 Each policy is one class in one module of this package, registered by name
 (``@POLICIES.register``): ``simple`` (every window), ``time`` (on the clock), ``window``
-(every ``every`` windows), ``downpour`` (every so many mini-batches). The spec's
+(every ``every`` windows), ``downpour`` (every so many mini-batches), and the learning-based
+triggers ``significance``, ``relevance`` and ``accuracy`` (push when the model says the update
+is worth it: :mod:`edgetestbed.policies.trigger`; they see the model through a read-only
+:class:`~edgetestbed.policies.view.ModelView`). The spec's
 ``policy: {type: NAME, ...}`` picks one and its other keys are the policy's ``Params``,
 checked by ``validate`` with file, line and field. ``type: module.path:ClassName`` picks a
 researcher's own :class:`Policy` subclass, importable where the run starts; it needs no
@@ -15,8 +18,9 @@ from __future__ import annotations
 from typing import Mapping
 
 from edgetestbed.policies.base import POLICIES, Event, Moment, Policy
+from edgetestbed.policies.view import ModelView
 
-__all__ = ["POLICIES", "Event", "Moment", "Policy", "create_policy"]
+__all__ = ["POLICIES", "Event", "Moment", "ModelView", "Policy", "create_policy"]
 
 
 def create_policy(kind: str, params: Mapping[str, object], trains: bool) -> Policy:

@@ -13,6 +13,10 @@ policy says so; nothing else in a node knows which policy it runs. Events:
                    parameter server between requests); time-based policies act here
 =================  =============================================================
 
+A policy that decides from the model itself (a learning-based trigger) gets a read-only
+view of it (:meth:`Policy.attach`, :mod:`edgetestbed.policies.view`) and may ask the node
+to drop its pending update (:meth:`Policy.wants_discard`).
+
 ``index`` counts steps (window number, merge number) or mini-batches (from 0, over the
 whole run). When a node pushes and pulls at the same event it pushes first, so that the
 model it pulls already holds its update.
@@ -23,10 +27,12 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any, Dict
 
 from pydantic import BaseModel
 
 from edgetestbed.params.plugins import Plugin, Registry
+from edgetestbed.policies.view import ModelView
 
 
 class Moment(enum.Enum):
@@ -75,6 +81,20 @@ class Policy(Plugin, ABC):
 
     def pushed(self, now: float) -> None:
         """A push was attempted at ``now`` (successful or not)."""
+
+    # What a learning-based trigger needs besides events; the defaults keep a policy that
+    # decides from events alone exactly as it was (no view kept, nothing discarded, no
+    # DONE fields).
+    def attach(self, view: ModelView) -> None:
+        """The node's model, read-only, given once before the run begins."""
+
+    def wants_discard(self, event: Event) -> bool:
+        """Drop the pending update now, unsent (asked only when :meth:`wants_push` said no)?"""
+        return False
+
+    def summary(self) -> Dict[str, Any]:
+        """Fields for the node's DONE summary."""
+        return {}
 
 
 # Every module of this package is imported on first use; each registers its policies.

@@ -7,7 +7,9 @@ documented where they are written, in the worker, server, cloud and sensor modul
 
 ``READY`` (built, waiting for the start barrier) ``START`` (window 0's start known)
 ``CONNECTION`` ``STATISTIC`` ``BEHIND`` ``MODEL_RECEIVED`` ``MALFORMED`` ``RETRY``
-``UNREACHABLE`` ``STOP`` ``ERROR`` ``DONE``
+``UNREACHABLE`` ``STOP`` ``ERROR`` ``DONE``, and a learning-based trigger's decisions
+``SUPPRESSED`` ``DISCARDED`` ``FORCED`` (written through the node's view of its model;
+payloads: :mod:`edgetestbed.policies.trigger`)
 """
 
 from __future__ import annotations
