@@ -17,16 +17,18 @@ from edgetestbed.analysis.metrics import compute_metrics
 from edgetestbed.applications import create_application
 from edgetestbed.codecs import create_codec, decode_chain, encode_chain
 from edgetestbed.process import protocol
-from edgetestbed.process.protocol import Message
+from edgetestbed.process.protocol import Message, Schema
 from edgetestbed.spec.load import load_spec_text
 import test_nodes
 from test_codecs import SHAPES, TENSORS, topk, with_codec
 from test_nodes import LIMIT, assert_all_done, run_spec, send_to_root
+from test_protocol import fuzzed_coded, valid_coded
 from test_spec import assert_problem
 
 loopback = test_nodes.loopback   # the fixture: runs on the loopback backend, stopped at the end
 
 ARCHITECTURE = Path(__file__).parent.parent / "docs" / "architecture.md"
+FUZZED = 3000   # fuzzed coded pushes sent to a running root (the protocol's own fuzz test decodes 4,000)
 
 
 def documented_codec() -> str:
@@ -66,6 +68,22 @@ def _bad_coded_pushes() -> list:
             ("codec 0 (topk).fraction: 0 is too small", [chain({"type": "topk", "fraction": 0}), *good[1:]]),
             ("PUSH coded by topk: tensor 0's indices run from", [good[0], far, *good[2:]]),
             ("PUSH coded by quantize: 16 wire arrays, expected 9", [chain({"type": "quantize"}), *good[1:]])]
+
+
+def _fuzzed_coded_pushes(count: int) -> list:
+    """Of ``count`` fuzzed coded PUSHes from w1 (:func:`test_protocol.fuzzed_coded`), those the
+    root's schema refuses (the few that decode would be queued as w1's updates)."""
+    weights = create_application("mnist_mlp", seed=1).get_weights()
+    schema = Schema.for_model(weights, protocol.REQUESTS)
+    valid = valid_coded(lambda codec: Message(protocol.PUSH, "w1", seq=1, samples=1, arrays=tuple(weights),
+                                              codec=codec))
+    refused = []
+    for frames in fuzzed_coded(valid, count):
+        try:
+            protocol.decode(frames, schema)
+        except protocol.MalformedMessage:
+            refused.append(frames)
+    return refused
 
 
 def _coded_run(loopback, first: str, second: str):
@@ -136,6 +154,20 @@ def _assert_coding_measured(run, pushes: dict) -> None:
         node = section["nodes"][worker]
         assert node["comm_to_comp"] == node["exchange_time"] / node["compute_time"] > 0
     assert section["push_ratio"] < 0.26 and section["codec_cpu_s"] > 0
+
+
+def test_thousands_of_fuzzed_coded_pushes_are_each_logged_and_dropped_by_a_serving_root(loopback):
+    fuzzed = _fuzzed_coded_pushes(FUZZED)   # before the run starts: making them takes seconds
+    limit = 8   # windows of 1 s: the root decodes and logs the fuzzed pushes in about 3 s
+    run = loopback(run_spec("  - {id: root}\n  - {id: w1, parent: root, sensors: [0], codec: {type: quantize}}\n",
+                            limit=limit))
+    run.start_all()
+    run.at(1.0)
+    assert send_to_root(run, fuzzed).type == protocol.MODEL   # still serving after all of them
+    assert_all_done(run, run.wait(limit + 20))
+    assert len(run.events("root", "MALFORMED")) == len(fuzzed) >= FUZZED / 2
+    merged = {peer for e in run.events("root", "STATISTIC") for peer in e["payload"]["children"]}
+    assert merged == {"w1"} and run.events("root", "DONE")[-1]["payload"]["complete"]
 
 
 def test_threshold_and_two_step_pushes_run_in_real_node_processes(loopback):

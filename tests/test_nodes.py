@@ -215,6 +215,7 @@ def send_to_root(run: LoopbackRun, bad: List[list]) -> Message:
     weights = create_application("mnist_mlp", seed=1).get_weights()
     context = zmq.Context()
     dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.SNDTIMEO, 20_000)   # a root that stopped reading fails the test, not hangs it
     try:
         dealer.connect(run.wiring.address("root"))
         for frames in bad:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -299,30 +300,35 @@ def _random_array(rng: random.Random, nprng: np.random.Generator) -> np.ndarray:
     return nprng.integers(0, 256, shape).astype(dtype)
 
 
-def test_fuzzed_coded_messages_either_decode_or_raise_malformed():
-    """Thousands of random chains, parameters, wire arrays and mutated valid coded messages
-    never raise anything but MalformedMessage, and what decodes matches the schema."""
-    rng, nprng = random.Random(7), np.random.default_rng(7)
-    valid = [_coded(create_codec("quantize", {"bits": bits})) for bits in (8, 16)] + \
-        [_coded(create_codec("topk", {"fraction": f})) for f in (0.1, 0.5, 1.0)] + \
-        [_coded(create_codec(kind, {"wt": wt})) for kind in ("threshold", "two_step") for wt in (0.5, 2.0, 100.0)] + \
-        [_coded(create_codec("sign", {"feedback": feedback})) for feedback in (True, False)]
-    outcomes = {"decoded": 0, "codec refused": 0, "other": 0}
-    for case in range(4000):
+def valid_coded(push: Callable[..., Message]) -> list:
+    """Coded messages (frames) of ``push(codec=...)`` by every built-in codec, for fuzzing."""
+    codecs = [create_codec("quantize", {"bits": bits}) for bits in (8, 16)] + \
+        [create_codec("topk", {"fraction": f}) for f in (0.1, 0.5, 1.0)] + \
+        [create_codec(kind, {"wt": wt}) for kind in ("threshold", "two_step") for wt in (0.5, 2.0, 100.0)] + \
+        [create_codec("sign", {"feedback": feedback}) for feedback in (True, False)]
+    return [[bytes(memoryview(f)) for f in encode(push(codec=(codec,)))] for codec in codecs]
+
+
+def fuzzed_coded(valid: list, count: int, seed: int = 7) -> Iterator[list]:
+    """``count`` messages made from the ``valid`` ones: a random chain over valid arrays,
+    random wire arrays (each frame its declared size, so decoding must judge them), one wire
+    array's values replaced, or a byte flipped or a frame cut short, in turn."""
+    rng, nprng = random.Random(seed), np.random.default_rng(seed)
+    for case in range(count):
         frames = list(rng.choice(valid))
         header = json.loads(frames[0])
-        if case % 4 == 0:      # a random chain over the valid arrays
+        if case % 4 == 0:
             header["codec"] = [_random_codec_entry(rng) for _ in range(rng.choice([0, 1, 1, 1, 2, 3, 9]))]
-        elif case % 4 == 1:    # random wire arrays, each frame its declared size: decode must judge them
+        elif case % 4 == 1:
             arrays = [_random_array(rng, nprng) for _ in range(rng.randrange(1, 6))]
             header["arrays"] = [ArraySpec.of(a).as_json() for a in arrays]
             frames = [b"", *(a.tobytes() for a in arrays)]
-        elif case % 4 == 2:    # one wire array's values replaced, same dtype and shape
+        elif case % 4 == 2:
             index = rng.randrange(1, len(frames))
             spec = header["arrays"][index - 1]
             replaced = nprng.integers(-(2 ** 31), 2 ** 31, spec["shape"]).astype(spec["dtype"])
             frames[index] = replaced.tobytes()
-        else:                  # a byte flipped anywhere, or a frame cut short
+        else:
             index = rng.randrange(len(frames))
             body = bytearray(frames[index])
             if body and rng.random() < 0.7:
@@ -334,6 +340,14 @@ def test_fuzzed_coded_messages_either_decode_or_raise_malformed():
                 header = None
         if header is not None:
             frames[0] = json.dumps(header).encode()
+        yield frames
+
+
+def test_fuzzed_coded_messages_either_decode_or_raise_malformed():
+    """Thousands of random chains, parameters, wire arrays and mutated valid coded messages
+    never raise anything but MalformedMessage, and what decodes matches the schema."""
+    outcomes = {"decoded": 0, "codec refused": 0, "other": 0}
+    for frames in fuzzed_coded(valid_coded(_push), 4000):
         try:
             message = decode(frames, SCHEMA)
         except MalformedMessage as error:

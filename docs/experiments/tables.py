@@ -6,7 +6,9 @@ sweep's cost-vs-accuracy plot beside this script.
 Every figure comes from a point's newest completed run (``metrics.json``); no root needed.
 Columns beyond ``compare``'s: the workers' mean accuracy after their last window (before the
 final pull), the time the root first reached 40 %, bytes per worker link, the switch backend,
-and whether the machine kept the spec's pace.
+and whether the machine kept the spec's pace. The codec sweeps get a table of their own: each
+codec against the sweep's uncoded point (its first), the pushes' bytes on the worker links
+from the captures, the time the root first reached 80 %, and what coding cost in CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from edgetestbed.sweeprun import completed_run
 
 HERE = Path(__file__).resolve().parent
 SWEEPS = ("workers", "levels", "delays", "policies")
+CODEC_SWEEPS = ("codecs", "codecs-poor")
 THRESHOLD = 0.40
+CODEC_THRESHOLD = 0.80
 COLUMNS = ("point", "root acc", "cloud acc", "lag", "convergence s", "latency s", "worker-link MB (mean)",
            "MB into root", "tree MB", "worker acc (mean)", "time to 40 % s", "bytes from", "switch", "kept pace")
 
@@ -45,27 +49,80 @@ def row(point: str, metrics: Dict[str, Any]) -> List[str]:
             {True: "yes", False: "NO"}.get(metrics["pace"]["kept"], "?")]
 
 
-def table(sweep_dir: Path) -> str:
+CODEC_COLUMNS = ("codec", "root acc", "vs uncoded (points)", "time to 80 % s", "worker push kB (wire, mean)",
+                 "vs uncoded", "tree MB", "encode ms/push (workers)", "decode ms/push (servers)",
+                 "comm/comp (workers)", "kept pace")
+
+
+def mean(values: List[float]) -> float:
+    return sum(values) / len(values)
+
+
+def pushed_on_the_wire(metrics: Dict[str, Any]) -> float:
+    """The mean bytes of update pushes the captures saw on the worker links."""
+    workers = metrics["run"]["workers"]
+    return mean([item["push"]["wire_bytes"] for item in metrics["compression"]["links"] if item["child"] in workers])
+
+
+def per_call(nodes: List[Dict[str, Any]], kind: str) -> str:
+    calls = sum(node.get(f"codec_{kind}s", 0) for node in nodes)
+    return f"{1000 * sum(node.get(f'codec_{kind}_cpu', 0) for node in nodes) / calls:.2f}" if calls else "–"
+
+
+def codec_row(codec: str, metrics: Dict[str, Any], uncoded: Dict[str, Any]) -> List[str]:
+    summary, run, nodes = metrics["summary"], metrics["run"], metrics["compression"]["nodes"]
+    workers = [nodes[worker] for worker in run["workers"]]
+    servers = [nodes[ident] for ident in [run["root"], *run["parameter_servers"]]]
+    pushed = pushed_on_the_wire(metrics)
+    return [codec, f"{summary['final_root']:.3f}",
+            f"{100 * (summary['final_root'] - uncoded['summary']['final_root']):+.1f}",
+            time_to(metrics["accuracy"]["nodes"][run["root"]], CODEC_THRESHOLD), f"{pushed / 1e3:.1f}",
+            f"{pushed / pushed_on_the_wire(uncoded):.3f}", f"{summary['tree_bytes'] / 1e6:.2f}",
+            per_call(workers, "encode"), per_call(servers, "decode"),
+            f"{mean([node['comm_to_comp'] for node in workers]):.2f}",
+            {True: "yes", False: "NO"}.get(metrics["pace"]["kept"], "?")]
+
+
+def codec_name(point: Dict[str, Any]) -> str:
+    chain = point["overrides"]["defaults.codec"]
+    chain = chain if isinstance(chain, list) else [chain]
+    return " + ".join(json.dumps(codec, separators=(", ", ": ")) for codec in chain) or "none"
+
+
+def completed_points(sweep_dir: Path) -> List[tuple]:
+    """``(point, its metrics or None)`` for every point of the sweep, in order."""
     points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
+    runs = [completed_run(sweep_dir / point["name"]) for point in points]
+    return [(point, run_dir and json.loads((run_dir / "metrics.json").read_text())) for point, run_dir in zip(points, runs)]
+
+
+def table(sweep_dir: Path) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for point in points:
-        run_dir = completed_run(sweep_dir / point["name"])
-        if run_dir is None:
-            lines.append(f"| {point['name']} | not completed |")
-            continue
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        lines.append("| " + " | ".join(row(point["name"], metrics)) + " |")
+    for point, metrics in completed_points(sweep_dir):
+        cells = row(point["name"], metrics) if metrics else [point["name"], "not completed"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def codec_table(sweep_dir: Path) -> str:
+    points = completed_points(sweep_dir)
+    uncoded = points[0][1]
+    lines = ["| " + " | ".join(CODEC_COLUMNS) + " |", "|" + "---|" * len(CODEC_COLUMNS)]
+    for point, metrics in points:
+        cells = codec_row(codec_name(point), metrics, uncoded) if metrics and uncoded else \
+            [codec_name(point), "not completed"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     runs_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/experiments")
-    for name in SWEEPS:
+    for name in (*SWEEPS, *CODEC_SWEEPS):
         sweep_dir = runs_dir / f"sweep-{name}"
         if not (sweep_dir / "sweep.json").exists():
             print(f"## {name}: no sweep in {sweep_dir}\n")
             continue
-        print(f"## {name}\n\n{table(sweep_dir)}\n")
+        print(f"## {name}\n\n{(codec_table if name in CODEC_SWEEPS else table)(sweep_dir)}\n")
         shutil.copyfile(sweep_dir / "cost_vs_accuracy.png", HERE / f"{name}.png")
 
 
