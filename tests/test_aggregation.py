@@ -44,7 +44,8 @@ def test_average_waits_for_every_live_child_or_half_a_window():
     assert average.due(_queue("w1", "w2", waited=1.0), LIVE, INTERVAL), "half a window: merge what there is"
     assert average.due(_queue("w1", "w2", "w3"), LIVE, INTERVAL)
     assert average.due(_queue("w1", "w2"), frozenset({"w1", "w2"}), INTERVAL), "w3 is done: not waited for"
-    assert average.grouped and average.weights([10, 20], [0, 3]) is None, "the sample-weighted average"
+    assert average.taking(_queue("w1", "w2")) == 2 and average.weights([10, 20], [0, 3]) is None, \
+        "all that is queued, sample-weighted"
 
 
 def test_buffered_merges_at_k_arrivals_whoever_sent_them():
@@ -54,7 +55,8 @@ def test_buffered_merges_at_k_arrivals_whoever_sent_them():
     assert buffered.due(_queue("w1", "w3"), LIVE, INTERVAL)
     assert buffered.due(_queue("w1", waited=1.0), LIVE, INTERVAL), "the timeout defaults to half a window"
     assert not buffered.due(Queue(), frozenset(), INTERVAL)
-    assert buffered.grouped and buffered.weights([1, 2], [0, 0]) is None
+    assert buffered.taking(_queue("w1", "w2", "w3")) == 2, "the third waits for the next merge"
+    assert buffered.taking(_queue("w1", waited=1.0)) == 1 and buffered.weights([1, 2], [0, 0]) is None
 
 
 def test_buffered_with_a_timeout_waits_that_long_for_k():
@@ -66,7 +68,7 @@ def test_buffered_with_a_timeout_waits_that_long_for_k():
 
 def test_async_merges_each_update_scaled_by_its_staleness():
     fedasync = _aggregation("async", ", alpha: 0.5, a: 1")
-    assert not fedasync.grouped
+    assert fedasync.taking(_queue("w1", "w2")) == 1
     assert fedasync.due(_queue("w2"), LIVE, INTERVAL) and not fedasync.due(Queue(), LIVE, INTERVAL)
     assert fedasync.weights([10], [0]) == [0.5]
     assert fedasync.weights([10], [3]) == [pytest.approx(0.5 / 4)]
@@ -90,12 +92,12 @@ def test_the_queue_adds_up_a_childs_updates_and_measures_each_pushs_staleness():
     assert np.allclose(batch.updates["w1"].delta[0], 4.0)
 
 
-def test_ungrouped_takes_the_oldest_arrival_alone_against_the_version_it_meets():
+def test_a_count_takes_the_oldest_arrivals_against_the_version_it_meets():
     pending = PendingUpdates()
     pending.add("w1", _update(1.0, 10, 0), base_version=2)
     pending.add("w2", _update(1.0, 10, 0, "w2"), base_version=2)
-    first = pending.take(version=2, grouped=False)
-    second = pending.take(version=3, grouped=False)
+    first = pending.take(version=2, count=1)
+    second = pending.take(version=3, count=1)
     assert (first.staleness, second.staleness) == ({"w1": [0]}, {"w2": [1]}), "the first merge aged the second"
     pending.add("w1", _update(1.0, 10, 1), base_version=9)
     assert pending.take(version=0).staleness == {"w1": [0]}, "a restarted parent's count: never below 0"

@@ -2,10 +2,12 @@
 
 A parameter server queues each child's PUSH as it arrives (:mod:`edgetestbed.nodes.pending`)
 and asks its aggregation, at every tick and after every merge, whether to merge now
-(:meth:`Aggregation.due`, from a :class:`Queue`: what is queued, since when). A *grouped*
-aggregation then merges everything queued at once (a child that pushed twice has its updates
-added up); an ungrouped one merges the oldest arrival alone, so that each update is applied
-on its own, against the model as it is then. How the merged updates are combined is
+(:meth:`Aggregation.due`, from a :class:`Queue`: what is queued, since when), then how many
+of the queued arrivals, oldest first, the merge takes (:meth:`Aggregation.taking`): all of
+them by default (a child that pushed twice has its updates added up), exactly ``k`` for
+``buffered`` (what arrives after the k-th waits for the next merge, even within one tick),
+one for ``async``, so that each update is applied on its own, against the model as it is
+then. How the merged updates are combined is
 :meth:`Aggregation.weights`: None is the sample-weighted average, as the server always did;
 otherwise each update ``i`` is added scaled by ``weights[i]``.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, FrozenSet, List, Optional, Sequence
+from typing import FrozenSet, List, Optional, Sequence
 
 from pydantic import BaseModel
 
@@ -46,8 +48,6 @@ class Aggregation(Plugin, ABC):
     ``type``, defaults applied).
     """
 
-    grouped: ClassVar[bool] = True   # False: merge one arrival at a time, oldest first
-
     def __init__(self, params: BaseModel) -> None:
         self.params = params
 
@@ -55,6 +55,10 @@ class Aggregation(Plugin, ABC):
     def due(self, queue: Queue, live: FrozenSet[str], interval: float) -> bool:
         """Merge now? ``live``: the children that have not said DONE; ``interval``: the
         run's window interval in seconds (a scale for waiting)."""
+
+    def taking(self, queue: Queue) -> int:
+        """How many of the queued arrivals, oldest first, a merge due now takes: all."""
+        return queue.arrivals
 
     def weights(self, samples: Sequence[int], staleness: Sequence[int]) -> Optional[List[float]]:
         """The scale of each update merged (its ``samples``, its ``staleness``); None: their

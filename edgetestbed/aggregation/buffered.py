@@ -28,9 +28,9 @@ class BufferedParams(PluginParams):
 
 @AGGREGATIONS.register
 class Buffered(Aggregation):
-    """Merges once ``k`` updates (PUSHes) have arrived since the last merge, or once the
-    oldest has waited ``timeout`` (default: half a window); applies the sample-weighted
-    average of the queued updates (a child's several ones added up)."""
+    """Merges the oldest ``k`` updates (PUSHes) queued once there are ``k``, or what there is
+    once the oldest has waited ``timeout`` (default: half a window); applies their
+    sample-weighted average (a child's several ones added up)."""
 
     name = "buffered"
     rank = 1
@@ -42,3 +42,6 @@ class Buffered(Aggregation):
         if self.params.timeout is None:
             return waited_half_a_window(queue, interval)
         return queue.arrivals > 0 and queue.waited >= self.params.timeout
+
+    def taking(self, queue: Queue) -> int:
+        return min(queue.arrivals, self.params.k)

@@ -42,11 +42,13 @@ class Async(Aggregation):
 
     name = "async"
     rank = 2
-    grouped = False
     Params = AsyncParams
 
     def due(self, queue: Queue, live: FrozenSet[str], interval: float) -> bool:
         return queue.arrivals > 0
+
+    def taking(self, queue: Queue) -> int:
+        return min(queue.arrivals, 1)
 
     def weights(self, samples: Sequence[int], staleness: Sequence[int]) -> List[float]:
         return [staleness_weight(self.params.alpha, self.params.a, s) for s in staleness]

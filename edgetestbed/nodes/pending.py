@@ -2,7 +2,7 @@
 
 Updates are kept in arrival order with the version their sender had pulled (the PUSH's
 ``version``), so that the aggregation (:mod:`edgetestbed.aggregation`) can merge them all at
-once or one at a time, and each one's staleness is measured against the version it is
+once, a few or one at a time, and each one's staleness is measured against the version it is
 merged into: ``staleness = version merged into − version pulled`` (never below 0: a parent
 restarted from scratch counts its versions from 0 again, and its children's older counts
 mean nothing to it).
@@ -66,10 +66,10 @@ class PendingUpdates:
         now = time.time() if now is None else now
         return Queue(frozenset(a.child for a in self.arrivals), len(self.arrivals), now - self.arrivals[0].at)
 
-    def take(self, version: int, grouped: bool = True) -> Batch:
-        """Everything queued (``grouped``) or the oldest arrival alone, to merge into
-        ``version``; the staleness of each PUSH taken."""
-        count = len(self.arrivals) if grouped else min(1, len(self.arrivals))
+    def take(self, version: int, count: Optional[int] = None) -> Batch:
+        """The oldest ``count`` arrivals (default: all), to merge into ``version``; the
+        staleness of each PUSH taken."""
+        count = len(self.arrivals) if count is None else count
         taken, self.arrivals = self.arrivals[:count], self.arrivals[count:]
         updates: Dict[str, Update] = {}
         staleness: Dict[str, List[int]] = {}

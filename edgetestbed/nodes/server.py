@@ -170,7 +170,7 @@ class ParameterServer:
     def _merge(self) -> None:
         watch = Stopwatch()
         self.exchange.at(Moment.STEP_START, self.merges)
-        batch = self.pending.take(self.model.version, self.aggregation.grouped)
+        batch = self.pending.take(self.model.version, self.aggregation.taking(self.pending.queue()))
         updates = list(batch.updates.values())
         weights = self.aggregation.weights([u.samples for u in updates], batch.stalest())
         before = self.runtime.evaluate(self.model.app)
