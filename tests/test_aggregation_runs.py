@@ -11,6 +11,7 @@ from typing import Dict, List
 import pytest
 
 from edgetestbed.analysis.metrics import compute_metrics
+from edgetestbed.analysis.report import staleness_section
 from test_nodes import LoopbackRun, assert_all_done, run_spec
 
 LIMIT = 6
@@ -78,8 +79,9 @@ def test_async_merges_every_update_on_its_own_and_weighs_it_by_its_staleness(run
     assert slow and max(slow) >= 1, slow
 
 
-def test_metrics_show_the_staleness_per_link(run):
-    staleness = compute_metrics(run.dir)["staleness"]
+def test_metrics_and_the_report_show_the_staleness_per_link(run):
+    metrics = compute_metrics(run.dir)
+    staleness = metrics["staleness"]
     links = {item["child"]: item for item in staleness["links"]}
     assert set(links) == {"ps", "w1", "w2", "w3", "w5"}
     assert links["w5"]["parent"] == "root" and links["w5"]["aggregation"] == "async"
@@ -87,3 +89,6 @@ def test_metrics_show_the_staleness_per_link(run):
     assert links["w3"]["aggregation"] == "buffered" and links["w3"]["count"] == pushes(run, "w3")
     assert sum(links["w5"]["histogram"].values()) == links["w5"]["count"]
     assert staleness["all"]["count"] == sum(item["count"] for item in links.values())
+    assert metrics["summary"]["staleness_max"] == max(item["max"] for item in links.values())
+    (table,) = [block for block in staleness_section(metrics) if block.kind == "table"]
+    assert [row[0] for row in table.content[1:]] == [item["link"] for item in staleness["links"]]
