@@ -147,8 +147,8 @@ def _with_root_aggregation(text: str) -> str:
 
 @pytest.mark.parametrize("text, field, words", [
     ("{type: avrage}", "nodes[0].aggregation",
-     ["'avrage' is not a known type (did you mean 'average'?)", "expected one of average, buffered, async"]),
-    ("{k: 2}", "nodes[0].aggregation", ["'type' is missing", "types: average, buffered, async"]),
+     ["'avrage' is not a known type (did you mean 'average'?)", "expected one of average, buffered, async, sync"]),
+    ("{k: 2}", "nodes[0].aggregation", ["'type' is missing", "types: average, buffered, async, sync"]),
     ("{type: buffered}", "nodes[0].aggregation.k", ["missing", "a number of updates like 2"]),
     ("{type: buffered, k: 0}", "nodes[0].aggregation.k", ["0 is too small", "at least 1"]),
     ("{type: buffered, k: 2, timeout: 0s}", "nodes[0].aggregation.timeout", ["too small"]),
@@ -166,3 +166,33 @@ def test_bad_defaults_and_an_aggregation_on_a_worker_are_reported(tmp_path):
     worker = THREE_LEVELS.replace("sensors: [0]}", "sensors: [0], aggregation: {type: average}}")
     assert_problem(tmp_path, worker, 9, "nodes[2].aggregation", "worker 'w1' merges no one's updates",
                    "expected aggregation only on the root and parameter servers")
+
+
+# --- sync: rounds ------------------------------------------------------------------------------
+
+def test_sync_waits_for_every_live_child_up_to_its_timeout_and_names_the_missing():
+    sync = _aggregation("sync")
+    assert sync.rounds and sync.patience(INTERVAL) == 2 * INTERVAL
+    assert not sync.due(_queue("w1", "w2", waited=3.9), LIVE, INTERVAL), "no half-window fallback"
+    assert sync.due(_queue("w1", "w2", "w3"), LIVE, INTERVAL)
+    assert sync.due(_queue("w1", "w2", waited=4.0), LIVE, INTERVAL)
+    assert sync.describe(_queue("w1", "w2"), LIVE) == {"missing": ["w3"]}
+    assert _aggregation("sync", ", timeout: 1500ms").patience(INTERVAL) == 1.5
+    assert not _aggregation("average").rounds and _aggregation("average").describe(_queue("w1"), LIVE) == {}
+
+
+SYNC_ROOT = TREE.replace("  - id: root\n", "  - id: root\n    aggregation: {type: sync}\n")
+
+
+@pytest.mark.parametrize("text, line, field", [
+    (SYNC_ROOT + "    policy: {type: time, push: 2s}\n", 10, "nodes[1].policy.type"),
+    (SYNC_ROOT.replace("nodes:\n", "defaults: {policy: {type: significance, threshold: 0.1}}\nnodes:\n"), 4,
+     "defaults.policy.type"),
+])
+def test_a_sync_server_refuses_children_that_cannot_keep_rounds(tmp_path, text, line, field):
+    assert_problem(tmp_path, text, line, field, "cannot keep the rounds of 'root' (aggregation sync)",
+                   "expected a policy that pulls before and pushes after the same steps: simple, window")
+
+
+def test_a_sync_server_takes_simple_and_window_children():
+    assert load_spec_text(SYNC_ROOT + "    policy: {type: window, every: 2}\n").root.aggregation.type == "sync"

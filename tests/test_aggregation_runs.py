@@ -92,3 +92,53 @@ def test_metrics_and_the_report_show_the_staleness_per_link(run):
     assert metrics["summary"]["staleness_max"] == max(item["max"] for item in links.values())
     (table,) = [block for block in staleness_section(metrics) if block.kind == "table"]
     assert [row[0] for row in table.content[1:]] == [item["link"] for item in staleness["links"]]
+
+
+# --- sync: rounds, with a worker killed mid-run -------------------------------------------------
+
+SYNC_NODES = """\
+  - {id: root, aggregation: {type: sync, timeout: 1500ms}}
+  - {id: w1, parent: root, sensors: [0]}
+  - {id: w2, parent: root, sensors: [1]}
+  - {id: w3, parent: root, sensors: [2]}
+"""
+KILLED_AT = 2.6   # seconds: w3 has pushed windows 0 and 1
+
+
+@pytest.fixture(scope="module")
+def sync_run(tmp_path_factory):
+    loopback = LoopbackRun(tmp_path_factory.mktemp("sync"), run_spec(SYNC_NODES, limit=LIMIT, rate="100/s"))
+    try:
+        loopback.start_all()
+        loopback.at(KILLED_AT)
+        loopback.kill("w3")
+        loopback.codes = loopback.wait(LIMIT + 60)
+    finally:
+        loopback.stop()
+    return loopback
+
+
+def test_sync_merges_once_per_round_with_every_live_childs_update(sync_run):
+    assert {ident: code for ident, code in sync_run.codes.items() if ident != "w3"} == \
+        {ident: 0 for ident in sync_run.idents if ident != "w3"}, sync_run.output("root")[-2000:]
+    stats = merges(sync_run, "root")
+    for merge in stats:   # one update a child, and only the children it did not give up on
+        assert all(len(pushed) == 1 for pushed in merge["staleness"].values()), merge["staleness"]
+        assert sorted(merge["children"]) == sorted({"w1", "w2", "w3"} - set(merge["missing"])), merge
+    full = [merge for merge in stats if not merge["missing"]]
+    assert len(full) >= 2 and all(merge["children"] == ["w1", "w2", "w3"] for merge in full[:2]), stats
+    assert all(s == 0 for merge in full for pushed in merge["staleness"].values() for s in pushed), \
+        "every update of a full round comes from that round's model"
+
+
+def test_sync_gives_up_on_a_dead_child_after_its_timeout_and_logs_it(sync_run):
+    given_up = [merge for merge in merges(sync_run, "root") if merge["missing"]]
+    assert given_up and all(merge["missing"] == ["w3"] for merge in given_up), given_up
+    assert all(merge["children"] == ["w1", "w2"] for merge in given_up)
+
+
+def test_workers_wait_for_each_round_to_open(sync_run):
+    rounds = [e["payload"] for e in sync_run.events("w1", "ROUND")]
+    assert len(rounds) == LIMIT - 1, "before every window but the first"
+    assert all(r["opened"] and r["version"] > r["pushed_from"] for r in rounds), rounds
+    assert max(r["waited"] for r in rounds) > 0.5, "rounds without w3 wait for the root's timeout"

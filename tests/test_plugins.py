@@ -120,7 +120,7 @@ def test_builtin_plugins_are_registered_in_listing_order_and_describe_themselves
     assert PARTITIONS.names() == ["iid", "biased", "by_label", "replicated", "mixed", "by_year", "by_season"]
     assert DATASETS.names() == ["mnist", "aqi"]
     assert CODECS.names() == ["quantize", "topk", "threshold", "two_step", "sign"]
-    assert AGGREGATIONS.names() == ["average", "buffered", "async"]
+    assert AGGREGATIONS.names() == ["average", "buffered", "async", "sync"]
     for cls in POLICIES.plugins() + AGGREGATIONS.plugins() + CODECS.plugins() + PARTITIONS.plugins() \
             + DATASETS.plugins():
         assert cls.__doc__ and issubclass(cls.Params, PluginParams), cls

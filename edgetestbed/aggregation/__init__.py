@@ -6,7 +6,8 @@ Each is one class in one module of this package, registered by name
 (``@AGGREGATIONS.register``): ``average`` (the default: merge when every live child has an
 update or half a window has passed, sample-weighted), ``buffered`` (FedBuff: merge once ``k``
 updates have arrived), ``async`` (FedAsync: merge every update on arrival, scaled down by its
-staleness). The spec's ``aggregation: {type: NAME, ...}`` on a parameter server or the root,
+staleness), ``sync`` (rounds: merge once every live child has an update, up to a timeout
+for dead ones; workers wait for each round to open). The spec's ``aggregation: {type: NAME, ...}`` on a parameter server or the root,
 or in ``defaults``, picks one; its other keys are the aggregation's ``Params``, checked by
 ``validate`` with file, line and field. A worker merges nothing: ``aggregation:`` on a worker
 is refused, and ``defaults.aggregation`` does not apply to workers. ``type:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import FrozenSet, List, Optional, Sequence
+from typing import Any, ClassVar, Dict, FrozenSet, List, Optional, Sequence
 
 from pydantic import BaseModel
 
@@ -48,6 +48,8 @@ class Aggregation(Plugin, ABC):
     ``type``, defaults applied).
     """
 
+    rounds: ClassVar[bool] = False   # True: the children's steps are its rounds (``sync``)
+
     def __init__(self, params: BaseModel) -> None:
         self.params = params
 
@@ -59,6 +61,14 @@ class Aggregation(Plugin, ABC):
     def taking(self, queue: Queue) -> int:
         """How many of the queued arrivals, oldest first, a merge due now takes: all."""
         return queue.arrivals
+
+    def patience(self, interval: float) -> float:
+        """For ``rounds``: how long a child waits for a round to open."""
+        return interval
+
+    def describe(self, queue: Queue, live: FrozenSet[str]) -> Dict[str, Any]:
+        """Fields for the STATISTIC of a merge about to take from ``queue``: none."""
+        return {}
 
     def weights(self, samples: Sequence[int], staleness: Sequence[int]) -> Optional[List[float]]:
         """The scale of each update merged (its ``samples``, its ``staleness``); None: their

@@ -26,7 +26,8 @@ when the run should be over and no child has been heard from for a while.
 Log events: ``STATISTIC`` per merge ``{merge, children, samples, version, coverage,
 <evaluation after the merge>, before: <evaluation before>, staleness, wall_time, cpu_time,
 cpu_total, memory_peak}`` (``staleness``: per child merged, the staleness of each of its
-PUSHes, in arrival order; an aggregation that weighs updates adds ``weights``, per child); ``DONE`` ``{merges, samples, complete, coverage,
+PUSHes, in arrival order; an aggregation that weighs updates adds ``weights``, per child;
+``sync`` adds ``missing``, the live children it gave up waiting for); ``DONE`` ``{merges, samples, complete, coverage,
 children_done, <evaluation>, exchange_time, cpu_total, memory_peak}`` (and ``codec_*`` if it
 decoded: :mod:`edgetestbed.codecs.usage`); ``CONNECTION`` per message in
 and out; ``MALFORMED`` ``{peer, reason, bytes}`` (peer: the claimed sender, or the
@@ -170,7 +171,9 @@ class ParameterServer:
     def _merge(self) -> None:
         watch = Stopwatch()
         self.exchange.at(Moment.STEP_START, self.merges)
-        batch = self.pending.take(self.model.version, self.aggregation.taking(self.pending.queue()))
+        queue = self.pending.queue()
+        described = self.aggregation.describe(queue, frozenset(self.children - self.done))
+        batch = self.pending.take(self.model.version, self.aggregation.taking(queue))
         updates = list(batch.updates.values())
         weights = self.aggregation.weights([u.samples for u in updates], batch.stalest())
         before = self.runtime.evaluate(self.model.app)
@@ -181,6 +184,6 @@ class ParameterServer:
         self.runtime.log.write(STATISTIC, merge=self.merges, children=sorted(batch.updates), samples=samples,
                                version=self.model.version, coverage=dict(self.model.coverage),
                                **self.runtime.evaluate(self.model.app), before=before, staleness=batch.staleness,
-                               **weighed, **watch.fields())
+                               **weighed, **described, **watch.fields())
         self.exchange.at(Moment.STEP_END, self.merges)
         self.merges += 1

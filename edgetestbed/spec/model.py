@@ -77,7 +77,7 @@ class CodecSpec:
 @dataclass(frozen=True)
 class AggregationSpec:
     """When a parameter server (or the root) merges its children's updates and how: a
-    registered name (``average``, ``buffered``, ``async``) or ``module:Class``, with its
+    registered name (``average``, ``buffered``, ``async``, ``sync``) or ``module:Class``, with its
     parameters (defaults applied). A worker's is always ``average``, and unused."""
 
     type: str = "average"

@@ -37,6 +37,7 @@ from edgetestbed.spec.model import (AggregationSpec, ApplicationSpec, CloudSpec,
                                     NetworkSpec, NodeSpec, PolicySpec, SensorsSpec, Spec,
                                     WindowsSpec)
 from edgetestbed.spec.problems import Problems
+from edgetestbed.spec.rounds import check_rounds
 from edgetestbed.spec.schema import (AggregationIn, ApplicationIn, CloudIn, CodecIn, DataIn, LinkIn, NetworkIn, NodeIn,
                                      PolicyIn, SensorsIn, SpecIn, WindowsIn)
 
@@ -55,8 +56,10 @@ def resolve(model: SpecIn, source: str, problems: Problems) -> Spec:
                      f"({windows_take}); expected a longer timeout, or none "
                      "(default: interval × limit × 3 + 2min)")
     sensors, cloud, network = model.sensors, model.cloud, model.network
+    nodes = _resolve_nodes(model)
+    check_rounds(model, nodes, problems)
     return Spec(
-        name=model.name, seed=model.seed, source=source, nodes=_resolve_nodes(model),
+        name=model.name, seed=model.seed, source=source, nodes=nodes,
         application=ApplicationSpec(model.application.name, _freeze(model.application.model_extra)),
         data=DataSpec(model.data.dataset, model.data.partition, _data_params(model.data)),
         windows=windows,
