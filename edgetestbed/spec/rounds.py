@@ -17,13 +17,14 @@ from typing import Optional, Sequence
 
 from edgetestbed.aggregation import AGGREGATIONS
 from edgetestbed.errors import UserError
+from edgetestbed.params.plugins import Registry
 from edgetestbed.policies import POLICIES
 from edgetestbed.spec.model import NodeSpec
 from edgetestbed.spec.problems import Problems
 from edgetestbed.spec.schema import SpecIn
 
 
-def _rounds(registry, name: str) -> Optional[bool]:
+def _rounds(registry: Registry, name: str) -> Optional[bool]:
     """The class's ``rounds``, or None when it is not found here (left to the processes)."""
     try:
         return bool(registry.get(name).rounds)
