@@ -27,10 +27,10 @@ Log events: ``STATISTIC`` per merge ``{merge, children, samples, version, covera
 <evaluation after the merge>, before: <evaluation before>, staleness, wall_time, cpu_time,
 cpu_total, memory_peak}`` (``staleness``: per child merged, the staleness of each of its
 PUSHes, in arrival order; an aggregation that weighs updates adds ``weights``, per child;
-``sync`` adds ``missing``, the live children it gave up waiting for); ``DONE`` ``{merges, samples, complete, coverage,
-children_done, <evaluation>, exchange_time, cpu_total, memory_peak}`` (and ``codec_*`` if it
-decoded: :mod:`edgetestbed.codecs.usage`); ``CONNECTION`` per message in
-and out; ``MALFORMED`` ``{peer, reason, bytes}`` (peer: the claimed sender, or the
+``sync`` adds ``missing``, the live children it gave up waiting for); ``DONE`` ``{merges,
+samples, complete, coverage, children_done, <evaluation>, exchange_time, cpu_total,
+memory_peak}`` (and ``codec_*`` if it decoded: :mod:`edgetestbed.codecs.usage`);
+``CONNECTION`` per message in and out; ``MALFORMED`` ``{peer, reason, bytes}`` (peer: the claimed sender, or the
 socket identity in hex).
 
 A child's PUSH may be coded (:mod:`edgetestbed.codecs`): it is decoded with the chain its
@@ -43,7 +43,7 @@ has one (stateless codecs only: the reply is never acknowledged), built once per
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Set
+from typing import Any, Dict, FrozenSet, Set
 
 import zmq
 
@@ -106,8 +106,7 @@ class ParameterServer:
         self.exchange.pull()
         while not self._finished():
             self._serve(time.time() + TICK_SECONDS)
-            while self.aggregation.due(self.pending.queue(), frozenset(self.children - self.done),
-                                       self.runtime.interval):
+            while self.aggregation.due(self.pending.queue(), self._live(), self.runtime.interval):
                 self._merge()
             self.exchange.at(Moment.TICK, self.merges)
             # Latched: the final sync's first pull may bring a parent model that has not
@@ -122,6 +121,10 @@ class ParameterServer:
         return {"merges": self.merges, "samples": self.samples, "complete": self.exchange.complete(),
                 "coverage": dict(self.model.coverage), "children_done": sorted(self.done),
                 **self.runtime.evaluate(self.model.app), **self.exchange.usage()}
+
+    def _live(self) -> FrozenSet[str]:
+        """The children that have not said DONE."""
+        return frozenset(self.children - self.done)
 
     def _finished(self) -> bool:
         if self.children <= self.done:
@@ -172,7 +175,7 @@ class ParameterServer:
         watch = Stopwatch()
         self.exchange.at(Moment.STEP_START, self.merges)
         queue = self.pending.queue()
-        described = self.aggregation.describe(queue, frozenset(self.children - self.done))
+        described = self.aggregation.describe(queue, self._live())
         batch = self.pending.take(self.model.version, self.aggregation.taking(queue))
         updates = list(batch.updates.values())
         weights = self.aggregation.weights([u.samples for u in updates], batch.stalest())
