@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgetestbed.analysis.runlogs import RunLogs
+from edgetestbed.aggregation import AGGREGATIONS
 from edgetestbed.codecs import CODECS
 from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.partitions import PARTITIONS, datasets_of
@@ -119,7 +120,9 @@ def test_builtin_plugins_are_registered_in_listing_order_and_describe_themselves
     assert PARTITIONS.names() == ["iid", "biased", "by_label", "replicated", "mixed", "by_year", "by_season"]
     assert DATASETS.names() == ["mnist", "aqi"]
     assert CODECS.names() == ["quantize", "topk", "threshold", "two_step", "sign"]
-    for cls in POLICIES.plugins() + CODECS.plugins() + PARTITIONS.plugins() + DATASETS.plugins():
+    assert AGGREGATIONS.names() == ["average", "buffered", "async", "sync"]
+    for cls in POLICIES.plugins() + AGGREGATIONS.plugins() + CODECS.plugins() + PARTITIONS.plugins() \
+            + DATASETS.plugins():
         assert cls.__doc__ and issubclass(cls.Params, PluginParams), cls
 
 
@@ -128,7 +131,8 @@ def test_the_readme_lists_every_builtin_plugin_with_its_parameters():
     def rows(cls) -> list[str]:   # an application and a dataset may share a name (aqi)
         return [line for line in readme.splitlines() if line.startswith(f"| `{cls.name}` |")]
 
-    for cls in POLICIES.plugins() + CODECS.plugins() + PARTITIONS.plugins() + DATASETS.plugins():
+    for cls in POLICIES.plugins() + AGGREGATIONS.plugins() + CODECS.plugins() + PARTITIONS.plugins() \
+            + DATASETS.plugins():
         assert any(all(f"`{field}`" in row for field in cls.Params.model_fields) for row in rows(cls)), \
             f"no README row for {cls.name} naming {list(cls.Params.model_fields)}"
     for cls in PARTITIONS.plugins():

@@ -24,6 +24,7 @@ from edgetestbed.analysis.definitions import convergence_time, lag_curve, own_la
     split_per_class
 from edgetestbed.analysis.linkbytes import links_section
 from edgetestbed.analysis.runlogs import Event, RunLogs
+from edgetestbed.analysis.staleness import staleness_section
 from edgetestbed.data.schedule import kept_pace, window_grace
 from edgetestbed.params.fields import thaw
 from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_RECEIVED, RETRY, STATISTIC, STOP, \
@@ -31,7 +32,7 @@ from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_R
 from edgetestbed.process.sampling import stream_definition
 from edgetestbed.spec.plan import CLOUD_ID, plan_network
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE
@@ -131,6 +132,8 @@ def run_section(run: RunLogs, metric: Optional[str]) -> Dict[str, Any]:
             "workers": [n.id for n in spec.workers], "cloud": spec.cloud is not None,
             "policies": {n.id: {"type": n.policy.type, **thaw(n.policy.params)} for n in spec.nodes},
             "codecs": {n.id: [{"type": c.type, **thaw(c.params)} for c in n.codec] for n in spec.nodes if n.codec},
+            "aggregations": {n.id: {"type": n.aggregation.type, **thaw(n.aggregation.params)}
+                             for n in spec.nodes if not n.is_worker},
             "start_at": run.start_at, "run_time_s": max(ends) - min(starts) if ends else None,
             "network": spec.network.backend, "emulated": spec.network.emulated,
             "backends": run.manifest.get("backends"), "git_revision": run.manifest.get("git_revision")}
@@ -286,6 +289,8 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
             "total_bytes": links["total_bytes"], "tree_bytes": links["tree_bytes"],
             "top_level_bytes": links["top_level_bytes"], "bytes_source": links["source"],
             "cpu_seconds_nodes": sum(nodes[ident]["cpu_seconds"] or 0.0 for ident in tree),
+            "staleness_mean": metrics["staleness"]["all"]["mean"],
+            "staleness_max": metrics["staleness"]["all"]["max"],
             "push_ratio": metrics["compression"]["push_ratio"], "codec_cpu_s": metrics["compression"]["codec_cpu_s"],
             "run_time_s": run["run_time_s"], "complete": metrics["completeness"]["complete"],
             "kept_pace": metrics["pace"]["kept"], "emulated": run["emulated"]}
@@ -308,7 +313,8 @@ def metrics_of(run: RunLogs) -> Dict[str, Any]:
         "completeness": completeness_section(run), "pace": pace_section(run), "nodes": nodes_section(run, curves),
         "accuracy": {"metric": metric, "nodes": curves}, "lag": lag_section(curves, metric),
         "latency": latency_section(run), "convergence": convergence_section(run, curves, metric),
-        "own_vs_other": own_vs_other_section(run, curves), "links": links_section(run)}
+        "own_vs_other": own_vs_other_section(run, curves), "links": links_section(run),
+        "staleness": staleness_section(run)}
     metrics["compression"] = compression_section(run, metrics["links"])
     metrics["summary"] = summary_section(metrics)
     return metrics

@@ -7,7 +7,8 @@ opens offline, sent by mail or copied alone. It reads only the run directory: no
 
 The report opens with the answer (final root accuracy, lag, latency, convergence, bytes),
 then what was run (spec, backends), the topology with bytes and parameters per link, the
-learning curves, the lag, the latency per worker, own vs other digits, the cost per link,
+learning curves, the lag, the latency per worker, the staleness of merged updates per link,
+own vs other digits, the cost per link,
 what codecs saved and cost (when a run coded), CPU and memory per process, and the fidelity check when ``linkcheck.json`` is present.
 """
 
@@ -113,6 +114,19 @@ def latency_section(metrics: Mapping[str, Any]) -> List[Block]:
     return blocks + ([items(latency["missing"])] if latency["missing"] else [])
 
 
+def staleness_section(metrics: Mapping[str, Any]) -> List[Block]:
+    """Per tree link, how stale the child's merged updates were (``metrics.staleness``)."""
+    section = metrics.get("staleness") or {"links": []}
+    rows = [[item["link"], item["aggregation"], item["count"],
+             "–" if item["mean"] is None else f"{item['mean']:.2f}", item["max"],
+             " ".join(f"{value}:{count}" for value, count in item["histogram"].items()) or "–"]
+            for item in section["links"]]
+    return [heading("Staleness"),
+            text("Per link, the parent's merges between the model version the child had pulled and the one "
+                 "its update was merged into (0: nothing merged in between)."),
+            table(["link", "parent's aggregation", "updates merged", "mean", "max", "staleness:updates"], rows)]
+
+
 def own_vs_other_section(metrics: Mapping[str, Any], figure: Optional[Path], run_dir: Path) -> List[Block]:
     section = metrics["own_vs_other"]
     rows = [[worker, " ".join(map(str, split["own_labels"])) or "none", percent(split.get("final_own")),
@@ -183,7 +197,7 @@ def build_document(run: RunLogs, metrics: Mapping[str, Any]) -> List[Block]:
             heading("Answer"), items(answer_lines(metrics), "answer"),
             *([heading("Missing from this run"), items(missing)] if missing else []),
             *spec_section(run, metrics), heading("Topology"), *image(topology, run_dir, "topology"),
-            *learning_section(metrics, figures, run_dir), *latency_section(metrics),
+            *learning_section(metrics, figures, run_dir), *latency_section(metrics), *staleness_section(metrics),
             *own_vs_other_section(metrics, figures["own_vs_other"], run_dir),
             *cost_section(metrics, figures["link_bytes"], run_dir), *compression_section(metrics),
             *resources_section(metrics, figures["resources"], run_dir), *fidelity_section(linkcheck),

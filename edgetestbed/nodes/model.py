@@ -20,7 +20,7 @@ window is covered neither by the node nor by its parent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -41,6 +41,11 @@ def joined(*vectors: Mapping[str, int]) -> Coverage:
 def covers(coverage: Mapping[str, int], workers: Sequence[str], window: int) -> bool:
     """Whether ``coverage`` includes window ``window`` of every worker in ``workers``."""
     return all(coverage.get(worker, -1) >= window for worker in workers)
+
+
+def scaled_sum(deltas: Sequence[Sequence[np.ndarray]], weights: Sequence[float]) -> List[np.ndarray]:
+    """``Σ weights[i] × deltas[i]``, tensor by tensor, as float32."""
+    return [sum(w * d[i] for w, d in zip(weights, deltas)).astype(np.float32) for i in range(len(deltas[0]))]
 
 
 @dataclass
@@ -115,11 +120,13 @@ class ModelState:
         self.coverage = dict(self.known)
         return dropped
 
-    def merge(self, updates: Sequence[Update]) -> None:
-        """Apply the sample-weighted average of children's updates (coverage even if no samples)."""
+    def merge(self, updates: Sequence[Update], weights: Optional[Sequence[float]] = None) -> None:
+        """Apply children's updates (coverage even if no samples): their sample-weighted
+        average, or with ``weights`` (an aggregation's) the sum of each scaled by its weight."""
         total = sum(update.samples for update in updates)
         if total > 0:
-            self.app.apply_update(weighted_average([u.delta for u in updates], [u.samples for u in updates]))
+            self.app.apply_update(weighted_average([u.delta for u in updates], [u.samples for u in updates])
+                                  if weights is None else scaled_sum([u.delta for u in updates], weights))
         self.samples += total
         self.coverage = joined(self.coverage, *(u.coverage for u in updates))
         self.unpushed = joined(self.unpushed, *(u.coverage for u in updates))

@@ -6,12 +6,15 @@ queued, ``DONE`` an ``ACK``. Every request is validated first (the weights' shap
 that it comes from one of its children); a bad one is logged as ``MALFORMED`` and
 dropped, and serving goes on.
 
-Updates queue per child (a child that pushes twice before a merge has its two updates
-added up). A merge happens when every child that is not done has something queued, or
-half a window interval after the oldest queued update arrived, so that a slow or absent
-child delays nobody for long. It applies the sample-weighted average of the queued
-updates (policy events ``STEP_START`` before, ``STEP_END`` after, so ``simple`` pulls
-from the parent before and pushes to it after each merge); ``TICK`` events are reported
+Updates queue in arrival order with the version each was computed from
+(:mod:`edgetestbed.nodes.pending`). When to merge and how is the server's aggregation's
+(:mod:`edgetestbed.aggregation`; by default ``average``: when every child that is not done
+has something queued, or half a window after the oldest queued update arrived, so that a
+slow or absent child delays nobody for long, the sample-weighted average of the queued
+updates, a child's several ones added up). It is asked at every tick and again after each
+merge, so that an aggregation that merges one update at a time (``async``) merges all that
+arrived. Policy events ``STEP_START`` before a merge, ``STEP_END`` after, so ``simple`` pulls
+from the parent before and pushes to it after each merge; ``TICK`` events are reported
 between requests.
 
 On start a server with a parent pulls the parent's current model (a server restarted
@@ -21,11 +24,13 @@ so the final model reaches its children. It finishes when every child has said D
 when the run should be over and no child has been heard from for a while.
 
 Log events: ``STATISTIC`` per merge ``{merge, children, samples, version, coverage,
-<evaluation after the merge>, before: <evaluation before>, wall_time, cpu_time,
-cpu_total, memory_peak}``; ``DONE`` ``{merges, samples, complete, coverage,
-children_done, <evaluation>, exchange_time, cpu_total, memory_peak}`` (and ``codec_*`` if it
-decoded: :mod:`edgetestbed.codecs.usage`); ``CONNECTION`` per message in
-and out; ``MALFORMED`` ``{peer, reason, bytes}`` (peer: the claimed sender, or the
+<evaluation after the merge>, before: <evaluation before>, staleness, wall_time, cpu_time,
+cpu_total, memory_peak}`` (``staleness``: per child merged, the staleness of each of its
+PUSHes, in arrival order; an aggregation that weighs updates adds ``weights``, per child;
+``sync`` adds ``missing``, the live children it gave up waiting for); ``DONE`` ``{merges,
+samples, complete, coverage, children_done, <evaluation>, exchange_time, cpu_total,
+memory_peak}`` (and ``codec_*`` if it decoded: :mod:`edgetestbed.codecs.usage`);
+``CONNECTION`` per message in and out; ``MALFORMED`` ``{peer, reason, bytes}`` (peer: the claimed sender, or the
 socket identity in hex).
 
 A child's PUSH may be coded (:mod:`edgetestbed.codecs`): it is decoded with the chain its
@@ -38,11 +43,13 @@ has one (stateless codecs only: the reply is never acknowledged), built once per
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, FrozenSet, Set
 
 import zmq
 
-from edgetestbed.nodes.model import ModelState, Update, covers, joined
+from edgetestbed.aggregation import create_aggregation
+from edgetestbed.nodes.model import ModelState, Update, covers
+from edgetestbed.nodes.pending import PendingUpdates
 from edgetestbed.nodes.upstream import Exchange, accepting, pull_chain
 from edgetestbed.policies import Moment, create_policy
 from edgetestbed.process import protocol
@@ -62,30 +69,6 @@ def workers_below(spec: Spec, node_id: str) -> list:
     return [worker for child in node.children for worker in workers_below(spec, child)]
 
 
-class PendingUpdates:
-    """Children's updates received since the last merge: one accumulated update per child."""
-
-    def __init__(self) -> None:
-        self.by_child: Dict[str, Update] = {}
-        self.since: Optional[float] = None
-
-    def add(self, child: str, update: Update) -> None:
-        queued = self.by_child.get(child)
-        if queued is not None:
-            update = Update([a + b for a, b in zip(queued.delta, update.delta)], queued.samples + update.samples,
-                            joined(queued.coverage, update.coverage))
-        self.by_child[child] = update
-        self.since = self.since or time.time()
-
-    def due(self, waiting_for: Set[str], now: float, wait: float) -> bool:
-        """Merge now? When every child in ``waiting_for`` has an update, or the oldest waited ``wait``."""
-        return bool(self.by_child) and (waiting_for <= set(self.by_child) or now - self.since >= wait)
-
-    def take(self) -> Dict[str, Update]:
-        taken, self.by_child, self.since = self.by_child, {}, None
-        return taken
-
-
 class ParameterServer:
     """An inner node of the tree: merges its children's updates and serves its model."""
 
@@ -103,6 +86,7 @@ class ParameterServer:
         self.router.bind(runtime.wiring.bind_address(node.id))
         policy = create_policy(node.policy.type, node.policy.params, trains=False)
         self.exchange = Exchange(runtime, self.model, policy)
+        self.aggregation = create_aggregation(node.aggregation.type, node.aggregation.params)
         self.pending = PendingUpdates()
         self.done: Set[str] = set()
         self.last_seq: Dict[str, int] = {}
@@ -122,7 +106,7 @@ class ParameterServer:
         self.exchange.pull()
         while not self._finished():
             self._serve(time.time() + TICK_SECONDS)
-            if self.pending.due(self.children - self.done, time.time(), self.runtime.interval / 2):
+            while self.aggregation.due(self.pending.queue(), self._live(), self.runtime.interval):
                 self._merge()
             self.exchange.at(Moment.TICK, self.merges)
             # Latched: the final sync's first pull may bring a parent model that has not
@@ -131,12 +115,16 @@ class ParameterServer:
                                                   self.runtime.spec.windows.limit - 1)
             if self.syncing:
                 self.exchange.sync_step()
-        if self.pending.by_child:
+        while self.pending:
             self._merge()
         self.exchange.leave()
         return {"merges": self.merges, "samples": self.samples, "complete": self.exchange.complete(),
                 "coverage": dict(self.model.coverage), "children_done": sorted(self.done),
                 **self.runtime.evaluate(self.model.app), **self.exchange.usage()}
+
+    def _live(self) -> FrozenSet[str]:
+        """The children that have not said DONE."""
+        return frozenset(self.children - self.done)
 
     def _finished(self) -> bool:
         if self.children <= self.done:
@@ -174,7 +162,8 @@ class ParameterServer:
         """Queue a child's update, once: a resent PUSH (same seq) is acknowledged again only."""
         if self.last_seq.get(request.sender) != request.seq:
             self.last_seq[request.sender] = request.seq
-            self.pending.add(request.sender, Update(list(request.arrays), request.samples, dict(request.coverage)))
+            self.pending.add(request.sender, Update(list(request.arrays), request.samples, dict(request.coverage)),
+                             request.version)
         return request.reply(ACK, self.runtime.ident, version=self.model.version)
 
     def _child_done(self, request: Message) -> Message:
@@ -185,13 +174,19 @@ class ParameterServer:
     def _merge(self) -> None:
         watch = Stopwatch()
         self.exchange.at(Moment.STEP_START, self.merges)
-        updates = self.pending.take()
+        queue = self.pending.queue()
+        described = self.aggregation.describe(queue, self._live())
+        batch = self.pending.take(self.model.version, self.aggregation.taking(queue))
+        updates = list(batch.updates.values())
+        weights = self.aggregation.weights([u.samples for u in updates], batch.stalest())
         before = self.runtime.evaluate(self.model.app)
-        self.model.merge(list(updates.values()))
-        samples = sum(update.samples for update in updates.values())
+        self.model.merge(updates, weights)
+        samples = sum(update.samples for update in updates)
         self.samples += samples
-        self.runtime.log.write(STATISTIC, merge=self.merges, children=sorted(updates), samples=samples,
+        weighed = {} if weights is None else {"weights": dict(zip(batch.updates, weights))}
+        self.runtime.log.write(STATISTIC, merge=self.merges, children=sorted(batch.updates), samples=samples,
                                version=self.model.version, coverage=dict(self.model.coverage),
-                               **self.runtime.evaluate(self.model.app), before=before, **watch.fields())
+                               **self.runtime.evaluate(self.model.app), before=before, staleness=batch.staleness,
+                               **weighed, **described, **watch.fields())
         self.exchange.at(Moment.STEP_END, self.merges)
         self.merges += 1

@@ -20,6 +20,11 @@ so that state such as top-k's error feedback carries from push to push, and adva
 ``pull_codec`` chain gets the models it pulls coded by it (its parent encodes them,
 :func:`pull_chain`), decodes them with the codecs its own spec names and adopts them as any.
 
+A worker whose parent's aggregation runs rounds (``sync``) waits, after each pull its policy
+asks for, until the parent's version has passed the one its last acknowledged push was
+computed from (that round has closed), pulling every ``ROUND_POLL`` seconds, for at most the
+aggregation's patience; ``ROUND`` ``{version, pushed_from, waited, opened}`` logs each wait.
+
 Log events: ``CONNECTION`` per message, ``RETRY`` ``{peer, kind, seq, attempt, waited}``,
 ``UNREACHABLE`` ``{peer, kind, seq, attempts}``, ``MALFORMED`` ``{peer, reason, bytes}``
 for a bad reply, ``MODEL_RECEIVED`` ``{peer, version, coverage, model_coverage, complete}``:
@@ -34,6 +39,7 @@ from typing import Dict, Optional, Sequence, Tuple, Type
 
 import zmq
 
+from edgetestbed.aggregation import create_aggregation
 from edgetestbed.codecs import Codec, commit_chain, create_codec, stateful_problem
 from edgetestbed.errors import UserError
 from edgetestbed.nodes.model import ModelState, covers
@@ -41,7 +47,7 @@ from edgetestbed.nodes.view import NodeModelView
 from edgetestbed.policies import Event, Moment, Policy
 from edgetestbed.process import protocol
 from edgetestbed.process.coded import accepted_codecs
-from edgetestbed.process.eventlog import MODEL_RECEIVED, RETRY, UNREACHABLE
+from edgetestbed.process.eventlog import MODEL_RECEIVED, RETRY, ROUND, UNREACHABLE
 from edgetestbed.process.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
 from edgetestbed.process.runtime import Runtime
 from edgetestbed.spec.model import CodecSpec, NodeSpec, Spec
@@ -50,6 +56,7 @@ ATTEMPTS = 2
 CODEC_SEED_WORD = 11  # keeps nodes' codec seeds (stochastic rounding) apart from other seeds
 PULL_CODEC_SEED_WORD = 12  # and the chains a parent codes a child's pulled models by apart from the child's own
 REPLY_TO = {PULL: MODEL, PUSH: ACK, DONE: ACK}
+ROUND_POLL = 0.1   # seconds between a waiting worker's pulls
 
 
 def build_chain(spec: Spec, node: NodeSpec, chain: Sequence[CodecSpec], seed_word: int) -> Tuple[Codec, ...]:
@@ -68,6 +75,16 @@ def pull_chain(spec: Spec, child: NodeSpec) -> Tuple[Codec, ...]:
         if not codec.stateless:
             raise UserError(f"{child.id}'s pull_codec: {stateful_problem(codec.type)}")
     return codecs
+
+
+def round_patience(spec: Spec, node: NodeSpec, interval: float) -> Optional[float]:
+    """How long worker ``node`` waits for a round to open: its parent aggregation's patience if
+    it runs rounds, else None (no waiting; never for a parameter server, which must serve)."""
+    if node.parent is None or not node.is_worker:
+        return None
+    parent = spec.node(node.parent).aggregation
+    aggregation = create_aggregation(parent.type, parent.params)
+    return aggregation.patience(interval) if aggregation.rounds else None
 
 
 def accepting(*chains: Sequence[CodecSpec]) -> Dict[str, Type[Codec]]:
@@ -157,6 +174,8 @@ class Exchange:
         self.codecs = build_chain(spec, node, node.codec, CODEC_SEED_WORD) \
             if parent_id else ()   # a codec codes pushes, and the root pushes to no one
         policy.attach(NodeModelView(runtime, model))
+        self.round_patience = round_patience(spec, node, runtime.interval)
+        self.pushed_from: Optional[int] = None   # the parent version the last acknowledged push came from
 
     def begin(self, start_at: float) -> None:
         """The run's clock started at ``start_at`` (time-based policies count from it)."""
@@ -175,6 +194,18 @@ class Exchange:
         if self.policy.wants_pull(event):
             self.policy.pulled(event.now)
             self.pull()
+            self.await_round()
+
+    def await_round(self) -> None:
+        """Under a parent that runs rounds: pull until the round of the last push has closed."""
+        if self.round_patience is None or self.pushed_from is None:
+            return
+        started = time.time()
+        while self.model.base_version <= self.pushed_from and time.time() < started + self.round_patience:
+            self.runtime.sleep_until(time.time() + ROUND_POLL)
+            self.pull()
+        self.runtime.log.write(ROUND, version=self.model.base_version, pushed_from=self.pushed_from,
+                               waited=time.time() - started, opened=self.model.base_version > self.pushed_from)
 
     def pull(self) -> bool:
         """Adopt the parent's current model; False if the parent did not answer."""
@@ -204,6 +235,7 @@ class Exchange:
             return False
         commit_chain(self.codecs)
         self.model.committed(update)
+        self.pushed_from = self.model.base_version
         return True
 
     def usage(self) -> dict:

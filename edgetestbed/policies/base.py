@@ -61,6 +61,7 @@ class Policy(Plugin, ABC):
     """
 
     batched = False  # True: the worker trains mini-batch by mini-batch and reports BATCH_* events
+    rounds = False   # True: pulls before and pushes after the same steps, so fits a ``sync`` parent
 
     def __init__(self, params: BaseModel, trains: bool) -> None:
         self.params = params

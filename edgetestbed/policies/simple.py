@@ -13,6 +13,7 @@ class Simple(CountingPolicy):
 
     name = "simple"
     rank = 0   # the default policy, listed first
+    rounds = True
 
     def __init__(self, params: PluginParams, trains: bool) -> None:
         super().__init__(params, 1, 1)

@@ -25,6 +25,7 @@ class Window(CountingPolicy):
 
     name = "window"
     rank = 2
+    rounds = True
     Params = WindowParams
 
     def __init__(self, params: WindowParams, trains: bool) -> None:

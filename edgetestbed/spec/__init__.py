@@ -2,7 +2,7 @@
 
 Loading goes YAML text -> composed node tree (for line numbers) -> plain data ->
 schema (pydantic, unknown keys refused everywhere) and tree checks, and the plugin
-sections' parameters (``application``, every ``policy`` and ``codec``, ``data``) checked against the
+sections' parameters (``application``, every ``policy``, ``aggregation`` and ``codec``, ``data``) checked against the
 plugin's own ``Params`` model by :mod:`edgetestbed.spec.appcheck` -> defaults merged ->
 :class:`Spec`. Every problem found on the way is reported
 at once, in one :class:`~edgetestbed.errors.SpecError`, one line per problem::

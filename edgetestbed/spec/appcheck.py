@@ -1,7 +1,7 @@
 """The spec's plugin sections checked against each plugin's own parameter model.
 
-Four sections name a plugin, and every other key of theirs is one of its parameters:
-``application:`` (by ``name``), each ``policy:`` and each ``codec:`` and ``pull_codec:`` (by
+Five sections name a plugin, and every other key of theirs is one of its parameters:
+``application:`` (by ``name``), each ``policy:``, ``aggregation:``, ``codec:`` and ``pull_codec:`` (by
 ``type``; a codec chain is a list of them, whose order is checked too, and a pull chain's
 codecs must be ``stateless``) and ``data:`` (by ``partition``, with the dataset's own
 ``lags``). :func:`load_spec` calls
@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, ValidationError
 
+from edgetestbed.aggregation import AGGREGATIONS
 from edgetestbed.applications.registry import BUILTIN, application_class
 from edgetestbed.codecs import CODECS, chain_problem, stateful_problem
 from edgetestbed.data.datasets import DATASETS
@@ -56,6 +57,7 @@ def check_plugins(data: object, report: Report) -> None:
     nodes = data.get("nodes") if isinstance(data.get("nodes"), list) else []
     for owner in [("defaults",), *(("nodes", index) for index in range(len(nodes)))]:
         _check_plugin(data, (*owner, "policy"), POLICIES, "Policy", "policy", report)
+        _check_plugin(data, (*owner, "aggregation"), AGGREGATIONS, "Aggregation", "aggregation", report)
         _check_codecs(data, (*owner, "codec"), report)
         _check_codecs(data, (*owner, "pull_codec"), report, stateless=True)
     _check_data(data, report)

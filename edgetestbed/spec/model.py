@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 __all__ = [
-    "Spec", "NodeSpec", "LinkSpec", "PolicySpec", "CodecSpec", "SensorsSpec", "CloudSpec", "NetworkSpec",
+    "Spec", "NodeSpec", "LinkSpec", "PolicySpec", "CodecSpec", "AggregationSpec", "SensorsSpec", "CloudSpec", "NetworkSpec",
     "ApplicationSpec", "DataSpec", "WindowsSpec", "FrozenMap",
 ]
 
@@ -75,6 +75,16 @@ class CodecSpec:
 
 
 @dataclass(frozen=True)
+class AggregationSpec:
+    """When a parameter server (or the root) merges its children's updates and how: a
+    registered name (``average``, ``buffered``, ``async``, ``sync``) or ``module:Class``, with its
+    parameters (defaults applied). A worker's is always ``average``, and unused."""
+
+    type: str = "average"
+    params: Mapping[str, object] = field(default_factory=FrozenMap)
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     """A tree node (root, parameter server or worker) with its resources and parent link."""
 
@@ -89,6 +99,7 @@ class NodeSpec:
     policy: PolicySpec
     codec: tuple[CodecSpec, ...] = ()   # its pushes' codec chain, first codec first; () uncoded
     pull_codec: tuple[CodecSpec, ...] = ()   # the chain its parent codes the models it pulls by
+    aggregation: AggregationSpec = field(default_factory=AggregationSpec)
 
     @property
     def is_root(self) -> bool:

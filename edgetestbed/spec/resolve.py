@@ -3,8 +3,9 @@
 Resolution rules:
 
 - A node's ``link`` (the edge to its parent) is merged key by key over ``defaults.link``;
-  ``cpu``, ``memory``, ``policy``, ``codec`` and ``pull_codec`` come from ``defaults`` when
-  the node omits them (or gives null). A policy or a codec chain is taken whole, never
+  ``cpu``, ``memory``, ``policy``, ``codec``, ``pull_codec`` and (not for workers, which merge
+  nothing and keep ``average``) ``aggregation`` come from ``defaults`` when the node omits them
+  (or gives null). A policy or a codec chain is taken whole, never
   merged, since its keys depend on its type; ``codec: []`` (``pull_codec: []``) is a node's
   own choice of no codec.
 - A codec parameter given as ``{by_link: ...}`` (``threshold``'s and ``two_step``'s ``wt``)
@@ -25,17 +26,19 @@ from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel
 
+from edgetestbed.aggregation import AGGREGATIONS, DEFAULT
 from edgetestbed.codecs import CODECS, ByLink
 from edgetestbed.data.partitions import PARTITIONS, params_model
 from edgetestbed.params.fields import thaw
 from edgetestbed.params.plugins import PluginNotFound, Registry, values
 from edgetestbed.params.units import format_duration
 from edgetestbed.policies import POLICIES
-from edgetestbed.spec.model import (ApplicationSpec, CloudSpec, CodecSpec, DataSpec, FrozenMap, LinkSpec,
+from edgetestbed.spec.model import (AggregationSpec, ApplicationSpec, CloudSpec, CodecSpec, DataSpec, FrozenMap, LinkSpec,
                                     NetworkSpec, NodeSpec, PolicySpec, SensorsSpec, Spec,
                                     WindowsSpec)
 from edgetestbed.spec.problems import Problems
-from edgetestbed.spec.schema import (ApplicationIn, CloudIn, CodecIn, DataIn, LinkIn, NetworkIn, NodeIn,
+from edgetestbed.spec.rounds import check_rounds
+from edgetestbed.spec.schema import (AggregationIn, ApplicationIn, CloudIn, CodecIn, DataIn, LinkIn, NetworkIn, NodeIn,
                                      PolicyIn, SensorsIn, SpecIn, WindowsIn)
 
 # input key -> LinkSpec field
@@ -53,8 +56,10 @@ def resolve(model: SpecIn, source: str, problems: Problems) -> Spec:
                      f"({windows_take}); expected a longer timeout, or none "
                      "(default: interval × limit × 3 + 2min)")
     sensors, cloud, network = model.sensors, model.cloud, model.network
+    nodes = _resolve_nodes(model)
+    check_rounds(model, nodes, problems)
     return Spec(
-        name=model.name, seed=model.seed, source=source, nodes=_resolve_nodes(model),
+        name=model.name, seed=model.seed, source=source, nodes=nodes,
         application=ApplicationSpec(model.application.name, _freeze(model.application.model_extra)),
         data=DataSpec(model.data.dataset, model.data.partition, _data_params(model.data)),
         windows=windows,
@@ -75,6 +80,7 @@ def _resolve_nodes(model: SpecIn) -> tuple[NodeSpec, ...]:
 def _resolve_node(node: NodeIn, model: SpecIn, tree_link: LinkSpec, parents: dict[str, str | None]) -> NodeSpec:
     defaults = model.defaults
     link = None if node.parent is None else _merge_link(tree_link, node.link)
+    merges = any(child.parent == node.id for child in model.nodes)
     return NodeSpec(id=node.id, parent=node.parent,
                     children=tuple(child.id for child in model.nodes if child.parent == node.id),
                     level=_level(node.id, parents),
@@ -84,7 +90,8 @@ def _resolve_node(node: NodeIn, model: SpecIn, tree_link: LinkSpec, parents: dic
                     sensors=tuple(node.sensors),
                     policy=_policy(node.policy or defaults.policy),
                     codec=_codecs(defaults.codec if node.codec is None else node.codec, link),
-                    pull_codec=_codecs(defaults.pull_codec if node.pull_codec is None else node.pull_codec, link))
+                    pull_codec=_codecs(defaults.pull_codec if node.pull_codec is None else node.pull_codec, link),
+                    aggregation=_aggregation(node.aggregation or defaults.aggregation) if merges else AggregationSpec())
 
 
 def _level(node_id: str, parents: dict[str, str | None]) -> int:
@@ -104,6 +111,10 @@ def _merge_link(base: LinkSpec, given: LinkIn | None) -> LinkSpec:
 
 def _policy(model: PolicyIn) -> PolicySpec:
     return PolicySpec(model.type, _plugin_values(POLICIES, model.type, PLUGIN_PARAMS, model.model_extra))
+
+
+def _aggregation(model: AggregationIn) -> AggregationSpec:
+    return AggregationSpec(model.type, _plugin_values(AGGREGATIONS, model.type, PLUGIN_PARAMS, model.model_extra))
 
 
 def _codecs(chain: list[CodecIn], link: LinkSpec | None) -> tuple[CodecSpec, ...]:
@@ -193,6 +204,10 @@ def _node_input(node: NodeSpec) -> NodeIn:
             fields[key] = [CodecIn.model_construct(
                 type=codec.type, **_plugin_input(CODECS, codec.type, PLUGIN_PARAMS, codec.params))
                 for codec in chain]
+    if node.aggregation.type != DEFAULT:   # absent when the default: a spec without one reads as before
+        fields["aggregation"] = AggregationIn.model_construct(
+            type=node.aggregation.type,
+            **_plugin_input(AGGREGATIONS, node.aggregation.type, PLUGIN_PARAMS, node.aggregation.params))
     if not node.is_root:
         fields.update(parent=node.parent, link=_link_input(node.link))
     if node.is_worker:

@@ -3,9 +3,10 @@
 The input, top level (``name``, ``application``, ``data`` and ``nodes`` are required)::
 
     name, seed, application{name, ...}, data{dataset, partition, ...},
-    windows{interval, limit, epochs}, defaults{cpu, memory, link, policy, codec, pull_codec},
+    windows{interval, limit, epochs},
+    defaults{cpu, memory, link, policy, codec, pull_codec, aggregation},
     sensors{rate, link, cpu, memory},
-    nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec}],
+    nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec, aggregation}],
     cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout
 
 Quantities carry units (see :mod:`edgetestbed.params.units`). A link is
@@ -17,9 +18,9 @@ Built-in defaults (used where the file is silent):
 ====================  ===========================================================
 ``seed``              0
 ``windows``           ``{interval: 3s, limit: 10, epochs: 1}``
-``defaults``          ``{cpu: 0.5, memory: 256M, link: {} (unshaped), policy: {type: simple}}``,
-                      no codec nor pull_codec (models and updates travel as float32
-                      tensors)
+``defaults``          ``{cpu: 0.5, memory: 256M, link: {} (unshaped), policy: {type: simple},
+                      aggregation: {type: average}}``, no codec nor pull_codec (models
+                      and updates travel as float32 tensors)
 ``sensors``           ``{rate: 40/s, link: {} (unshaped), cpu: 0.1, memory: 128M}``
 ``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
 ``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic}``
@@ -77,6 +78,11 @@ reply to its pulls. A pulled model is never acknowledged, so only codecs that ke
 state between messages (``stateless``: ``quantize``; a researcher's codec if it says so)
 may code it; ``topk``, ``threshold`` and ``two_step`` keep what they left out for later and
 are refused. The root pulls from no one: its ``pull_codec`` is never used.
+
+A parameter server's or the root's ``aggregation`` (:mod:`edgetestbed.aggregation`: when it
+merges its children's updates and how; ``{type: average}`` unless ``defaults`` says
+otherwise) is a plugin by ``type`` too. A worker merges nothing: ``aggregation`` on a worker
+is refused (:mod:`edgetestbed.spec.tree`) and ``defaults.aggregation`` does not apply to it.
 """
 
 from __future__ import annotations
@@ -87,6 +93,7 @@ from typing import Annotated, ClassVar, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from edgetestbed.aggregation import AGGREGATIONS, DEFAULT
 from edgetestbed.codecs import CODECS
 from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.partitions import PARTITIONS
@@ -200,6 +207,14 @@ class CodecIn(_PluginIn):
     type: str
 
 
+class AggregationIn(_PluginIn):
+    """An aggregation by its ``type``, and its parameters."""
+
+    EXPECTED: ClassVar[str] = "an aggregation like {type: buffered, k: 2}"
+    REGISTRY: ClassVar[Registry] = AGGREGATIONS
+    type: str
+
+
 def _one_or_more(value: object) -> object:
     """A single codec is a chain of one: ``codec: {type: topk, ...}`` reads as a list of it."""
     return [value] if isinstance(value, dict) else value
@@ -243,6 +258,7 @@ class DefaultsIn(InputModel):
     policy: PolicyIn = Field(default_factory=lambda: PolicyIn(type="simple"))
     codec: Codecs = Field(default_factory=list, description=CODECS_TEXT)
     pull_codec: Codecs = Field(default_factory=list, description=CODECS_TEXT)
+    aggregation: AggregationIn = Field(default_factory=lambda: AggregationIn(type=DEFAULT))
 
 
 class SensorsIn(InputModel):
@@ -281,6 +297,7 @@ class NodeIn(InputModel):
     policy: Optional[PolicyIn] = None
     codec: Optional[Codecs] = Field(None, description=CODECS_TEXT)
     pull_codec: Optional[Codecs] = Field(None, description=CODECS_TEXT)
+    aggregation: Optional[AggregationIn] = None
 
 
 class SpecIn(InputModel):

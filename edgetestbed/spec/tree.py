@@ -18,6 +18,7 @@ class _Draft:
     parent: str | None
     sensors: list | None             # None: not a list (the schema reports that)
     has_link: bool
+    has_aggregation: bool
 
     def at(self, *keys: object) -> DocPath:
         return ("nodes", self.index, *keys)
@@ -36,7 +37,7 @@ def _drafts(data: dict) -> list[_Draft] | None:
         if not _is_id(node_id) or not (parent is None or _is_id(parent)):
             return None
         drafts.append(_Draft(index, node_id, parent, sensors if isinstance(sensors, list) else None,
-                             node.get("link") is not None))
+                             node.get("link") is not None, node.get("aggregation") is not None))
     return drafts
 
 
@@ -128,6 +129,10 @@ def _check_leaves(drafts: list[_Draft], problems: Problems, parents_known: bool)
         if not children and draft.sensors == [] and parents_known:
             problems.add(draft.at("sensors"), f"worker {draft.id!r} has no sensors; expected a list "
                          "of sensor indices like [0, 1] on every leaf")
+        if not children and draft.has_aggregation and parents_known:
+            problems.add(draft.at("aggregation"), f"worker {draft.id!r} merges no one's updates, so it has "
+                         "no aggregation; expected aggregation only on the root and parameter servers "
+                         "(or in defaults, which workers ignore)")
 
 
 def _check_sensor_owners(drafts: list[_Draft], problems: Problems) -> None:
