@@ -9,6 +9,7 @@ from typing import Dict, List
 
 import pytest
 
+from edgetestbed.analysis.metrics import compute_metrics
 from test_nodes import LoopbackRun, assert_all_done, run_spec
 
 LIMIT = 5
@@ -67,3 +68,11 @@ def test_a_simple_sibling_always_gets_the_model(run):
 def test_the_accuracy_worker_pulls_fewer_model_bytes(run):
     model_bytes = {w: sum(m["bytes"] for m in messages(run, w, "received", "MODEL")) for w in ("w1", "w2")}
     assert model_bytes["w2"] < model_bytes["w1"], model_bytes
+
+
+def test_metrics_count_the_replies_and_estimate_the_bytes_they_saved(run):
+    savings = compute_metrics(run.dir)["savings"]
+    w2 = next(item for item in savings["links"] if item["child"] == "w2")
+    assert w2["pulls_not_modified"] == done(run, "root")["pulls_not_modified"] == savings["pulls_not_modified"]
+    assert w2["pushes_suppressed"] == done(run, "w2")["pushes_suppressed"]
+    assert w2["saved_bytes"] > w2["pulls_not_modified"] * w2["model_bytes_mean"] / 2
