@@ -105,9 +105,9 @@ class FakeView:
         return self.scores[self.model.version]
 
 
-def _gate(scores: Dict[int, float], threshold: float = 0.05) -> PullGate:
-    policies = {"w1": SimpleNamespace(policy=SimpleNamespace(type="accuracy",
-                                                             params={"threshold": threshold, "sample": 10})),
+def _gate(scores: Dict[int, float], threshold: float = 0.05, max_wait: int = 3) -> PullGate:
+    params = {"threshold": threshold, "sample": 10, "max_wait": max_wait}
+    policies = {"w1": SimpleNamespace(policy=SimpleNamespace(type="accuracy", params=params)),
                 "w2": SimpleNamespace(policy=SimpleNamespace(type="simple", params={}))}
     spec = SimpleNamespace(node=policies.__getitem__, windows=SimpleNamespace(limit=LIMIT), seed=1)
     runtime = SimpleNamespace(spec=spec, node=SimpleNamespace(children=["w1", "w2"]))
@@ -154,7 +154,20 @@ def test_a_model_that_brings_a_last_window_is_always_sent():
     assert not _pull(gate, "w1", 1) and _pull(gate, "w1", 3), "the complete model, then nothing new"
 
 
+def test_max_wait_pulls_in_a_row_never_all_go_without_the_model():
+    gate = _gate({0: 0.5}, threshold=1.0, max_wait=3)
+    replies = [_pull(gate, "w1", 0) for _ in range(7)]
+    assert replies == [False, True, True, False, True, True, False]
+
+
 def test_no_rule_no_field_in_done_and_only_accuracy_names_its_version():
     assert PullGate(SimpleNamespace(spec=SimpleNamespace(windows=SimpleNamespace(limit=2)),
                                     node=SimpleNamespace(children=[])), SimpleNamespace()).summary() == {}
     assert gets_not_modified("accuracy") and not gets_not_modified("simple")
+
+
+def test_a_not_modified_reply_is_model_pull_traffic_and_answers_a_pull():
+    from edgetestbed.analysis.linkbytes import MESSAGE_CLASSES
+    from edgetestbed.analysis.netcost import REPLIES as NETCOST_REPLIES
+    assert MESSAGE_CLASSES[NOT_MODIFIED] == MESSAGE_CLASSES[MODEL] == "model pull"
+    assert NOT_MODIFIED in NETCOST_REPLIES[PULL]

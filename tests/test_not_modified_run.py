@@ -16,7 +16,7 @@ LIMIT = 5
 NODES = """\
   - {id: root}
   - {id: w1, parent: root, sensors: [0]}
-  - {id: w2, parent: root, sensors: [1], policy: {type: accuracy, threshold: 0.9, sample: 200, max_wait: 2}}
+  - {id: w2, parent: root, sensors: [1], policy: {type: accuracy, threshold: 0.9, sample: 200, max_wait: 3}}
 """
 
 
@@ -44,18 +44,21 @@ def test_the_run_completes_with_the_final_model_everywhere(run):
     assert_all_done(run, run.codes)
     assert done(run, "root")["coverage"] == {"w1": LIMIT - 1, "w2": LIMIT - 1}
     assert done(run, "w2")["complete"] and done(run, "w1")["complete"]
-    last = run.events("w2", "MODEL_RECEIVED")[-1]["payload"]
-    assert last["complete"] and "not_modified" not in last, "the complete model came as a MODEL"
+    pulls = sorted(run.events("w2", "MODEL_RECEIVED") + run.events("w2", "KEPT_MODEL"), key=lambda e: e["ts"])
+    assert pulls[-1]["type"] == "MODEL_RECEIVED" and pulls[-1]["payload"]["complete"], \
+        "the complete model came as a MODEL"
 
 
 def test_not_modified_replies_are_counted_in_both_logs(run):
     sent = [m for m in messages(run, "root", "sent", "NOT_MODIFIED") if m["peer"] == "w2"]
     received = messages(run, "w2", "received", "NOT_MODIFIED")
-    logged = [e for e in run.events("w2", "MODEL_RECEIVED") if e["payload"].get("not_modified")]
+    logged = run.events("w2", "KEPT_MODEL")
     assert len(sent) >= 2, "most of w2's pulls found nothing worth sending"
     assert done(run, "root")["pulls_not_modified"] == len(sent) == len(received) == len(logged)
     assert done(run, "w2")["not_modified_received"] == len(sent)
     assert all(m["bytes"] < 400 for m in received), "no weights"
+    pulls = [e["type"] for e in sorted(run.events("w2", "MODEL_RECEIVED") + logged, key=lambda e: e["ts"])]
+    assert "KEPT_MODEL " * 3 not in " ".join(pulls) + " ", "max_wait 3: a model after two NOT_MODIFIED in a row"
 
 
 def test_a_simple_sibling_always_gets_the_model(run):

@@ -13,7 +13,9 @@ remembers, per child, what it last sent. It answers ``NOT_MODIFIED`` (no weights
 * the accuracy moved by less than the child's ``threshold`` since; and
 * the model brings the child no worker's last window it has not had: the final
   synchronisation needs every last window to reach every node, and a model that adds one
-  may score no better (the run would then never complete).
+  may score no better (the run would then never complete); and
+* fewer than ``max_wait - 1`` of the child's pulls in a row were answered ``NOT_MODIFIED``:
+  as on the push side, no child goes without its parent's model forever.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from typing import Dict, Mapping, Tuple
 
 from edgetestbed.nodes.model import ModelState
 from edgetestbed.nodes.view import NodeModelView
+from edgetestbed.policies.accuracy import Accuracy, AccuracyParams
 from edgetestbed.process.runtime import Runtime
 
-ACCURACY_POLICY = "accuracy"
+ACCURACY_POLICY = Accuracy.name
+DEFAULT_SAMPLE = AccuracyParams.model_fields["sample"].default
+DEFAULT_MAX_WAIT = AccuracyParams.model_fields["max_wait"].default
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,21 @@ class Sent:
     coverage: Mapping[str, int]
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A child's ``accuracy`` parameters that bear on its pulls."""
+
+    threshold: float
+    sample: int
+    max_wait: int
+
+    @classmethod
+    def of(cls, params: Mapping[str, object]) -> "Rule":
+        """From the child's resolved policy parameters (the trigger's defaults where absent)."""
+        return cls(float(params["threshold"]), int(params.get("sample", DEFAULT_SAMPLE)),
+                   int(params.get("max_wait", DEFAULT_MAX_WAIT)))
+
+
 class PullGate:
     """Decides, per pull, between a ``MODEL`` and a ``NOT_MODIFIED`` reply; counts the latter."""
 
@@ -44,12 +64,13 @@ class PullGate:
         self.model = model
         self.view = NodeModelView(runtime, model)
         self.last_window = runtime.spec.windows.limit - 1
-        self.rules: Dict[str, Tuple[float, int]] = {}   # child: (threshold, sample size)
+        self.rules: Dict[str, Rule] = {}
         for child in runtime.node.children:
             policy = runtime.spec.node(child).policy
             if gets_not_modified(policy.type):
-                self.rules[child] = (float(policy.params["threshold"]), int(policy.params.get("sample", 500)))
+                self.rules[child] = Rule.of(policy.params)
         self.sent: Dict[str, Sent] = {}
+        self.in_a_row: Dict[str, int] = {}   # NOT_MODIFIED replies since the child's last model
         self._scores: Dict[Tuple[int, int, int], float] = {}
         self.not_modified = 0
 
@@ -58,16 +79,18 @@ class PullGate:
         rule, sent = self.rules.get(child), self.sent.get(child)
         if rule is None or sent is None or sent.version != held_version:
             return False
-        if self._adds_last_window(sent.coverage):
+        if self._adds_last_window(sent.coverage) or self.in_a_row.get(child, 0) >= rule.max_wait - 1:
             return False
-        return abs(self._accuracy(rule[1]) - sent.accuracy) < rule[0]
+        return abs(self._accuracy(rule.sample) - sent.accuracy) < rule.threshold
 
     def answered(self, child: str, not_modified: bool) -> None:
         """Record a reply to ``child``'s pull: a model sent, or one more ``NOT_MODIFIED``."""
         if not_modified:
             self.not_modified += 1
+            self.in_a_row[child] = self.in_a_row.get(child, 0) + 1
         elif child in self.rules:
-            self.sent[child] = Sent(self.model.version, self._accuracy(self.rules[child][1]),
+            self.in_a_row[child] = 0
+            self.sent[child] = Sent(self.model.version, self._accuracy(self.rules[child].sample),
                                     dict(self.model.coverage))
 
     def _adds_last_window(self, sent: Mapping[str, int]) -> bool:

@@ -33,9 +33,10 @@ its own work not yet pushed), and whether the latter holds every worker's last w
 
 A node under the ``accuracy`` policy names in its ``PULL`` the version of the model it
 holds; its parent may answer ``NOT_MODIFIED`` (:mod:`edgetestbed.nodes.notmodified`). The
-node then keeps its model and logs ``MODEL_RECEIVED`` with ``not_modified: true`` (the
-parent's version and coverage, its own model's); its DONE counts them,
-``not_modified_received``.
+node then keeps its model and logs ``KEPT_MODEL`` ``{peer, version, parent_coverage,
+model_coverage, complete}`` (the parent's version and coverage, its own model's) — not a
+``MODEL_RECEIVED``, whose coverage would tell the latency metric that a model arrived —
+and its DONE counts them, ``not_modified_received``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from edgetestbed.nodes.view import NodeModelView
 from edgetestbed.policies import Event, Moment, Policy
 from edgetestbed.process import protocol
 from edgetestbed.process.coded import accepted_codecs
-from edgetestbed.process.eventlog import MODEL_RECEIVED, RETRY, ROUND, UNREACHABLE
+from edgetestbed.process.eventlog import KEPT_MODEL, MODEL_RECEIVED, RETRY, ROUND, UNREACHABLE
 from edgetestbed.process.protocol import ACK, DONE, MODEL, NOT_MODIFIED, PULL, PUSH, Message, Schema
 from edgetestbed.process.runtime import Runtime
 from edgetestbed.spec.model import CodecSpec, NodeSpec, Spec
@@ -223,14 +224,16 @@ class Exchange:
         reply = self.parent.request(PULL, **({"version": self.model.base_version} if self.names_version else {}))
         if reply is None:
             return False
-        unchanged = reply.type == NOT_MODIFIED
-        if unchanged:
+        if reply.type == NOT_MODIFIED:
             self.not_modified += 1
-        else:
-            self.model.adopt(reply.arrays, reply.coverage, reply.version)
+            self.runtime.log.write(KEPT_MODEL, peer=self.parent.parent_id, version=reply.version,
+                                   parent_coverage=dict(reply.coverage), model_coverage=dict(self.model.coverage),
+                                   complete=self.complete())
+            return True
+        self.model.adopt(reply.arrays, reply.coverage, reply.version)
         self.runtime.log.write(MODEL_RECEIVED, peer=self.parent.parent_id, version=reply.version,
                                coverage=dict(reply.coverage), model_coverage=dict(self.model.coverage),
-                               complete=self.complete(), **({"not_modified": True} if unchanged else {}))
+                               complete=self.complete())
         return True
 
     def push(self) -> bool:
