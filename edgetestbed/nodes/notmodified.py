@@ -10,7 +10,7 @@ remembers, per child, what it last sent. It answers ``NOT_MODIFIED`` (no weights
 
 * the child still holds that model: its ``PULL`` names the version it last adopted, so a
   restarted child, or one whose ``MODEL`` reply was lost, gets the model again;
-* the accuracy moved by less than the child's ``threshold`` since; and
+* the accuracy moved by less than the child's ``threshold`` since;
 * the model brings the child no worker's last window it has not had: the final
   synchronisation needs every last window to reach every node, and a model that adds one
   may score no better (the run would then never complete); and
