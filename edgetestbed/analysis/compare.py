@@ -22,7 +22,8 @@ from edgetestbed.errors import UserError
 CSV_FIELDS = ("run", "name", "directory", "workers", "levels", "policies", "codecs", "metric", "final_root",
               "final_cloud", "root_lag_final", "convergence_s", "latency_s", "latency_complete", "total_bytes",
               "tree_bytes", "top_level_bytes", "bytes_source", "push_ratio", "codec_cpu_s", "cpu_seconds_nodes",
-              "run_time_s", "complete", "emulated")
+              "pushes_suppressed", "updates_discarded", "pulls_not_modified", "saved_bytes", "staleness_mean",
+              "staleness_max", "run_time_s", "complete", "emulated")
 
 
 def load_metrics(run_dir: Path) -> Dict[str, Any]:
@@ -78,7 +79,23 @@ COLUMNS: Sequence[Tuple[str, Callable[[Row], str]]] = (
     ("top-level bytes", lambda row: human_bytes(row["top_level_bytes"])),
     ("pushes coded", lambda row: "–" if row["push_ratio"] is None else f"{row['push_ratio']:.3f}×"),
     ("CPU (nodes)", lambda row: seconds(row["cpu_seconds_nodes"])),
+    ("suppressed / discarded / not modified", lambda row: _skipped(row)),
+    ("saved (est.)", lambda row: "–" if row.get("saved_bytes") is None else human_bytes(row["saved_bytes"])),
+    ("staleness mean / max", lambda row: _staleness(row)),
     ("complete", lambda row: "yes" if row["complete"] else "NO"))
+
+
+def _skipped(row: Row) -> str:
+    """The exchanges the triggers left out: pushes suppressed, updates discarded, pulls
+    answered NOT_MODIFIED (– for a run older than these counts)."""
+    counts = [row.get(key) for key in ("pushes_suppressed", "updates_discarded", "pulls_not_modified")]
+    return "–" if None in counts else " / ".join(map(str, counts))
+
+
+def _staleness(row: Row) -> str:
+    if row.get("staleness_mean") is None:
+        return "–"
+    return f"{row['staleness_mean']:.2f} / {row['staleness_max']}"
 
 
 def format_comparison(rows: Sequence[Row]) -> str:

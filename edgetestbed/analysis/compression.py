@@ -73,8 +73,14 @@ def _traffic(sent: List[Event], captured: Optional[Mapping[str, Any]], capture_c
             "wire_bytes": wire, "wire_per_logged": ratio(wire, logged)}
 
 
+def life_endings(run: RunLogs, ident: str) -> List[Mapping[str, Any]]:
+    """The payload of each life's last DONE or STOP (empty for a life that ended without):
+    a restarted process counts afresh, so its figures are summed over these."""
+    return [next((e.payload for e in reversed(life) if e.type in (DONE, STOP)), {}) for life in run.lives(ident)]
+
+
 def _node(run: RunLogs, ident: str, trains: bool) -> Dict[str, Any]:
-    endings = [next((e.payload for e in reversed(life) if e.type in (DONE, STOP)), {}) for life in run.lives(ident)]
+    endings = life_endings(run, ident)
     totals = {key: _combine(key, [ending[key] for ending in endings if key in ending])
               for key in [*USAGE_KEYS, "exchange_time"]}
     node: Dict[str, Any] = {key: value for key, value in totals.items() if value is not None}

@@ -1,5 +1,6 @@
 """The report's sections on what the network carried: bytes per link, whether the wire
-sources agree, the measured bytes against the cost model, and what codecs saved and cost."""
+sources agree, the measured bytes against the cost model, what codecs saved and cost, and
+what the triggers left out."""
 
 from __future__ import annotations
 
@@ -114,3 +115,23 @@ def _times(value: Optional[float]) -> str:
 
 def _milliseconds(value: Optional[float]) -> str:
     return "–" if value is None else f"{1000 * value:.1f} ms"
+
+
+def savings_section(metrics: Mapping[str, Any]) -> List[Block]:
+    """The exchanges the triggers left out per link and the bytes that saved (an estimate),
+    for a run where something was left out (``metrics.savings``; none in an older one)."""
+    section = metrics.get("savings")
+    links = [item for item in (section or {}).get("links", [])
+             if item["pushes_suppressed"] or item["updates_discarded"] or item["pulls_not_modified"]]
+    if not links:
+        return []
+    rows = [[item["link"], item["pushes_suppressed"], item["updates_discarded"], item["pulls_not_modified"],
+             human_bytes(round(item["push_bytes_mean"])), human_bytes(round(item["model_bytes_mean"])),
+             human_bytes(item["saved_bytes"])] for item in links]
+    return [heading("Exchanges left out"),
+            text("Per link: pushes the child's trigger suppressed, updates it discarded, pulls its parent "
+                 f"answered NOT_MODIFIED; the bytes saved are an estimate from the nodes' own messages "
+                 f"(left out × the mean logged PUSH or MODEL bytes, less the NOT_MODIFIED replies' own): "
+                 f"{human_bytes(section['saved_bytes'])} in all."),
+            table(["link", "pushes suppressed", "updates discarded", "pulls not modified", "mean push",
+                   "mean model", "saved (est.)"], rows)]

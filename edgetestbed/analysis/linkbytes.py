@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.process.eventlog import CONNECTION, DONE, STATISTIC
-from edgetestbed.process.protocol import ACK, MODEL, PULL, PUSH
+from edgetestbed.process.protocol import ACK, MODEL, NOT_MODIFIED, PULL, PUSH
 from edgetestbed.spec.model import LinkSpec
 from edgetestbed.spec.plan import LinkPlan, plan_network
 from edgetestbed.topo.loopback import NOT_EMULATED
@@ -20,7 +20,7 @@ from edgetestbed.topo.loopback import NOT_EMULATED
 LOG_SOURCE = "node logs"
 LOG_SOURCE_NOTE = ("bytes of the ZeroMQ messages as the processes logged them (payload and ZMTP framing), "
                    "without TCP/IP headers, retransmissions or handshakes")
-MESSAGE_CLASSES = {PULL: "model pull", MODEL: "model pull", PUSH: "update push"}
+MESSAGE_CLASSES = {PULL: "model pull", MODEL: "model pull", NOT_MODIFIED: "model pull", PUSH: "update push"}
 CONTROL, SENSOR_DATA = "control", "sensor data"
 
 
@@ -60,7 +60,7 @@ def _direction(run: RunLogs, sender: str, receiver: str, requests: Mapping[Any, 
 
 
 def _message_class(kind: str, request: Optional[str]) -> str:
-    """A pull and its MODEL are ``model pull``, a push and its ACK ``update push``, the rest ``control``."""
+    """A pull and its MODEL (or NOT_MODIFIED) are ``model pull``, a push and its ACK ``update push``, the rest ``control``."""
     return MESSAGE_CLASSES.get(request if kind == ACK else kind, CONTROL)
 
 

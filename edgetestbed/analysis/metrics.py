@@ -24,6 +24,7 @@ from edgetestbed.analysis.definitions import convergence_time, lag_curve, own_la
     split_per_class
 from edgetestbed.analysis.linkbytes import links_section
 from edgetestbed.analysis.runlogs import Event, RunLogs
+from edgetestbed.analysis.savings import TOTALS as SAVINGS_SUMMARY, savings_section
 from edgetestbed.analysis.staleness import staleness_section
 from edgetestbed.data.schedule import kept_pace, window_grace
 from edgetestbed.params.fields import thaw
@@ -32,7 +33,7 @@ from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_R
 from edgetestbed.process.sampling import stream_definition
 from edgetestbed.spec.plan import CLOUD_ID, plan_network
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE
@@ -291,6 +292,7 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
             "cpu_seconds_nodes": sum(nodes[ident]["cpu_seconds"] or 0.0 for ident in tree),
             "staleness_mean": metrics["staleness"]["all"]["mean"],
             "staleness_max": metrics["staleness"]["all"]["max"],
+            **{key: metrics["savings"][key] for key in SAVINGS_SUMMARY},
             "push_ratio": metrics["compression"]["push_ratio"], "codec_cpu_s": metrics["compression"]["codec_cpu_s"],
             "run_time_s": run["run_time_s"], "complete": metrics["completeness"]["complete"],
             "kept_pace": metrics["pace"]["kept"], "emulated": run["emulated"]}
@@ -314,7 +316,7 @@ def metrics_of(run: RunLogs) -> Dict[str, Any]:
         "accuracy": {"metric": metric, "nodes": curves}, "lag": lag_section(curves, metric),
         "latency": latency_section(run), "convergence": convergence_section(run, curves, metric),
         "own_vs_other": own_vs_other_section(run, curves), "links": links_section(run),
-        "staleness": staleness_section(run)}
+        "staleness": staleness_section(run), "savings": savings_section(run)}
     metrics["compression"] = compression_section(run, metrics["links"])
     metrics["summary"] = summary_section(metrics)
     return metrics

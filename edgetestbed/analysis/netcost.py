@@ -105,7 +105,7 @@ from edgetestbed.controller import UNAVAILABLE
 from edgetestbed.controller.jsonlines import read_json_lines
 from edgetestbed.measure.headers import ETHERNET_HEADER
 from edgetestbed.process.eventlog import CONNECTION, STATISTIC
-from edgetestbed.process.protocol import ACK, MODEL, PULL, PUSH
+from edgetestbed.process.protocol import ACK, MODEL, NOT_MODIFIED, PULL, PUSH
 from edgetestbed.process.wiring import Wiring
 from edgetestbed.spec.plan import sensor_id
 
@@ -113,7 +113,7 @@ SOURCE = "packet captures"
 NOTE = "IP bytes per link from a packet capture at the link's parent-side switch port"
 CHECKS = {"counters": "interface counters", "openflow": "OpenFlow port statistics"}
 DEFAULT_MODEL_THRESHOLD = 1024  # bytes of a burst that carries a model, when no log says better
-REPLIES = {PULL: MODEL, PUSH: ACK}
+REPLIES = {PULL: (MODEL, NOT_MODIFIED), PUSH: (ACK,)}   # a request's possible replies
 
 
 def network_cost(run_dir: Path) -> dict:
@@ -298,7 +298,7 @@ def exchanges(run: RunLogs, child: str, parent: str, params: Mapping[str, Any]) 
             first_sent.setdefault(fields.get("seq"), event)
             continue
         request = first_sent.pop(fields.get("seq"), None)
-        if request is None or REPLIES[request.payload["kind"]] != fields.get("kind"):
+        if request is None or fields.get("kind") not in REPLIES[request.payload["kind"]]:
             continue
         size = request.payload.get("bytes", 0) + fields.get("bytes", 0)
         items.append({"kind": request.payload["kind"].lower(), "seq": fields.get("seq"),

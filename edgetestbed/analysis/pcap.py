@@ -30,9 +30,11 @@ Per frame:
   ZMTP handshake. Bursts of at least ``model_threshold`` payload bytes carry a model: toward
   the listener (the parent) a ``PUSH``, away from it a ``MODEL``. A smaller burst toward the
   listener that is answered by a ``MODEL`` is its ``PULL``; a smaller burst away from the
-  listener that answers a ``PUSH`` is its ``ACK``. Pure acknowledgements count with the
-  burst they acknowledge (the one in flight), so a class's bytes include the transport
-  overhead it causes.
+  listener that answers a ``PUSH`` is its ``ACK``. A ``PULL`` answered ``NOT_MODIFIED`` (no
+  weights) is two small bursts, like ``DONE`` and its ``ACK``: it counts as ``control`` here,
+  while the logs (:mod:`~edgetestbed.analysis.linkbytes`) count it as ``model pull``; a few
+  hundred bytes each. Pure acknowledgements count with the burst they acknowledge (the one
+  in flight), so a class's bytes include the transport overhead it causes.
 
 Given an ``interval`` (unix times, as the kernel stamps captured packets), the reader also
 tallies per direction the frames stamped within it (``within``): the interface counters'

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from edgetestbed.analysis import plots
-from edgetestbed.analysis.costreport import compression_section, cost_section
+from edgetestbed.analysis.costreport import compression_section, cost_section, savings_section
 from edgetestbed.analysis.document import (Block, heading, image, items, lag_text, percent, score, seconds, table,
                                            text, to_html, to_markdown)
 from edgetestbed.analysis.linkbytes import link_params
@@ -200,6 +200,7 @@ def build_document(run: RunLogs, metrics: Mapping[str, Any]) -> List[Block]:
             *learning_section(metrics, figures, run_dir), *latency_section(metrics), *staleness_section(metrics),
             *own_vs_other_section(metrics, figures["own_vs_other"], run_dir),
             *cost_section(metrics, figures["link_bytes"], run_dir), *compression_section(metrics),
+            *savings_section(metrics),
             *resources_section(metrics, figures["resources"], run_dir), *fidelity_section(linkcheck),
             text("All figures come from metrics.json; its fields are documented in docs/metrics.md. "
                  "Times are seconds since window 0 began.")]

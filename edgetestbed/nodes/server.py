@@ -50,11 +50,12 @@ import zmq
 from edgetestbed.aggregation import create_aggregation
 from edgetestbed.nodes.model import ModelState, Update, covers
 from edgetestbed.nodes.pending import PendingUpdates
+from edgetestbed.nodes.notmodified import PullGate
 from edgetestbed.nodes.upstream import Exchange, accepting, pull_chain
 from edgetestbed.policies import Moment, create_policy
 from edgetestbed.process import protocol
 from edgetestbed.process.eventlog import STATISTIC, Stopwatch
-from edgetestbed.process.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
+from edgetestbed.process.protocol import ACK, DONE, MODEL, NOT_MODIFIED, PULL, PUSH, Message, Schema
 from edgetestbed.process.runtime import Runtime
 from edgetestbed.spec.model import Spec
 
@@ -82,6 +83,7 @@ class ParameterServer:
         self.schema = Schema.for_model(self.model.app.get_weights(), protocol.REQUESTS,
                                        accepting(*(child.codec for child in children)))
         self.pull_codecs = {child.id: pull_chain(runtime.spec, child) for child in children}
+        self.pull_gate = PullGate(runtime, self.model)
         self.router = runtime.sockets.open(zmq.ROUTER, self.schema.max_frame_bytes())
         self.router.bind(runtime.wiring.bind_address(node.id))
         policy = create_policy(node.policy.type, node.policy.params, trains=False)
@@ -120,7 +122,7 @@ class ParameterServer:
         self.exchange.leave()
         return {"merges": self.merges, "samples": self.samples, "complete": self.exchange.complete(),
                 "coverage": dict(self.model.coverage), "children_done": sorted(self.done),
-                **self.runtime.evaluate(self.model.app), **self.exchange.usage()}
+                **self.runtime.evaluate(self.model.app), **self.exchange.usage(), **self.pull_gate.summary()}
 
     def _live(self) -> FrozenSet[str]:
         """The children that have not said DONE."""
@@ -154,6 +156,13 @@ class ParameterServer:
         self.runtime.log_message("sent", request.sender, reply, reply_frames)
 
     def _model(self, request: Message) -> Message:
+        """The reply to a pull: the model, or ``NOT_MODIFIED`` if the child's policy lets it go
+        without (:mod:`edgetestbed.nodes.notmodified`)."""
+        not_modified = self.pull_gate.not_modified_for(request.sender, request.version)
+        self.pull_gate.answered(request.sender, not_modified)
+        if not_modified:
+            return request.reply(NOT_MODIFIED, self.runtime.ident, version=self.model.version,
+                                 coverage=dict(self.model.coverage))
         return request.reply(MODEL, self.runtime.ident, version=self.model.version,
                              coverage=dict(self.model.coverage), arrays=tuple(self.model.app.get_weights()),
                              codec=self.pull_codecs[request.sender])

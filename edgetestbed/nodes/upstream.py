@@ -30,6 +30,13 @@ Log events: ``CONNECTION`` per message, ``RETRY`` ``{peer, kind, seq, attempt, w
 for a bad reply, ``MODEL_RECEIVED`` ``{peer, version, coverage, model_coverage, complete}``:
 the coverage of the model received, that of this node's model after adopting it (with
 its own work not yet pushed), and whether the latter holds every worker's last window.
+
+A node under the ``accuracy`` policy names in its ``PULL`` the version of the model it
+holds; its parent may answer ``NOT_MODIFIED`` (:mod:`edgetestbed.nodes.notmodified`). The
+node then keeps its model and logs ``KEPT_MODEL`` ``{peer, version, parent_coverage,
+model_coverage, complete}`` (the parent's version and coverage, its own model's) — not a
+``MODEL_RECEIVED``, whose coverage would tell the latency metric that a model arrived —
+and its DONE counts them, ``not_modified_received``.
 """
 
 from __future__ import annotations
@@ -43,19 +50,20 @@ from edgetestbed.aggregation import create_aggregation
 from edgetestbed.codecs import Codec, commit_chain, create_codec, stateful_problem
 from edgetestbed.errors import UserError
 from edgetestbed.nodes.model import ModelState, covers
+from edgetestbed.nodes.notmodified import gets_not_modified
 from edgetestbed.nodes.view import NodeModelView
 from edgetestbed.policies import Event, Moment, Policy
 from edgetestbed.process import protocol
 from edgetestbed.process.coded import accepted_codecs
-from edgetestbed.process.eventlog import MODEL_RECEIVED, RETRY, ROUND, UNREACHABLE
-from edgetestbed.process.protocol import ACK, DONE, MODEL, PULL, PUSH, Message, Schema
+from edgetestbed.process.eventlog import KEPT_MODEL, MODEL_RECEIVED, RETRY, ROUND, UNREACHABLE
+from edgetestbed.process.protocol import ACK, DONE, MODEL, NOT_MODIFIED, PULL, PUSH, Message, Schema
 from edgetestbed.process.runtime import Runtime
 from edgetestbed.spec.model import CodecSpec, NodeSpec, Spec
 
 ATTEMPTS = 2
 CODEC_SEED_WORD = 11  # keeps nodes' codec seeds (stochastic rounding) apart from other seeds
 PULL_CODEC_SEED_WORD = 12  # and the chains a parent codes a child's pulled models by apart from the child's own
-REPLY_TO = {PULL: MODEL, PUSH: ACK, DONE: ACK}
+REPLY_TO = {PULL: (MODEL, NOT_MODIFIED), PUSH: (ACK,), DONE: (ACK,)}
 ROUND_POLL = 0.1   # seconds between a waiting worker's pulls
 
 
@@ -153,7 +161,7 @@ class Parent:
             if reply is None:
                 continue
             self.runtime.log_message("received", self.parent_id, reply, frames)
-            if reply.seq == request.seq and reply.type == REPLY_TO[request.type]:
+            if reply.seq == request.seq and reply.type in REPLY_TO[request.type]:
                 return reply
         return None
 
@@ -176,6 +184,8 @@ class Exchange:
         policy.attach(NodeModelView(runtime, model))
         self.round_patience = round_patience(spec, node, runtime.interval)
         self.pushed_from: Optional[int] = None   # the parent version the last acknowledged push came from
+        self.names_version = gets_not_modified(node.policy.type)   # in its pulls, for NOT_MODIFIED
+        self.not_modified = 0   # NOT_MODIFIED replies received
 
     def begin(self, start_at: float) -> None:
         """The run's clock started at ``start_at`` (time-based policies count from it)."""
@@ -211,9 +221,15 @@ class Exchange:
         """Adopt the parent's current model; False if the parent did not answer."""
         if self.parent is None:
             return False
-        reply = self.parent.request(PULL)
+        reply = self.parent.request(PULL, **({"version": self.model.base_version} if self.names_version else {}))
         if reply is None:
             return False
+        if reply.type == NOT_MODIFIED:
+            self.not_modified += 1
+            self.runtime.log.write(KEPT_MODEL, peer=self.parent.parent_id, version=reply.version,
+                                   parent_coverage=dict(reply.coverage), model_coverage=dict(self.model.coverage),
+                                   complete=self.complete())
+            return True
         self.model.adopt(reply.arrays, reply.coverage, reply.version)
         self.runtime.log.write(MODEL_RECEIVED, peer=self.parent.parent_id, version=reply.version,
                                coverage=dict(reply.coverage), model_coverage=dict(self.model.coverage),
@@ -241,8 +257,11 @@ class Exchange:
     def usage(self) -> dict:
         """DONE fields: ``exchange_time``, the wall seconds this node spent waiting on its
         parent (requests from encoding to reply, retries included), and the policy's own
-        (a trigger's counts); none for the root."""
-        return {"exchange_time": self.parent.busy, **self.policy.summary()} if self.parent else {}
+        (a trigger's counts; ``not_modified_received`` for ``accuracy``); none for the root."""
+        if self.parent is None:
+            return {}
+        received = {"not_modified_received": self.not_modified} if self.names_version else {}
+        return {"exchange_time": self.parent.busy, **self.policy.summary(), **received}
 
     def complete(self) -> bool:
         """Whether the model holds the last window of every worker of the run."""

@@ -8,6 +8,10 @@ its accuracy when the node last pushed: the update is pushed if it improved by a
 ``threshold`` (a fraction: 0.01 is one point), else kept pending. Before the first push
 there is nothing to compare with, so the first step pushes. A sample larger than the test
 set is the whole test set.
+
+The pull side (the parent answering ``NOT_MODIFIED`` when its model's accuracy moved by less
+than ``threshold`` since it last sent this child one) runs in the parent:
+:mod:`edgetestbed.nodes.notmodified`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ documented where they are written, in the worker, server, cloud and sensor modul
 ``READY`` (built, waiting for the start barrier) ``START`` (window 0's start known)
 ``CONNECTION`` ``STATISTIC`` ``BEHIND`` ``MODEL_RECEIVED`` ``MALFORMED`` ``RETRY``
 ``UNREACHABLE`` ``STOP`` ``ERROR`` ``DONE``, ``ROUND`` (a worker waiting for its ``sync``
-parent's round: :mod:`edgetestbed.nodes.upstream`), and a learning-based trigger's decisions
+parent's round: :mod:`edgetestbed.nodes.upstream`), ``KEPT_MODEL`` (a pull answered
+``NOT_MODIFIED``: :mod:`edgetestbed.nodes.upstream`), and a learning-based trigger's decisions
 ``SUPPRESSED`` ``DISCARDED`` ``FORCED`` (written through the node's view of its model;
 payloads: :mod:`edgetestbed.policies.trigger`)
 """
@@ -24,7 +25,7 @@ from typing import Any, Dict
 import numpy as np
 
 START, CONNECTION, STATISTIC, MODEL_RECEIVED = "START", "CONNECTION", "STATISTIC", "MODEL_RECEIVED"
-BEHIND, READY, ROUND = "BEHIND", "READY", "ROUND"
+BEHIND, READY, ROUND, KEPT_MODEL = "BEHIND", "READY", "ROUND", "KEPT_MODEL"
 MALFORMED, RETRY, UNREACHABLE, STOP, ERROR, DONE = "MALFORMED", "RETRY", "UNREACHABLE", "STOP", "ERROR", "DONE"
 
 

@@ -22,6 +22,9 @@ Message types and what they carry:
 ``PUSH``   child → parent: the weight delta since the last push, the ``samples`` behind
            it and the coverage of that delta
 ``ACK``    parent → child, the reply to PUSH and DONE; no arrays
+``NOT_MODIFIED`` parent → child, the other reply to PULL: "keep the model you have"; no
+           arrays, the parent's version and coverage (only to a child whose policy asks
+           for it, :mod:`edgetestbed.nodes.notmodified`)
 ``DONE``   child → parent: the child has finished and will send nothing more
 ``SAMPLE`` sensor → worker (PUB/SUB): one sample, arrays ``x`` and ``y``
 =========  ==========================================================================
@@ -60,8 +63,11 @@ from edgetestbed.process.coded import CODED_EXPANSION, MAX_CODED_ARRAYS, accepte
 
 PROTOCOL_VERSION = 1
 PULL, MODEL, PUSH, ACK, DONE, SAMPLE = "PULL", "MODEL", "PUSH", "ACK", "DONE", "SAMPLE"
-MESSAGE_TYPES = (PULL, MODEL, PUSH, ACK, DONE, SAMPLE)
-REQUESTS, REPLIES = (PULL, PUSH, DONE), (MODEL, ACK)
+# A type of its own rather than a flag on MODEL: every older message keeps its exact bytes
+# and a reply without weights can never pass for a model (its schema has no arrays).
+NOT_MODIFIED = "NOT_MODIFIED"
+MESSAGE_TYPES = (PULL, MODEL, PUSH, ACK, DONE, SAMPLE, NOT_MODIFIED)
+REQUESTS, REPLIES = (PULL, PUSH, DONE), (MODEL, ACK, NOT_MODIFIED)
 DTYPES = frozenset({"float32", "float64", "int32", "int64", "uint8", "uint16"})
 MAX_HEADER_BYTES = 256 * 1024
 MAX_ARRAYS = 64
@@ -154,7 +160,7 @@ class Schema:
         these weights (a parent accepts ``REQUESTS``, a child ``REPLIES``), coded by the
         ``codecs`` given (:func:`~edgetestbed.process.coded.accepted_codecs`; default: the built-ins)."""
         specs = [ArraySpec("float32", tuple(w.shape)) for w in weights]
-        arrays = {PULL: (), ACK: (), DONE: (), MODEL: specs, PUSH: specs}
+        arrays = {PULL: (), ACK: (), DONE: (), NOT_MODIFIED: (), MODEL: specs, PUSH: specs}
         return cls({kind: arrays[kind] for kind in accept}, codecs)
 
     @classmethod
