@@ -12,7 +12,7 @@ import pytest
 
 from edgetestbed.analysis.metrics import compute_metrics
 from edgetestbed.analysis.report import staleness_section
-from test_nodes import LoopbackRun, assert_all_done, run_spec
+from test_nodes import LoopbackRun, assert_all_done, finished_run, run_spec
 
 LIMIT = 6
 WORKERS = ("w1", "w2", "w3", "w5")
@@ -28,13 +28,7 @@ NODES = """\
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    loopback = LoopbackRun(tmp_path_factory.mktemp("aggregations"), run_spec(NODES, limit=LIMIT, rate="100/s"))
-    try:
-        loopback.start_all()
-        loopback.codes = loopback.wait(LIMIT + 40)
-    finally:
-        loopback.stop()
-    return loopback
+    return finished_run(tmp_path_factory.mktemp("aggregations"), NODES, LIMIT, 40)
 
 
 def merges(run: LoopbackRun, server: str) -> List[Dict]:

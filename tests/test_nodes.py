@@ -106,6 +106,18 @@ def run_spec(nodes: str, cloud: bool = False, limit: int = LIMIT, rate: str = "2
             f"sensors: {{rate: {rate}}}\nnodes:\n{nodes}" + ("cloud: {}\n" if cloud else ""))
 
 
+def finished_run(directory: Path, nodes: str, limit: int, extra_time: float) -> "LoopbackRun":
+    """A run of ``nodes`` (``limit`` windows of 1 s, sensors at 100/s) started, waited for
+    ``limit + extra_time`` seconds and stopped: a module's shared run, read by its tests."""
+    run = LoopbackRun(directory, run_spec(nodes, limit=limit, rate="100/s"))
+    try:
+        run.start_all()
+        run.codes = run.wait(limit + extra_time)
+    finally:
+        run.stop()
+    return run
+
+
 @pytest.fixture
 def loopback(tmp_path):
     """A factory of loopback runs, every process of which is stopped at the end."""

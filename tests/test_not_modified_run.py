@@ -10,7 +10,7 @@ from typing import Dict, List
 import pytest
 
 from edgetestbed.analysis.metrics import compute_metrics
-from test_nodes import LoopbackRun, assert_all_done, run_spec
+from test_nodes import LoopbackRun, assert_all_done, finished_run
 
 LIMIT = 5
 NODES = """\
@@ -22,13 +22,7 @@ NODES = """\
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    loopback = LoopbackRun(tmp_path_factory.mktemp("notmodified"), run_spec(NODES, limit=LIMIT, rate="100/s"))
-    try:
-        loopback.start_all()
-        loopback.codes = loopback.wait(LIMIT + 25)
-    finally:
-        loopback.stop()
-    return loopback
+    return finished_run(tmp_path_factory.mktemp("notmodified"), NODES, LIMIT, 25)
 
 
 def done(run: LoopbackRun, ident: str) -> Dict:

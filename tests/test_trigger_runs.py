@@ -8,7 +8,7 @@ from typing import Dict, List
 
 import pytest
 
-from test_nodes import LoopbackRun, assert_all_done, run_spec
+from test_nodes import LoopbackRun, assert_all_done, finished_run
 
 LIMIT = 6
 WORKERS = ("w1", "w2", "w3", "w4")
@@ -23,13 +23,7 @@ NODES = """\
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    loopback = LoopbackRun(tmp_path_factory.mktemp("triggers"), run_spec(NODES, limit=LIMIT, rate="100/s"))
-    try:
-        loopback.start_all()
-        loopback.codes = loopback.wait(LIMIT + 25)
-    finally:
-        loopback.stop()
-    return loopback
+    return finished_run(tmp_path_factory.mktemp("triggers"), NODES, LIMIT, 25)
 
 
 def pushed_windows(run: LoopbackRun, worker: str) -> List[int]:
