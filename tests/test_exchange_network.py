@@ -1,11 +1,12 @@
 """Exchange methods on the emulated network, their effect read from the captures: one run
-of a root merging ``async`` over a ``sync`` parameter server (two workers) and three workers
-of their own: ``accuracy`` with a threshold no model passes, ``significance`` with one no
-update passes (both forced by ``max_wait`` now and then), and a ``simple`` worker on a slow
-edge, the baseline the other two are set against. Measured over 8 runs of this module (3 with
-these settings): w3 pulled 0.44 of w5's model bytes (4 full models against 9), w4 pushed 0.25 of
-w5's update bytes, ps1 merged both children every round, w5's staleness at the root reached 2-3;
-the run takes about 40 s."""
+of a root merging ``async`` over a ``sync`` parameter server (two workers), a ``buffered``
+one (k = 2) over a ``relevance`` worker whose threshold no update passes and a ``simple`` one,
+and three workers of its own: ``accuracy`` with a threshold no model passes, ``significance``
+with one no update passes (the three triggers forced by ``max_wait`` now and then), and a
+``simple`` worker on a slow edge, the baseline the others are set against. Measured over 8
+runs of this module (3 with these settings): w3 pulled 0.44 of w5's model bytes (4 full models
+against 9), w4 pushed 0.25 of w5's update bytes, ps1 merged both children every round, w5's
+staleness at the root reached 2-3; the run takes about 40 s."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ NODES = """\
   - {id: w3, parent: root, sensors: [2], policy: {type: accuracy, threshold: 0.9, sample: 200, max_wait: 10}}
   - {id: w4, parent: root, sensors: [3], policy: {type: significance, threshold: 10, max_wait: 4}}
   - {id: w5, parent: root, sensors: [4], link: {bw: 2Mbit, delay: 100ms}}
+  - {id: ps2, parent: root, aggregation: {type: buffered, k: 2, timeout: 5s}}
+  - {id: w6, parent: ps2, sensors: [5], policy: {type: relevance, threshold: 1, max_wait: 4}}
+  - {id: w7, parent: ps2, sensors: [6]}
 """
 
 
@@ -84,3 +88,22 @@ def test_async_merges_per_update_and_logs_staleness_on_the_slow_edge(run):
     slow = [s for merge in stats for s in merge["staleness"].get("w5", [])]
     print("w5's staleness at the root:", slow)
     assert slow and max(slow) >= 1
+
+
+def test_relevance_drops_updates_and_pushes_fewer_bytes_than_simple(run):
+    links = captured(run)
+    pushed = {worker: class_bytes(links[f"{worker}-ps2"], "up", "update push") for worker in ("w6", "w7")}
+    dropped = events(run, "w6", "DISCARDED")
+    print("update push bytes captured:", pushed, "updates dropped:", len(dropped))
+    assert dropped and events(run, "w6", "DONE")[-1]["payload"]["updates_discarded"] == len(dropped)
+    assert pushed["w6"] < 0.8 * pushed["w7"]
+
+
+def test_buffered_merges_two_updates_at_a_time_and_pushes_once_per_merge(run):
+    taken = [sum(len(pushes) for pushes in merge["staleness"].values()) for merge in merges(run, "ps2")]
+    assert taken and all(count == 2 for count in taken[:-1]) and taken[-1] <= 2, taken
+    links = captured(run)
+    below = sum(class_bytes(links[f"{worker}-ps2"], "up", "update push") for worker in ("w6", "w7"))
+    above = class_bytes(links["ps2-root"], "up", "update push")
+    print("update push bytes captured into ps2:", below, "out of ps2:", above, "merges:", taken)
+    assert above < 0.7 * below   # one model up per two down: 0.5, and one more for an odd last merge
