@@ -20,6 +20,8 @@ from scapy.utils import wrpcap
 from edgetestbed.analysis.netcost import SEGMENT_HEADERS, TCP_OVERHEAD, expected_time, network_cost
 from edgetestbed.analysis.pcap import (CONTROL, DOWN, MODEL_PULL, OTHER, SENSOR_DATA, UNKNOWN, UP, UPDATE_PUSH,
                                        read_link)
+from edgetestbed.analysis.runlogs import RunLogs
+from edgetestbed.process.protocol import NOT_MODIFIED, PULL, Message, encode, wire_bytes
 from edgetestbed.runner import run_experiment
 from edgetestbed.spec.load import load_spec
 from test_meters import metered, while_busy
@@ -104,6 +106,43 @@ def test_bursts_are_classified_by_endpoint_direction_and_size(tmp_path):
     assert traffic.directions[UP].bytes == sum(v for (d, _), v in capture.expected.items() if d == UP)
     assert traffic.directions[UP].packets == sum(1 for f in capture.frames if f.src == CHILD_MAC)
     assert traffic.first == pytest.approx(1000.001) and traffic.last == pytest.approx(capture.clock)
+
+
+def not_modified_bytes() -> int:
+    """The message bytes of a real ``NOT_MODIFIED`` reply (the header frame; no weights)."""
+    reply = Message(PULL, "w1", seq=9, version=3).reply(NOT_MODIFIED, "root", version=7,
+                                                        coverage={f"w{i}": 20 for i in range(20)}, ts=2.5)
+    return wire_bytes(encode(reply))
+
+
+def test_a_pull_answered_not_modified_is_control_not_model_pull(tmp_path):
+    """A PULL answered NOT_MODIFIED carries no model: both its bursts are small, so both count as
+    ``control`` (like DONE and its ACK) whatever comes before or after; ``model pull`` is left
+    with the PULL answered by a MODEL only, and one model-carrying message."""
+    reply = not_modified_bytes()
+    assert reply < THRESHOLD
+    capture = Capture()
+    for up, flags in ((True, "S"), (False, "SA"), (True, "A")):
+        capture.tcp(up, 0, CONTROL, flags=flags)
+    capture.tcp(True, 120, CONTROL)                    # PULL ...
+    capture.tcp(False, reply, CONTROL)                 # ... answered NOT_MODIFIED
+    capture.tcp(True, 0, CONTROL, flags="A")           # its acknowledgement
+    capture.message(True, 3 * MSS + 100, UPDATE_PUSH)  # PUSH, acknowledged
+    capture.tcp(False, 80, UPDATE_PUSH)                # its ACK
+    capture.tcp(True, 120, CONTROL)                    # PULL right after an ACK ...
+    capture.tcp(False, reply, CONTROL)                 # ... answered NOT_MODIFIED
+    capture.tcp(True, 120, MODEL_PULL)                 # PULL right after a NOT_MODIFIED ...
+    capture.message(False, 4 * MSS + 300, MODEL_PULL)  # ... answered with a MODEL
+    capture.tcp(True, 120, CONTROL)                    # PULL right after a MODEL ...
+    capture.tcp(False, reply, CONTROL)                 # ... answered NOT_MODIFIED
+    capture.tcp(True, 100, CONTROL)                    # DONE
+    capture.tcp(False, 80, CONTROL)                    # its ACK
+    traffic = read_link(capture.write(tmp_path / "nm.pcap"), [CHILD_MAC], [PARENT_MAC], LISTENERS, THRESHOLD)
+    found = {(d, c): t.bytes for d, classes in traffic.classes.items() for c, t in classes.items()}
+    assert found == dict(capture.expected)
+    assert dict(traffic.messages) == {MODEL_PULL: 1, UPDATE_PUSH: 1}
+    model_pull = traffic.classes[UP][MODEL_PULL].packets + traffic.classes[DOWN][MODEL_PULL].packets
+    assert model_pull == 1 + 5 + 2   # the one PULL, the MODEL's five segments and their two acknowledgements
 
 
 def test_sensor_connections_are_sensor_data_both_ways(tmp_path):
@@ -322,6 +361,19 @@ def test_every_source_per_link_and_direction(tmp_path):
     assert item["by_class"][MODEL_PULL] == tree.expected[(UP, MODEL_PULL)] + tree.expected[(DOWN, MODEL_PULL)]
     assert result["sources"] == ["pcap", "payload", "counters", "openflow"]
     assert result["controller"] == {"used": True}
+
+
+def test_what_a_node_sent_is_read_from_its_log_or_else_from_its_receivers(tmp_path):
+    write_run(tmp_path / "run")
+    run = RunLogs.read(tmp_path / "run")
+    assert [e.payload["kind"] for e in run.sent("w1", "root")] == ["PULL", "PUSH"]
+    assert [e.payload["kind"] for e in run.sent("root", "w1", "MODEL", "NOT_MODIFIED")] == ["MODEL"]
+    assert [e.payload["kind"] for e in run.connections("w1", "root")] == ["PULL", "MODEL", "PUSH", "ACK"]
+    run.logs["w1"] = []   # w1 left no log: only with or_received does root's log stand in for it
+    assert run.sent("w1", "root") == []
+    received = run.sent("w1", "root", or_received=True)
+    assert [(e.node, e.payload["kind"], e.payload["direction"]) for e in received] == \
+        [("root", "PULL", "received"), ("root", "PUSH", "received")]
 
 
 def test_links_beyond_the_tolerance_are_flagged_with_the_numbers(tmp_path):

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from edgetestbed.analysis.definitions import ratio
 from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.codecs.usage import DECODE, ENCODE
-from edgetestbed.process.eventlog import CONNECTION, DONE, STATISTIC, STOP
+from edgetestbed.process.eventlog import DONE, STATISTIC, STOP
 from edgetestbed.process.protocol import MODEL, PUSH
 from edgetestbed.spec.plan import plan_network
 
@@ -55,9 +55,7 @@ def _link(run: RunLogs, label: str, child: str, parent: str, captured: Optional[
                             "codec": [codec.type for codec in spec.codec]}
     for kind, (message, by_child, capture_class, direction) in TRAFFIC.items():
         sender, receiver = (child, parent) if by_child else (parent, child)
-        sent = [e for e in run.events(sender, CONNECTION) if e.payload.get("direction") == "sent"
-                and e.payload.get("peer") == receiver and e.payload.get("kind") == message]
-        item[kind] = _traffic(sent, captured, capture_class, direction)
+        item[kind] = _traffic(run.sent(sender, receiver, message), captured, capture_class, direction)
     return item
 
 

@@ -10,8 +10,8 @@ import importlib
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from edgetestbed.analysis.runlogs import Event, RunLogs
-from edgetestbed.process.eventlog import CONNECTION, DONE, STATISTIC
+from edgetestbed.analysis.runlogs import RunLogs
+from edgetestbed.process.eventlog import DONE, STATISTIC
 from edgetestbed.process.protocol import ACK, MODEL, NOT_MODIFIED, PULL, PUSH
 from edgetestbed.spec.model import LinkSpec
 from edgetestbed.spec.plan import LinkPlan, plan_network
@@ -42,19 +42,13 @@ def _logged_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
     if link.kind == "wan":
         return _link_item(link, [], [])   # the cloud regenerates its data: no traffic
     requests = {e.payload.get("seq"): e.payload.get("kind") for ident, peer in ((child, parent), (parent, child))
-                for e in _messages(run, ident, peer) if e.payload.get("kind") in (PULL, PUSH, DONE)}
+                for e in run.connections(ident, peer) if e.payload.get("kind") in (PULL, PUSH, DONE)}
     return _link_item(link, _direction(run, child, parent, requests), _direction(run, parent, child, requests))
-
-
-def _messages(run: RunLogs, ident: str, peer: str, direction: Optional[str] = None) -> List[Event]:
-    return [e for e in run.events(ident, CONNECTION)
-            if e.payload.get("peer") == peer and direction in (None, e.payload.get("direction"))]
 
 
 def _direction(run: RunLogs, sender: str, receiver: str, requests: Mapping[Any, str]) -> List[Tuple[str, int]]:
     """``(message class, bytes)`` of each message ``sender`` sent ``receiver``."""
-    events = (_messages(run, sender, receiver, "sent") if run.logs.get(sender)
-              else _messages(run, receiver, sender, "received"))
+    events = run.sent(sender, receiver, or_received=True)
     return [(_message_class(e.payload.get("kind"), requests.get(e.payload.get("seq"))), e.payload.get("bytes", 0))
             for e in events]
 

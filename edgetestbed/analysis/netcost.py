@@ -104,7 +104,7 @@ from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.controller import UNAVAILABLE
 from edgetestbed.controller.jsonlines import read_json_lines
 from edgetestbed.measure.headers import ETHERNET_HEADER
-from edgetestbed.process.eventlog import CONNECTION, STATISTIC
+from edgetestbed.process.eventlog import STATISTIC
 from edgetestbed.process.protocol import ACK, MODEL, NOT_MODIFIED, PULL, PUSH
 from edgetestbed.process.wiring import Wiring
 from edgetestbed.spec.plan import sensor_id
@@ -207,8 +207,9 @@ def _link_item(context: _Context, tap: dict) -> dict:
     item["flags"] = flags(item)
     item["flagged"] = bool(item["flags"])
     if tap["kind"] == "tree":
-        item["cost_model"] = cost_model(context.run, child, item, _sent(context.run, parent, child),
-                                        _sent(context.run, child, parent))
+        run = context.run   # each direction as its sender logged it (its receiver, if the sender left no log)
+        item["cost_model"] = cost_model(run, child, item, run.sent(parent, child, or_received=True),
+                                        run.sent(child, parent, or_received=True))
         item["exchanges"] = exchanges(context.run, child, parent, tap["params"])
     return item
 
@@ -221,17 +222,8 @@ def _link_messages(run: RunLogs, tap: dict) -> dict[str, list[dict]]:
                      for e in run.events(child, STATISTIC)], DOWN: []}
     if tap["kind"] == "wan":
         return {UP: [], DOWN: []}  # the cloud regenerates its samples: nothing is sent
-    return {UP: [e.payload for e in _sent(run, child, parent)], DOWN: [e.payload for e in _sent(run, parent, child)]}
-
-
-def _sent(run: RunLogs, sender: str, receiver: str) -> list[Event]:
-    """CONNECTION events of what ``sender`` sent ``receiver``: the sender's, or the receiver's if
-    the sender left no log."""
-    if run.logs.get(sender):
-        return [e for e in run.events(sender, CONNECTION)
-                if e.payload.get("peer") == receiver and e.payload.get("direction") == "sent"]
-    return [e for e in run.events(receiver, CONNECTION)
-            if e.payload.get("peer") == sender and e.payload.get("direction") == "received"]
+    return {UP: [e.payload for e in run.sent(child, parent, or_received=True)],
+            DOWN: [e.payload for e in run.sent(parent, child, or_received=True)]}
 
 
 def _model_threshold(messages: list[dict]) -> int:
@@ -289,7 +281,7 @@ def _payload(messages: list[dict]) -> dict:
 
 def exchanges(run: RunLogs, child: str, parent: str, params: Mapping[str, Any]) -> dict:
     """The child's request/reply exchanges with its parent, timed against latency + size / bandwidth."""
-    events = [e for e in run.events(child, CONNECTION) if e.payload.get("peer") == parent]
+    events = run.connections(child, parent)
     first_sent: dict[Any, Event] = {}
     items = []
     for event in events:

@@ -122,7 +122,11 @@ class Conversation:
         current.by_direction[direction].add(size, wire)
 
     def classes(self, threshold: int) -> Iterable[tuple[str, Burst]]:
-        """Each burst with its message class (see the module docstring)."""
+        """Each burst with its message class (see the module docstring). A small burst is
+        ``model pull`` or ``update push`` only next to a model-carrying one, so a ``PULL``
+        answered ``NOT_MODIFIED`` (two small bursts: the capture keeps headers only and cannot
+        read the reply's type) is ``control``, and ``model pull`` bytes are those of exchanges
+        that carried a model."""
         big = [burst.payload >= threshold for burst in self.bursts]
         for index, burst in enumerate(self.bursts):
             answer = index + 1 < len(self.bursts) and big[index + 1]

@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from edgetestbed.errors import UserError
-from edgetestbed.process.eventlog import READY, START
+from edgetestbed.process.eventlog import CONNECTION, READY, START
 from edgetestbed.spec.load import load_spec
 from edgetestbed.spec.model import Spec
 from edgetestbed.spec.plan import CLOUD_ID, sensor_id
@@ -93,6 +93,21 @@ class RunLogs:
     def events(self, ident: str, *types: str) -> List[Event]:
         """``ident``'s events in log order, only those of ``types`` if given."""
         return [e for e in self.logs.get(ident, []) if not types or e.type in types]
+
+    def connections(self, ident: str, peer: str, direction: Optional[str] = None,
+                    kinds: Sequence[str] = ()) -> List[Event]:
+        """``ident``'s CONNECTION events with ``peer``: only those of ``direction`` (``sent`` or
+        ``received``) and of message ``kinds``, if given."""
+        return [e for e in self.events(ident, CONNECTION) if e.payload.get("peer") == peer
+                and direction in (None, e.payload.get("direction")) and (not kinds or e.payload.get("kind") in kinds)]
+
+    def sent(self, sender: str, receiver: str, *kinds: str, or_received: bool = False) -> List[Event]:
+        """CONNECTION events of the messages (of ``kinds``, if given) ``sender`` logged sending
+        ``receiver``; with ``or_received``, if ``sender`` left no log, those ``receiver`` logged
+        receiving from it."""
+        if or_received and not self.logs.get(sender):
+            return self.connections(receiver, sender, "received", kinds)
+        return self.connections(sender, receiver, "sent", kinds)
 
     def lives(self, ident: str) -> List[List[Event]]:
         """``ident``'s events split where each process began, one list per process started:

@@ -25,7 +25,6 @@ from typing import Any, Dict, List, Mapping
 
 from edgetestbed.analysis.compression import life_endings
 from edgetestbed.analysis.runlogs import RunLogs
-from edgetestbed.process.eventlog import CONNECTION
 from edgetestbed.process.protocol import MODEL, NOT_MODIFIED, PUSH
 from edgetestbed.spec.plan import plan_network
 
@@ -56,9 +55,7 @@ def _link(run: RunLogs, label: str, child: str, parent: str) -> Dict[str, Any]:
 def _sent(run: RunLogs, sender: str, receiver: str, kind: str) -> List[int]:
     """The bytes of each ``kind`` message ``sender`` logged sending ``receiver`` (a resent
     PUSH counts once: it is the same exchange; every reply is one)."""
-    sent: List[Mapping[str, Any]] = [e.payload for e in run.events(sender, CONNECTION)
-                                     if e.payload.get("direction") == "sent" and e.payload.get("peer") == receiver
-                                     and e.payload.get("kind") == kind]
+    sent: List[Mapping[str, Any]] = [e.payload for e in run.sent(sender, receiver, kind)]
     if kind == PUSH:
         return list({fields.get("seq"): int(fields.get("bytes", 0)) for fields in sent}.values())
     return [int(fields.get("bytes", 0)) for fields in sent]
