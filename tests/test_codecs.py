@@ -379,10 +379,12 @@ def test_codecs_resolve_from_defaults_unless_a_node_gives_its_own():
             "defaults: {codec: {type: quantize, stochastic: true}}\n")
     spec = load_spec_text(text)
     assert spec.node("w1").codec == (CodecSpec("quantize", {"bits": 8, "stochastic": True}),)
-    assert spec.node("w2").codec == (CodecSpec("topk", {"fraction": 0.1, "feedback": True, "min_entries": 0}),)
+    assert spec.node("w2").codec == (CodecSpec("topk", {"fraction": 0.1, "feedback": True, "min_entries": 0,
+                                                         "warmup": 0}),)
     assert spec.node("w3").codec == ()
     data = spec.to_dict()
-    assert data["nodes"][2]["codec"] == [{"type": "topk", "fraction": 0.1, "feedback": True, "min_entries": 0}]
+    assert data["nodes"][2]["codec"] == [{"type": "topk", "fraction": 0.1, "feedback": True, "min_entries": 0,
+                                          "warmup": 0}]
     assert "codec" not in data["nodes"][3]   # uncoded nodes read as they always did
     assert load_spec_text(yaml.safe_dump(data)) == spec
     assert load_spec_text(TREE).node("w1").codec == ()

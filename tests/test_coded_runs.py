@@ -182,6 +182,18 @@ def test_threshold_and_two_step_pushes_run_in_real_node_processes(loopback):
     assert received == {"w1", "w2"}
 
 
+def test_topk_warmup_pushes_shrink_then_level_and_the_root_decodes_every_one(loopback):
+    topk1 = "{type: topk, fraction: 0.01, min_entries: 1000"
+    run = _coded_run(loopback, topk1 + ", warmup: 3}", topk1 + "}")
+    assert_all_done(run, run.wait(LIMIT + 20))
+    assert not run.events("root", "MALFORMED")
+    _, pushes = _coded_pushes(run, {"w1": "topk", "w2": "topk"})
+    warm, plain = ([p["payload_bytes"] for p in pushes[worker]] for worker in ("w1", "w2"))
+    print("payload bytes, push by push:", {"w1": warm, "w2": plain})
+    # 25 %, 6.25 %, 1.5625 % of the 784×20 layer, then 1 % like w2 (the small tensors go whole)
+    assert warm[0] > warm[1] > warm[2] > warm[3] == plain[0] and set(warm[3:]) == set(plain) == {plain[0]}
+
+
 def test_a_users_codec_from_module_class_runs_in_real_node_processes(loopback, user_codec):
     chain = f"[{{type: '{user_codec}', limit: 1.0}}, {{type: quantize, bits: 8}}]"
     nodes = ("  - {id: root}\n"

@@ -205,7 +205,7 @@ def test_an_uncoded_message_is_byte_for_byte_what_it_was_before_codecs():
 
 @pytest.mark.parametrize("codec, wire", [
     ({"type": "quantize", "bits": 16, "stochastic": False}, ["uint16", "uint16", "float32"]),
-    ({"type": "topk", "fraction": 0.5, "feedback": True, "min_entries": 0}, ["int32", "float32"] * 2),
+    ({"type": "topk", "fraction": 0.5, "feedback": True, "min_entries": 0, "warmup": 0}, ["int32", "float32"] * 2),
     ({"type": "threshold", "wt": 0.5}, ["int32", "float32"] * 2),
     ({"type": "two_step", "wt": 0.5, "bits": 8}, ["int32", "uint8"] * 2 + ["float32"]),
     ({"type": "sign", "feedback": True}, ["uint8", "uint8", "float32"]),

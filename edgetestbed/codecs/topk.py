@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from pydantic import Field
@@ -13,10 +13,23 @@ from edgetestbed.codecs.sparse import FeedbackCodec, expect_sparse, scatter, spa
 from edgetestbed.params.plugins import PluginParams
 
 
+MAX_WARMUP = 1000   # pushes of warm-up a spec may ask for
+WARMUP_BASE = 0.25  # warm-up push i keeps 0.25 ** (i + 1) of the entries: 75 %, 93.75 %, ... sparsity
+
+
+def warmup_fraction(fraction: float, warmup: int, step: int) -> float:
+    """The fraction acknowledged push number ``step`` (from 0) keeps: ``max(fraction,
+    0.25 ** (step + 1))`` during the first ``warmup`` pushes, ``fraction`` after."""
+    return max(fraction, WARMUP_BASE ** (step + 1)) if step < warmup else fraction
+
+
 class TopkParams(PluginParams):
     fraction: float = Field(gt=0, le=1, description="a share of the entries, above 0 and at most 1, like 0.1")
     feedback: bool = Field(True, description="true or false: keep what is not sent for later pushes")
     min_entries: int = Field(0, ge=0, description="a number of entries, 0 or more: smaller tensors are sent whole")
+    warmup: int = Field(0, ge=0, le=MAX_WARMUP, description=f"a number of pushes, 0 to {MAX_WARMUP}: the first ones "
+                        "keep 25 %, 6.25 %, ... of the entries (never below fraction), as deep gradient "
+                        "compression's warm-up")
 
 
 def kept(fraction: float, size: int, min_entries: int = 0) -> int:
@@ -35,21 +48,46 @@ class Topk(FeedbackCodec):
     n)``), the others as zeros. With ``feedback`` (error feedback) what is not sent adds to
     the next update, so every part of an update reaches the parent sooner or later.
 
+    With ``warmup`` (deep gradient compression's warm-up, Lin et al., ICLR 2018) the first
+    ``warmup`` acknowledged pushes keep more, 25 %, 6.25 %, 1.5625 %, ... of each tensor
+    (``0.25 ** (i + 1)`` for push ``i``, never less than ``fraction``), so sparsity rises
+    exponentially, 75 %, 93.75 %, 98.4375 %, ..., to the final one. Only an acknowledged
+    push advances the schedule (:meth:`commit`): one encoded again after a loss keeps as
+    much as before.
+
     Wire, per tensor: its kept entries' flat indices (int32, ascending) and their values
     (float32), two 1-D arrays of the same length (:mod:`~edgetestbed.codecs.sparse`).
     Decoding refuses indices out of range, unsorted or repeated, values not finite, and
-    lengths other than ``ceil(fraction · n)``.
+    lengths other than ``ceil(fraction · n)``. The header says what this push kept:
+    :meth:`describe` (called after :meth:`encode`) declares the fraction the last encode
+    used and ``warmup: 0``, so the receiver needs no schedule and its check stays exact
+    (the sender's own :meth:`decode` checks by that fraction too).
     """
 
     name = "topk"
     rank = 1
     Params = TopkParams
 
+    def __init__(self, params: Any, seed: object = 0) -> None:
+        super().__init__(params, seed)
+        self.step = 0                            # acknowledged pushes so far
+        self.coded: Optional[float] = None       # the fraction the last encode kept
+
+    def fraction(self) -> float:
+        """The fraction the next push keeps (the warm-up schedule's, then ``fraction``)."""
+        return warmup_fraction(self.params.fraction, self.params.warmup, self.step)
+
+    def declared(self) -> float:
+        """The fraction the header declares and decoding expects: the last encode's, or
+        before any, the next push's (a receiver's, built with no warm-up: ``fraction``)."""
+        return self.fraction() if self.coded is None else self.coded
+
     def encode(self, arrays: List[np.ndarray]) -> List[np.ndarray]:
         wire, left = [], []
+        self.coded = fraction = self.fraction()
         for number, array in enumerate(arrays):
             values = self.residual.plus(number, array)
-            count = kept(self.params.fraction, values.size, self.params.min_entries)
+            count = kept(fraction, values.size, self.params.min_entries)
             order = np.argpartition(np.abs(values), values.size - count)[values.size - count:] if count else []
             indices = np.sort(np.asarray(order, dtype=np.int64))
             wire += sparse_wire(indices, values[indices], values.size)
@@ -59,14 +97,23 @@ class Topk(FeedbackCodec):
         self.residual.pending = left if self.params.feedback else None
         return wire
 
+    def commit(self) -> None:
+        super().commit()
+        self.step += 1
+
+    def describe(self) -> Dict[str, Any]:
+        """As the base's, but the fraction this message kept and no warm-up: the receiver
+        checks the kept counts by it alone."""
+        return {**super().describe(), "fraction": self.declared(), "warmup": 0}
+
     def decode(self, wire: Sequence[np.ndarray], shapes: Sequence[Shape]) -> List[np.ndarray]:
         expect_count(wire, 2 * len(shapes), "indices and values per tensor")
-        decoded = []
+        decoded, fraction = [], self.declared()
         for index, shape in enumerate(shapes):
             indices, values = wire[2 * index], wire[2 * index + 1]
             size = math.prod(shape)
-            count = kept(self.params.fraction, size, self.params.min_entries)
+            count = kept(fraction, size, self.params.min_entries)
             expect_sparse(indices, values, index, size, count=count,
-                          rule=f"fraction {self.params.fraction} of {size} entries keeps {count}")
+                          rule=f"fraction {fraction} of {size} entries keeps {count}")
             decoded.append(scatter(indices, values, shape))
         return decoded
