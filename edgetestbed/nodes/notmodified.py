@@ -25,12 +25,10 @@ from typing import Dict, Mapping, Tuple
 
 from edgetestbed.nodes.model import ModelState
 from edgetestbed.nodes.view import NodeModelView
-from edgetestbed.policies.accuracy import Accuracy, AccuracyParams
+from edgetestbed.policies.accuracy import Accuracy
 from edgetestbed.process.runtime import Runtime
 
 ACCURACY_POLICY = Accuracy.name
-DEFAULT_SAMPLE = AccuracyParams.model_fields["sample"].default
-DEFAULT_MAX_WAIT = AccuracyParams.model_fields["max_wait"].default
 
 
 @dataclass(frozen=True)
@@ -52,9 +50,8 @@ class Rule:
 
     @classmethod
     def of(cls, params: Mapping[str, object]) -> "Rule":
-        """From the child's resolved policy parameters (the trigger's defaults where absent)."""
-        return cls(float(params["threshold"]), int(params.get("sample", DEFAULT_SAMPLE)),
-                   int(params.get("max_wait", DEFAULT_MAX_WAIT)))
+        """From the child's resolved policy parameters (the trigger's defaults already applied)."""
+        return cls(float(params["threshold"]), int(params["sample"]), int(params["max_wait"]))
 
 
 class PullGate:
