@@ -8,9 +8,17 @@ backend (:mod:`edgetestbed.topo.probe`) imports no Mininet.
 
 from __future__ import annotations
 
+import math
+import subprocess
+
 from mininet.link import TCIntf
 
+from edgetestbed.errors import CapabilityError
 from edgetestbed.spec.model import LinkSpec
+
+# What Mininet's TCIntf.bwCmds sets up for ``bw`` (without hfsc, tbf, ECN or RED): a root
+# htb qdisc 5:0 whose default class 5:1 carries the rate, with this burst.
+HTB_BURST = "15k"
 
 
 class HtbIntf(TCIntf):
@@ -36,3 +44,30 @@ class HtbIntf(TCIntf):
 def bw_params(spec: LinkSpec) -> dict:
     """The link's rate as :class:`HtbIntf` takes it (nothing: not limited)."""
     return {} if spec.bw_mbit is None else {"bw": spec.bw_mbit}
+
+
+def change_rate(interface: str, bw_mbit: float) -> None:
+    """Give a root-namespace interface's htb class a new rate (and ceil), at once.
+
+    The class is the one :class:`HtbIntf` made (5:1 under the root htb 5:0), with its
+    burst; its queue (the pfifo under it) stays. An interface made without a rate gets
+    that root qdisc and class now, without a queue limit of its own.
+    """
+    if isinstance(bw_mbit, bool) or not isinstance(bw_mbit, (int, float)) \
+            or not math.isfinite(bw_mbit) or not 0 < bw_mbit <= TCIntf.bwParamMax:
+        raise ValueError(f"{interface}: rate must be within 0..{TCIntf.bwParamMax} Mbit/s, "
+                         f"not {bw_mbit!r}")
+    rate = f"{float(bw_mbit):f}Mbit"
+    htb = ["htb", "rate", rate, "ceil", rate, "burst", HTB_BURST]
+    if "qdisc htb 5: root" not in _tc("qdisc", "show", "dev", interface):
+        _tc("qdisc", "add", "dev", interface, "root", "handle", "5:0", "htb", "default", "1")
+        _tc("class", "add", "dev", interface, "parent", "5:0", "classid", "5:1", *htb)
+    else:
+        _tc("class", "change", "dev", interface, "parent", "5:0", "classid", "5:1", *htb)
+
+
+def _tc(*args: str) -> str:
+    done = subprocess.run(["tc", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise CapabilityError(f"tc {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout

@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import select
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+import threading
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from time import monotonic
 from typing import IO, Sequence
@@ -56,6 +58,8 @@ log = logging.getLogger(__name__)
 NETEM_DEFAULT_LIMIT = 1000
 BRIDGE_NF_SYSCTL = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 READY_TIMEOUT = 5.0
+CHANGE_TIMEOUT = 2.0
+CHANGE_FIELDS = ("delay_ms", "jitter_ms", "loss_pct")  # what a live change may set
 TABLE = "mangle"
 HOOK = "PREROUTING"
 CHAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,27}")  # iptables allows 28 characters
@@ -87,6 +91,19 @@ class ShapedPort:
         """Packets this direction may hold at once; beyond it, tail drop."""
         return NETEM_DEFAULT_LIMIT if self.queue is None else self.queue
 
+    def changed(self, changes: dict) -> "ShapedPort":
+        """This port with a live change applied (``changes``: a subset of CHANGE_FIELDS),
+        validated as a new port is; ValueError names what is wrong."""
+        unknown = set(changes) - set(CHANGE_FIELDS)
+        if unknown:
+            raise ValueError(f"{self.port}: cannot change {sorted(unknown)} "
+                             f"(only {', '.join(CHANGE_FIELDS)})")
+        for name, value in changes.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"{self.port}: {name} must be a finite number, not {value!r}")
+        return replace(self, **{name: float(value) for name, value in changes.items()})
+
 
 class UserspaceShaper:
     """The shaped ports of one run: their handler process and their iptables chain.
@@ -110,6 +127,8 @@ class UserspaceShaper:
         self._created: list[dict] = []  # ledger entries of what start() created
         self._process: subprocess.Popen | None = None
         self._counters: dict | None = None
+        self._control = threading.Lock()  # one live change at a time on the handler's pipes
+        self._current = {port.port: port for port in self.ports}  # as last changed
         self.realtime: bool | None = None  # did the handler get real-time priority? (after start)
 
     def _path(self, suffix: str) -> Path:
@@ -140,6 +159,7 @@ class UserspaceShaper:
             self._insert_rules(queues)
         except BaseException:
             self._remove_created()
+            self._close_pipes()
             raise
 
     def stop(self) -> dict:
@@ -149,9 +169,79 @@ class UserspaceShaper:
         ran or had to be killed before it could write them.
         """
         if self._counters is None:
-            self._remove_created()
+            with self._control:
+                self._remove_created()
+                self._close_pipes()
             self._counters = self._read_counters()
         return self._counters
+
+    def change(self, port: str, delay_ms: float | None = None, jitter_ms: float | None = None,
+               loss_pct: float | None = None) -> float:
+        """Change one shaped port's delay, jitter and/or loss while the handler runs.
+
+        Packets already held keep their release time; packets arriving from then on get
+        the new values (never released before the previous packet: see
+        ``shaper_handler.Direction``). Returns the unix time the handler applied it.
+        Thread-safe. ValueError: unknown port or bad value (the handler's answer included);
+        RuntimeError: the handler is not running; TimeoutError: no answer in time.
+        """
+        changes = {name: value for name, value in
+                   zip(CHANGE_FIELDS, (delay_ms, jitter_ms, loss_pct)) if value is not None}
+        if port not in self._current:
+            raise ValueError(f"{port} is not a port of shaper {self.chain} "
+                             f"(its ports: {', '.join(self._current)})")
+        if not changes:
+            raise ValueError(f"{port}: nothing to change (give delay_ms, jitter_ms or loss_pct)")
+        updated = self._current[port].changed(changes)
+        with self._control:
+            answer = self._ask({"port": port, **changes})
+            if "error" in answer:
+                raise ValueError(f"shaper {self.chain} refused to change {port}: {answer['error']}")
+            if answer.get("changed") != port or not isinstance(answer.get("at"), (int, float)):
+                raise RuntimeError(f"shaper {self.chain}: unexpected answer {answer!r}")
+            self._current[port] = updated
+            return float(answer["at"])
+
+    def current(self, port: str) -> ShapedPort:
+        """A port's shaping as configured at start and changed since."""
+        return self._current[port]
+
+    def _ask(self, request: dict) -> dict:
+        """Send one control line to the handler and return its one-line answer."""
+        process = self._process
+        if process is None or self._counters is not None or process.poll() is not None \
+                or process.stdin is None or process.stdout is None:
+            raise RuntimeError(f"shaper {self.chain}: its handler is not running "
+                               f"({self.failure() or 'not started, or stopped'})")
+        # An answer that came after an earlier request timed out would pass for this one's.
+        while select.select([process.stdout], [], [], 0)[0] and os.read(process.stdout.fileno(), 4096):
+            pass
+        try:
+            process.stdin.write((json.dumps(request) + "\n").encode())
+            process.stdin.flush()
+        except OSError as error:
+            raise RuntimeError(f"shaper {self.chain}: cannot reach its handler: {error}") from None
+        line = read_line(process.stdout, CHANGE_TIMEOUT)
+        if line is None:
+            raise TimeoutError(f"shaper {self.chain}: no answer to {request} within "
+                               f"{CHANGE_TIMEOUT:g} s; see {self.log_path}")
+        try:
+            answer = json.loads(line.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise RuntimeError(f"shaper {self.chain}: handler gone or garbled "
+                               f"({line!r}; {self._log_tail()})") from None
+        if not isinstance(answer, dict):
+            raise RuntimeError(f"shaper {self.chain}: unexpected answer {answer!r}")
+        return answer
+
+    def _close_pipes(self) -> None:
+        if self._process is not None:
+            for pipe in (self._process.stdin, self._process.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:  # its reader is gone: what was unsent does not matter
+                        pass
 
     @property
     def pid(self) -> int | None:
@@ -179,15 +269,14 @@ class UserspaceShaper:
         argv = [sys.executable, "-m", HANDLER_MODULE, str(config)]
         with open(self.log_path, "ab") as stderr:
             # Own session: a terminal's Ctrl-C reaches the run, which stops us in order.
-            self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+            self._process = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, stderr=stderr,
                                              start_new_session=True)
         self._created.append(self.ledger.record_process(self._process.pid, argv))
         return self._await_ready()
 
     def _await_ready(self) -> dict[str, int]:
-        with self._process.stdout as stdout:
-            line = read_line(stdout, READY_TIMEOUT)
+        line = read_line(self._process.stdout, READY_TIMEOUT)
         if line is None:
             raise TimeoutError(f"shaper handler not ready within {READY_TIMEOUT:g} s; "
                                f"see {self.log_path}")

@@ -10,8 +10,14 @@ callback returned). Nothing is copied but the packet's metadata.
 Started by :class:`~edgetestbed.topo.shaper.UserspaceShaper` as
 ``python -m edgetestbed.topo.shaper_handler CONFIG.json``. The protocol with its parent:
 
-- stdout carries exactly one JSON line: ``{"queues": {port: queue_number}, "realtime": bool}``
+- stdout's first JSON line is ``{"queues": {port: queue_number}, "realtime": bool}``
   once every queue is bound, or ``{"error": "..."}`` just before exiting with status 1;
+- then stdin carries live changes, one JSON line each, ``{"port": NAME, "delay_ms": x,
+  "jitter_ms": y, "loss_pct": z}`` (any subset of the three), each answered by one line on
+  stdout, ``{"changed": NAME, "at": UNIX_TIME}`` or ``{"error": "..."}``
+  (:mod:`edgetestbed.topo.shaper_control`). A change applies at once to the packets that
+  arrive from then on; packets held keep their release time. EOF on stdin ends only the
+  changes;
 - SIGTERM (or SIGINT) accepts every packet still held, unbinds the queues, writes the
   per-port counters to ``config["counters"]`` and exits with status 0.
 """
@@ -36,6 +42,7 @@ from typing import Callable, Iterable, Sequence
 from netfilterqueue import COPY_META, NetfilterQueue, Packet
 
 from edgetestbed.topo.shaper import ShapedPort
+from edgetestbed.topo.shaper_control import Control
 
 PROC_QUEUES = Path("/proc/net/netfilter/nfnetlink_queue")
 
@@ -70,21 +77,30 @@ class Direction:
     jitter, which makes TCP retransmit spuriously and is not what a real link does; the
     price is that at packet intervals shorter than the jitter, delays pile up towards
     the upper end of the range (mean delay above the configured one).
+
+    A live :meth:`change` applies to the packets admitted after it. The rule holds across
+    it: when the delay drops, packets arriving next are released no earlier than the last
+    one admitted at the old delay, so for up to the old delay the new one is exceeded.
     """
 
-    __slots__ = ("port", "queue_num", "delay", "jitter", "loss", "limit", "rng",
+    __slots__ = ("port", "shaped", "queue_num", "delay", "jitter", "loss", "limit", "rng",
                  "last_release", "held", "seen", "lost", "overflow", "held_max")
 
     def __init__(self, port: ShapedPort, rng: random.Random) -> None:
         self.port = port.port
         self.queue_num = -1
-        self.delay = port.delay_ms / 1000.0
-        self.jitter = port.jitter_ms / 1000.0
-        self.loss = port.loss_pct / 100.0
         self.limit = port.limit
+        self.change(port)
         self.rng = rng
         self.last_release = 0.0
         self.held = self.seen = self.lost = self.overflow = self.held_max = 0
+
+    def change(self, port: ShapedPort) -> None:
+        """Shape the packets admitted from now on as ``port`` says (not its queue limit)."""
+        self.shaped = port
+        self.delay = port.delay_ms / 1000.0
+        self.jitter = port.jitter_ms / 1000.0
+        self.loss = port.loss_pct / 100.0
 
     def admit(self, arrived: float) -> float | None:
         """Release time of a packet that arrived at ``arrived`` (monotonic s); None: drop it."""
@@ -265,8 +281,9 @@ class StopSignal:
         self.requested = True
 
 
-def serve(queues: BoundQueues, scheduler: Scheduler, stop: StopSignal) -> None:
-    """Until asked to stop: wait for packets or the next release, whichever comes first.
+def serve(queues: BoundQueues, scheduler: Scheduler, stop: StopSignal,
+          control: Control | None = None) -> None:
+    """Until asked to stop: wait for packets, a control line or the next release.
 
     The queues' sockets wait in one epoll set, so finding the ready ones costs the same
     with 2 queues or 300 (a 25-worker run has 162; the handler's CPU in its first 50 s
@@ -279,13 +296,20 @@ def serve(queues: BoundQueues, scheduler: Scheduler, stop: StopSignal) -> None:
         for fd in queues.by_fd:
             ready.register(fd, select.EPOLLIN)
         readers = [stop.reader.fileno(), ready.fileno()]
+        if control is not None:
+            readers.append(control.fd_in)
         while not stop.requested:
             scheduler.release_due(monotonic())
             due = scheduler.next_release()
             timeout = None if due is None else max(0.0, due - monotonic() - WAKE_EARLY)
-            if ready.fileno() in select.select(readers, [], [], timeout)[0]:
+            readable = select.select(readers, [], [], timeout)[0]
+            if ready.fileno() in readable:
                 for fd, _ in ready.poll(0):
                     queues.drain(fd)
+            if control is not None and control.fd_in in readable:
+                control.on_readable()
+                if not control.open:
+                    readers.remove(control.fd_in)
 
 
 def precise_timers() -> None:
@@ -310,10 +334,8 @@ def realtime_priority() -> bool:
 
 
 def announce(message: dict) -> None:
-    """Write the one line the parent waits for, then let go of stdout."""
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """Write the line the parent waits for; stdout then carries only control answers."""
+    os.write(sys.stdout.fileno(), (json.dumps(message) + "\n").encode())
 
 
 def write_counters(path: Path, directions: Sequence[Direction]) -> None:
@@ -345,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     announce({"queues": {d.port: d.queue_num for d in directions}, "realtime": realtime})
     try:
-        serve(queues, scheduler, stop)
+        serve(queues, scheduler, stop, Control({d.port: d for d in directions}))
     finally:
         scheduler.release_all()
         write_counters(Path(config["counters"]), directions)

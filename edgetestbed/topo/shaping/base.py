@@ -20,6 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
+from edgetestbed.errors import CapabilityError
 from edgetestbed.params.plugins import Plugin, Registry
 from edgetestbed.spec.plan import LinkPlan
 
@@ -73,6 +74,20 @@ class LinkShaping(Plugin, ABC):
     def describe(self) -> dict:
         """What the manifest's network section adds for this backend."""
         return {}
+
+    def change_link(self, label: str, delay_ms: float | None = None,
+                    jitter_ms: float | None = None, loss_pct: float | None = None,
+                    bw_mbit: float | None = None) -> float:
+        """Change a link's delay, jitter, loss (each direction) and/or rate while the
+        network runs; the unix time it was applied."""
+        raise CapabilityError(f"the {self.name} backend cannot change links during a run; "
+                              "use shaping: userspace")
+
+    def set_link_state(self, label: str, up: bool) -> float:
+        """Take a link down (it carries nothing) or back up while the network runs; the
+        unix time it was applied."""
+        raise CapabilityError(f"the {self.name} backend cannot change links during a run; "
+                              "use shaping: userspace")
 
 
 SHAPINGS: Registry[LinkShaping] = Registry("link-shaping backend", LinkShaping, "shaping",

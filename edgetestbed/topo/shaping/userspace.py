@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+from time import time
 from typing import TYPE_CHECKING
 
 from mininet.link import Intf
 from mininet.nodelib import LinuxBridge
 
+from edgetestbed.errors import CapabilityError
 from edgetestbed.spec.plan import LinkPlan
-from edgetestbed.topo.htb import HtbIntf, bw_params
+from edgetestbed.topo.htb import HtbIntf, bw_params, change_rate
 from edgetestbed.topo.shaper import ShapedPort, UserspaceShaper
 from edgetestbed.topo.shaping.base import SHAPINGS, LinkShaping
 
@@ -87,3 +90,53 @@ class UserspaceShaping(LinkShaping):
 
     def describe(self) -> dict:
         return {"shaped_ports": [dataclasses.asdict(p) for p in self.shaped_ports]}
+
+    def change_link(self, label: str, delay_ms: float | None = None,
+                    jitter_ms: float | None = None, loss_pct: float | None = None,
+                    bw_mbit: float | None = None) -> float:
+        """Both directions of the link at once: the shaper's ports (delay, jitter, loss),
+        then htb on both bridge ports (rate). The time the last part was applied.
+
+        Only a link built shaped can change: one with neither rate nor impairment in the
+        spec has no in-line bridge, one with a rate but no impairment no shaped ports.
+        """
+        ports = self._ports(label)
+        impairment = {"delay_ms": delay_ms, "jitter_ms": jitter_ms, "loss_pct": loss_pct}
+        if all(value is None for value in impairment.values()) and bw_mbit is None:
+            raise ValueError(f"link {label}: nothing to change")
+        at = None
+        if any(value is not None for value in impairment.values()):
+            shaped = {port.port for port in self.shaped_ports}
+            if self.shaper is None or not shaped.issuperset(ports):
+                raise CapabilityError(f"link {label} has no delay, jitter or loss in the spec, "
+                                      "so nothing shapes them during the run; give it one "
+                                      "(e.g. delay: 0.01ms) to change them")
+            for port in ports:
+                at = self.shaper.change(port, **impairment)
+        if bw_mbit is not None:
+            for port in ports:
+                change_rate(port, bw_mbit)
+            at = time()
+        return at
+
+    def set_link_state(self, label: str, up: bool) -> float:
+        """Both ports of the link's in-line bridge down (nothing crosses) or up."""
+        for port in self._ports(label):
+            set_port_state(port, up)
+        return time()
+
+    def _ports(self, label: str) -> tuple[str, str]:
+        bridge = self.inline_bridges.get(label)
+        if bridge is None:
+            raise CapabilityError(f"link {label} has no in-line bridge (it has neither rate nor "
+                                  "impairment in the spec), so it cannot change during the run")
+        return f"{bridge}-eth0", f"{bridge}-eth1"
+
+
+def set_port_state(port: str, up: bool) -> None:
+    """``ip link set dev PORT up|down`` in the root namespace."""
+    state = "up" if up else "down"
+    done = subprocess.run(["ip", "link", "set", "dev", port, state], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise CapabilityError(f"ip link set dev {port} {state} failed: {done.stderr.strip()}")
