@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 
 from edgetestbed import ledger as resources
 from edgetestbed.data.schedule import lost_a_window
+from edgetestbed.dynamics.timeline import Timeline
 from edgetestbed.errors import UserError
 from edgetestbed.process.start import READY_TIMEOUT_S, start_lead, write_start
 from edgetestbed.process.wiring import Wiring
@@ -86,6 +87,7 @@ class Experiment:
         self.commands.update({ident: ("edgetestbed.nodes", "--node", ident) for ident in self.nodes})
         self.launched: dict[str, float] = {}   # ident -> unix time its (latest) process was started
         self.start_at: float | None = None     # window 0's start, once the barrier opened
+        self.timeline: Timeline | None = None  # the spec's events, applied from window 0's start
 
     def __enter__(self) -> "Experiment":
         try:
@@ -119,6 +121,9 @@ class Experiment:
             self._wait_ready(group)
         self.start_at = time.time() + start_lead(self.spec)
         write_start(self.run.path, self.start_at)
+        if self.spec.events:
+            self.timeline = Timeline(self.spec, self.network, self.run.path, self.start_at, self.progress_line)
+            self.timeline.start()
         return self.start_at
 
     def whereabouts(self) -> str:
@@ -172,12 +177,13 @@ class Experiment:
     def wait(self, deadline: float) -> bool:
         """Until every node and the cloud finished; False if the deadline passed first, if
         the machine fell a whole window behind the spec's clock (:attr:`fell_behind`), or if
-        the network stopped emulating the spec (recorded in ``progress.errors["network"]``)."""
+        the network stopped emulating the spec or an event of its timeline could not be
+        applied (recorded in ``progress.errors["network"]``)."""
         shown = ""
         while time.time() < deadline:
             self.progress.read(self.logs, self.processes)
             self._note_exits()
-            if problem := self.network.failure():
+            if problem := self.network.failure() or (self.timeline and self.timeline.failure()):
                 self.progress.errors["network"] = problem
                 return False
             line = self._progress_line()
@@ -213,7 +219,10 @@ class Experiment:
         return f"windows: {windows} | score: {scores or '-'} | done {done}/{len(self.nodes)}"
 
     def stop(self) -> None:
-        """SIGTERM every process still running (they log STOP and flush), then make sure."""
+        """Apply no more events; SIGTERM every process still running (they log STOP and
+        flush), then make sure."""
+        if self.timeline is not None:
+            self.timeline.stop()
         for process, entry in self.processes.values():
             if process.poll() is None:
                 resources.remove(entry)

@@ -24,6 +24,7 @@ from edgetestbed.analysis.definitions import convergence_time, lag_curve, own_la
     split_per_class
 from edgetestbed.analysis.linkbytes import links_section
 from edgetestbed.analysis.runlogs import Event, RunLogs
+from edgetestbed.analysis.netevents import network_events_section
 from edgetestbed.analysis.savings import TOTALS as SAVINGS_SUMMARY, savings_section
 from edgetestbed.analysis.staleness import staleness_section
 from edgetestbed.data.schedule import kept_pace, window_grace
@@ -33,7 +34,7 @@ from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_R
 from edgetestbed.process.sampling import stream_definition
 from edgetestbed.spec.plan import CLOUD_ID, plan_network
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE
@@ -316,7 +317,8 @@ def metrics_of(run: RunLogs) -> Dict[str, Any]:
         "accuracy": {"metric": metric, "nodes": curves}, "lag": lag_section(curves, metric),
         "latency": latency_section(run), "convergence": convergence_section(run, curves, metric),
         "own_vs_other": own_vs_other_section(run, curves), "links": links_section(run),
-        "staleness": staleness_section(run), "savings": savings_section(run)}
+        "staleness": staleness_section(run), "savings": savings_section(run),
+        "network_events": network_events_section(run.run_dir, run.spec)}
     metrics["compression"] = compression_section(run, metrics["links"])
     metrics["summary"] = summary_section(metrics)
     return metrics

@@ -24,6 +24,7 @@ from edgetestbed.analysis.document import (Block, heading, image, items, lag_tex
                                            text, to_html, to_markdown)
 from edgetestbed.analysis.linkbytes import link_params
 from edgetestbed.analysis.metrics import metrics_of, write_metrics
+from edgetestbed.analysis.netevents import network_events_report
 from edgetestbed.analysis.plots import human_bytes, link_parameters
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.data.schedule import pace_warning
@@ -200,7 +201,7 @@ def build_document(run: RunLogs, metrics: Mapping[str, Any]) -> List[Block]:
             *learning_section(metrics, figures, run_dir), *latency_section(metrics), *staleness_section(metrics),
             *own_vs_other_section(metrics, figures["own_vs_other"], run_dir),
             *cost_section(metrics, figures["link_bytes"], run_dir), *compression_section(metrics),
-            *savings_section(metrics),
+            *savings_section(metrics), *network_events_report(metrics),
             *resources_section(metrics, figures["resources"], run_dir), *fidelity_section(linkcheck),
             text("All figures come from metrics.json; its fields are documented in docs/metrics.md. "
                  "Times are seconds since window 0 began.")]

@@ -24,7 +24,7 @@ from edgetestbed import ledger as resources
 from edgetestbed.errors import CapabilityError, LeftoverError
 from edgetestbed.ledger import Ledger
 from edgetestbed.signals import uninterrupted
-from edgetestbed.spec.model import Spec
+from edgetestbed.spec.model import LinkChange, Spec
 from edgetestbed.spec.plan import Endpoint, HostPlan, NetworkPlan, plan_network
 from edgetestbed.topo.cgroups import HostCgroup, RunCgroups
 from edgetestbed.topo.probe import OVS_CTL, Backends
@@ -118,6 +118,24 @@ class EmulatedNetwork:
         """Why the network stopped emulating the spec while running (its link shaping
         failed, e.g. the user-space shaper died), or None."""
         return self.shaping.failure()
+
+    def parent_of(self, child: str) -> str:
+        """The id of a tree node's parent."""
+        return self.spec.node(child).parent
+
+    def change_link(self, child: str, change: LinkChange) -> float:
+        """Set what ``change`` gives of ``child``'s link to its parent, in both directions,
+        while the network runs; the unix time it took effect."""
+        return self.shaping.change_link(self._tree_label(child), delay_ms=change.delay_ms,
+                                        jitter_ms=change.jitter_ms, loss_pct=change.loss_pct,
+                                        bw_mbit=change.bw_mbit)
+
+    def set_link_state(self, child: str, up: bool) -> float:
+        """Take ``child``'s link to its parent down, or bring it up; the unix time it did."""
+        return self.shaping.set_link_state(self._tree_label(child), up)
+
+    def _tree_label(self, child: str) -> str:
+        return f"{child}-{self.parent_of(child)}"
 
     def stop(self) -> list[dict]:
         """Remove everything this network created; return what could not be removed.

@@ -1,0 +1,19 @@
+"""Network dynamics: the spec's ``events:`` applied to the running network, and their effect measured.
+
+Concepts:
+
+- An **event** (:class:`~edgetestbed.spec.model.LinkEvent`): a change of one tree link at a
+  time from window 0's start (``at``) or at a window's start (``window``): new delay,
+  jitter, loss or rate (``set``), or the link taken ``down`` and brought ``up``.
+- The **timeline** (:mod:`~edgetestbed.dynamics.timeline`): a thread of the run that applies
+  each event when it is due, through the network's link-shaping backend, and records when it
+  was applied and what the probe measured, one JSON line per event in
+  ``RUN/network_events.jsonl``. An event that cannot be applied ends the run (the run never
+  goes on under a network other than the one its records describe).
+- The **probe** (:mod:`~edgetestbed.dynamics.probe`): a few pings across the changed link,
+  just before and just after the change, from the child's host to the parent's; their
+  minimum round trip, halved, is the link's one-way delay as measured.
+
+Only an emulated network has links to change: ``validate`` refuses events on the loopback
+backend, and a shaping backend that cannot change links live says so when the event is due.
+"""

@@ -1,0 +1,113 @@
+"""The run's events, applied when due on a thread of the run, each recorded with its probes.
+
+For each event in time order: probe the link half a second before it is due (unless the
+link is down), wait until it is due, apply it through the network, probe again (unless the
+link is now down: then the probe after shows what a down link delivers, nothing), and
+append its record to ``RUN/network_events.jsonl``. A record is the event as the spec gives
+it (:meth:`~edgetestbed.spec.model.LinkEvent.describe`) plus, in seconds from window 0's
+start, when it was ``due`` and when it was ``applied``, and the ``before`` and ``after``
+probes (:class:`~edgetestbed.dynamics.probe.Probe`; ``null`` when not taken).
+
+The thread applies events one after another, so an event due while an earlier one is still
+being probed is applied late; its record says by how much (``applied - due``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional
+
+from edgetestbed.dynamics.probe import Probe, probe_link
+from edgetestbed.errors import CapabilityError
+from edgetestbed.measure.hosttools import MeasurementError
+from edgetestbed.spec.model import LinkEvent, Spec
+
+if TYPE_CHECKING:
+    from edgetestbed.topo.network import EmulatedNetwork
+
+RECORDS = "network_events.jsonl"
+PROBE_LEAD_S = 0.5    # the probe before an event starts this long before it is due
+
+
+class Timeline:
+    """Applies ``spec.events`` to ``network`` from ``start_at`` (window 0's start, unix time)."""
+
+    def __init__(self, spec: Spec, network: EmulatedNetwork, run_dir: Path, start_at: float,
+                 say: Callable[[str], None]) -> None:
+        self.spec, self.network, self.start_at, self.say = spec, network, start_at, say
+        self.path = Path(run_dir) / RECORDS
+        self.records: list[dict] = []
+        self.problem: Optional[str] = None
+        self._down: set[str] = set()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No event is applied after this returns (one being applied finishes first)."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def failure(self) -> Optional[str]:
+        """Why an event could not be applied (the run must stop), or None."""
+        return self.problem
+
+    def _run(self) -> None:
+        for event in self.spec.events:
+            due = self.start_at + event.offset(self.spec.windows.interval)
+            if not self._sleep_until(due - PROBE_LEAD_S):
+                return
+            before = self._probe(event.link)
+            if not self._sleep_until(due):
+                return
+            try:
+                applied = self._apply(event)
+            except (CapabilityError, MeasurementError, OSError, RuntimeError, ValueError) as error:
+                self.problem = f"event {event.index} ({event.link}) could not be applied: {error}"
+                self._record(event, due, None, before, None, error=str(error))
+                return
+            self._record(event, due, applied, before, self._probe(event.link))
+
+    def _apply(self, event: LinkEvent) -> float:
+        """Apply ``event``; the unix time it took effect."""
+        if event.state is not None:
+            applied = self.network.set_link_state(event.link, up=event.state == "up")
+            (self._down.discard if event.state == "up" else self._down.add)(event.link)
+            return applied
+        return self.network.change_link(event.link, event.change)
+
+    def _probe(self, link: str) -> Optional[Probe]:
+        """The link's probe, or None when it is down (a probe of a down link waits for nothing)
+        or the probe failed (said, not fatal: the event itself was applied)."""
+        if link in self._down:
+            return None
+        try:
+            return probe_link(self.network.host(link), self.network.plan.host(self.network.parent_of(link)).ip)
+        except MeasurementError as error:
+            self.say(f"events: the probe of {link}'s link failed: {error}")
+            return None
+
+    def _record(self, event: LinkEvent, due: float, applied: Optional[float], before: Optional[Probe],
+                after: Optional[Probe], **extra: str) -> None:
+        record = {**event.describe(), "due": round(due - self.start_at, 4),
+                  "applied": None if applied is None else round(applied - self.start_at, 4),
+                  "before": self._relative(before), "after": self._relative(after), **extra}
+        self.records.append(record)
+        with open(self.path, "a") as stream:
+            stream.write(json.dumps(record) + "\n")
+        measured = record["after"] and record["after"]["delay_ms"]
+        self.say(f"event {event.index} at {record['due']:.1f} s: {event.link} "
+                 + (event.state or "set") + (f"; measured delay {measured:.1f} ms" if measured else ""))
+
+    def _relative(self, probe: Optional[Probe]) -> Optional[dict]:
+        return None if probe is None else {**probe.as_dict(), "at": round(probe.at - self.start_at, 4)}
+
+    def _sleep_until(self, moment: float) -> bool:
+        """Wait until ``moment``; False if the timeline was stopped first."""
+        return not self._stopping.wait(max(0.0, moment - time.time()))
