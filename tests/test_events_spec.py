@@ -157,3 +157,13 @@ def test_every_event_problem_is_reported_at_once(tmp_path):
                        "{at: 1s, link: w2, set: {bw: 1Mbit}}")
     for line, field in ((FIRST, "events[0].link"), (FIRST + 1, "events[1].window"), (FIRST + 2, "events[2].set.bw")):
         assert_problem(tmp_path, text, line, field)
+
+
+def test_validate_lists_the_events(tmp_path, capsys):
+    from edgetestbed.cli import main
+    topo = tmp_path / "topo.yaml"
+    topo.write_text(with_events("{window: 2, link: w1, set: {delay: 200ms, loss: 5%}}",
+                                "{at: 1.5s, link: w2, down: true}"))
+    assert main(["validate", str(topo)]) == 0
+    out = capsys.readouterr().out
+    assert "  event at 1.5s: w2's link down\n  event at window 2: w1's link set delay 200ms, loss 5%\n" in out
