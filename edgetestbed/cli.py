@@ -47,7 +47,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         edge = "" if link is None else f"  link to {node.parent}: {_describe_link(link)}"
         print(f"  {'  ' * node.level}{node.id} [{node.role}] cpu {node.cpu:g} mem "
               f"{node.memory // 2**20}M{edge}")
+    for event in spec.events:
+        when = f"{event.at_s:g}s" if event.at_s is not None else f"window {event.window}"
+        change = event.state if event.change is None else "set " + ", ".join(
+            f"{CHANGE_TEXT[name][0]} {value:g}{CHANGE_TEXT[name][1]}" for name, value in event.change.fields().items())
+        print(f"  event at {when}: {event.link}'s link {change}")
     return 0
+
+
+CHANGE_TEXT = {"delay_ms": ("delay", "ms"), "jitter_ms": ("jitter", "ms"), "loss_pct": ("loss", "%"),
+               "bw_mbit": ("bw", " Mbit/s")}
 
 
 def _describe_link(link) -> str:

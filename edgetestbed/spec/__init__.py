@@ -21,6 +21,9 @@ Who does what, in the order :func:`~edgetestbed.spec.load.load_spec` runs them:
   the leaves, none twice.
 - :mod:`~edgetestbed.spec.appcheck`: the plugin sections' parameters against each plugin's
   own ``Params``.
+- :mod:`~edgetestbed.spec.events`: the ``events`` timeline checked against the resolved tree
+  and run (known link, within the run, no contradictions, a shaping that can change links)
+  and resolved to :class:`~edgetestbed.spec.model.LinkEvent`, called by ``resolve``.
 - :mod:`~edgetestbed.spec.problems`: where every problem is collected, placed at a line,
   and raised at once.
 - :mod:`~edgetestbed.spec.resolve`: defaults merged, units resolved, the frozen

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping
 
 __all__ = [
     "Spec", "NodeSpec", "LinkSpec", "PolicySpec", "CodecSpec", "AggregationSpec", "SensorsSpec", "CloudSpec", "NetworkSpec",
-    "ApplicationSpec", "DataSpec", "WindowsSpec", "FrozenMap",
+    "ApplicationSpec", "DataSpec", "WindowsSpec", "FrozenMap", "LinkChange", "LinkEvent",
 ]
 
 
@@ -181,6 +181,46 @@ class WindowsSpec:
 
 
 @dataclass(frozen=True)
+class LinkChange:
+    """What a ``set`` event changes on a link, in :class:`LinkSpec`'s units; None: unchanged."""
+
+    delay_ms: float | None = None
+    jitter_ms: float | None = None
+    loss_pct: float | None = None
+    bw_mbit: float | None = None
+
+    def fields(self) -> dict[str, float]:
+        """The fields it sets, by name (``delay_ms``, ...)."""
+        return {name: value for name, value in vars(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """One event of the spec's timeline: at ``at_s`` seconds from window 0's start, or at the
+    start of ``window`` (exactly one is set), on the link from node ``link`` to its parent,
+    either a ``change`` or a ``state`` (``down`` or ``up``), exactly one. ``index`` is its
+    position in the file's ``events``."""
+
+    index: int
+    link: str
+    at_s: float | None
+    window: int | None
+    change: LinkChange | None
+    state: str | None                # 'down' | 'up'
+
+    def offset(self, interval: float) -> float:
+        """Seconds from window 0's start, windows lasting ``interval`` seconds."""
+        return self.at_s if self.at_s is not None else self.window * interval
+
+    def describe(self) -> dict:
+        """A JSON-able record: index, link, at_s or window, and the set fields or the state."""
+        record: dict = {"index": self.index, "link": self.link}
+        record.update({"at_s": self.at_s} if self.at_s is not None else {"window": self.window})
+        record.update(self.change.fields() if self.change is not None else {"state": self.state})
+        return record
+
+
+@dataclass(frozen=True)
 class Spec:
     """A whole experiment, validated, with every default applied. Equality ignores ``source``."""
 
@@ -195,6 +235,7 @@ class Spec:
     cloud: CloudSpec | None
     network: NetworkSpec
     timeout: float                   # seconds for the whole run
+    events: tuple[LinkEvent, ...] = ()   # by offset, then position in the file
 
     def node(self, node_id: str) -> NodeSpec:
         """The node with this id; KeyError if there is none."""

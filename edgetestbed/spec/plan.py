@@ -65,6 +65,8 @@ class LinkPlan:
     ``a``/``b`` are the Mininet nodes it joins (switches, or a host and a switch);
     ``ends`` are the two *hosts* whose traffic crosses it, as the user names them
     (child first, then parent), which is what linkcheck measures between.
+    ``dynamic``: a tree link some spec event names (a change, or down and up), which a
+    backend must build so it can change during the run even when its spec shapes nothing.
     """
 
     kind: str                    # 'tree' | 'sensor' | 'wan'
@@ -72,6 +74,7 @@ class LinkPlan:
     a: str
     b: str
     spec: LinkSpec
+    dynamic: bool = False
 
     @property
     def label(self) -> str:
@@ -105,6 +108,7 @@ def _address(base: int, offset: int) -> str:
 def plan_network(spec: Spec) -> NetworkPlan:
     """Names, addresses and links for a validated spec."""
     switch_of = {node.id: f"s{i}" for i, node in enumerate(spec.nodes, start=1)}
+    changing = {event.link for event in spec.events}
     hosts: list[HostPlan] = []
     links: list[LinkPlan] = []
     for i, node in enumerate(spec.nodes, start=1):
@@ -112,7 +116,7 @@ def plan_network(spec: Spec) -> NetworkPlan:
                               node.cpu, node.memory, switch_of[node.id]))
         if node.parent is not None:
             links.append(LinkPlan("tree", (node.id, node.parent), switch_of[node.id],
-                                  switch_of[node.parent], node.link))
+                                  switch_of[node.parent], node.link, node.id in changing))
         for index in node.sensors:
             name = f"d{index}"
             hosts.append(HostPlan(name, sensor_id(index), "sensor", _address(SENSOR_BASE, index + 1),

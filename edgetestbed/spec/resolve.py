@@ -33,6 +33,7 @@ from edgetestbed.params.fields import thaw
 from edgetestbed.params.plugins import PluginNotFound, Registry, values
 from edgetestbed.params.units import format_duration
 from edgetestbed.policies import POLICIES
+from edgetestbed.spec.events import event_input, resolve_events
 from edgetestbed.spec.model import (AggregationSpec, ApplicationSpec, CloudSpec, CodecSpec, DataSpec, FrozenMap, LinkSpec,
                                     NetworkSpec, NodeSpec, PolicySpec, SensorsSpec, Spec,
                                     WindowsSpec)
@@ -58,6 +59,7 @@ def resolve(model: SpecIn, source: str, problems: Problems) -> Spec:
     sensors, cloud, network = model.sensors, model.cloud, model.network
     nodes = _resolve_nodes(model)
     check_rounds(model, nodes, problems)
+    network_spec = NetworkSpec(network.switch, network.shaping, network.congestion_control, network.backend)
     return Spec(
         name=model.name, seed=model.seed, source=source, nodes=nodes,
         application=ApplicationSpec(model.application.name, _freeze(model.application.model_extra)),
@@ -67,8 +69,8 @@ def resolve(model: SpecIn, source: str, problems: Problems) -> Spec:
                             sensors.cpu, sensors.memory),
         cloud=None if cloud is None else CloudSpec(cloud.cpu, cloud.memory,
                                                    _merge_link(LinkSpec(), cloud.link)),
-        network=NetworkSpec(network.switch, network.shaping, network.congestion_control, network.backend),
-        timeout=timeout)
+        network=network_spec, timeout=timeout,
+        events=resolve_events(model, nodes, windows, network_spec, problems))
 
 
 def _resolve_nodes(model: SpecIn) -> tuple[NodeSpec, ...]:
@@ -188,6 +190,8 @@ def input_of(spec: Spec) -> SpecIn:
         nodes=[_node_input(node) for node in spec.nodes],
         network=NetworkIn.model_construct(**dataclasses.asdict(spec.network)),
         timeout=spec.timeout)
+    if spec.events:   # absent when none: a spec without events reads as before
+        fields["events"] = [event_input(event) for event in sorted(spec.events, key=lambda event: event.index)]
     if spec.cloud is not None:
         fields["cloud"] = CloudIn.model_construct(cpu=spec.cloud.cpu, memory=spec.cloud.memory,
                                                   link=_link_input(spec.cloud.link))

@@ -7,7 +7,8 @@ The input, top level (``name``, ``application``, ``data`` and ``nodes`` are requ
     defaults{cpu, memory, link, policy, codec, pull_codec, aggregation},
     sensors{rate, link, cpu, memory},
     nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec, aggregation}],
-    cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout
+    cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout,
+    events[{at | window, link, set{delay, jitter, loss, bw} | down: true | up: true}]
 
 Quantities carry units (see :mod:`edgetestbed.params.units`). A link is
 ``{bw: 10Mbit, delay: 20ms, jitter: 2ms, loss: 1%, queue: 100}``; ``bw: null`` means
@@ -25,6 +26,7 @@ Built-in defaults (used where the file is silent):
 ``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
 ``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic}``
 ``timeout``           interval × limit × 3 + 120 s
+``events``            none: the links stay as the spec gives them for the whole run
 link fields           ``bw: null`` (unlimited), ``delay: 0ms``, ``jitter: 0ms``, ``loss: 0%``,
                       ``queue: null``
 plugin parameters     the plugin's own ``Params`` (below)
@@ -44,6 +46,7 @@ sensor index          0 .. 9999
 ``seed``              0 .. 2**32 - 1 (numpy's seed range)
 ``windows``           interval 10ms .. 1h, limit 1 .. 100000, epochs 1 .. 1000
 ``timeout``           1s .. 7 days, and at least interval × limit
+event ``at``          0 .. 7 days, and before interval × limit; ``window`` 0 .. limit − 1
 plugin parameters     the plugin's own ``Params`` (below)
 ids                   ``[A-Za-z][A-Za-z0-9_-]{0,31}``; ``name``: ``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``
 ====================  ===========================================================
@@ -83,6 +86,14 @@ A parameter server's or the root's ``aggregation`` (:mod:`edgetestbed.aggregatio
 merges its children's updates and how; ``{type: average}`` unless ``defaults`` says
 otherwise) is a plugin by ``type`` too. A worker merges nothing: ``aggregation`` on a worker
 is refused (:mod:`edgetestbed.spec.tree`) and ``defaults.aggregation`` does not apply to it.
+
+``events`` is a timeline of link changes during a run, each at ``at`` (a time from window
+0's start) or at the start of ``window`` (exactly one), on ``link`` (a node's link to its
+parent), doing exactly one of ``set`` (some of ``delay``, ``jitter``, ``loss``, ``bw``, as a
+node's ``link`` writes them; ``queue`` cannot change), ``down: true`` or ``up: true``. Checks
+against the tree and the run (known link, within the run, no contradictory events, a
+``bw`` to change, an emulated network shaped in user space) are
+:mod:`edgetestbed.spec.events`'s.
 """
 
 from __future__ import annotations
@@ -122,11 +133,13 @@ Loss = unit(float, parse_percent, format_percent, 0, 100, high_open=True)
 Memory = unit(int, parse_size, format_size, 32 * MiB, 2**40)
 Rate = unit(float, parse_rate, format_rate, 0, 10_000, low_open=True)
 Timeout = unit(float, parse_duration, format_duration, 1, 7 * 86400)
+EventTime = unit(float, parse_duration, format_duration, 0, 7 * 86400)
 Cores = Annotated[float, BeforeValidator(bounded(number("a number of cores like 0.5"), 0.01, 256))]
 Queue = count(1, 1_000_000, "a queue length in packets like 100")
 Seed = count(0, 2**32 - 1, "a seed like 1")
 SensorIndex = count(0, 9999, "a sensor index like 3")
 WindowLimit = count(1, 100_000, "a number of windows like 10")
+WindowIndex = count(0, 99_999, "a window index like 5 (the first is 0)")
 Epochs = count(1, 1000, "a number of epochs like 1")
 Dataset = choice("a dataset", *DATASETS.names())
 Switch = choice("a switch backend", "auto", "ovs", "ovs-user", "lxbr")
@@ -300,6 +313,53 @@ class NodeIn(InputModel):
     aggregation: Optional[AggregationIn] = None
 
 
+def _true(value: object) -> bool:
+    if value is not True:
+        raise ValueError(f"got {quote(value)}; expected true (an event is its one action)")
+    return True
+
+
+class LinkSetIn(InputModel):
+    """The link fields an event may change; at least one. ``queue`` is fixed for the run."""
+
+    EXPECTED: ClassVar[str] = "a change like {delay: 200ms, jitter: 10ms, loss: 5%, bw: 1Mbit}"
+    delay: LinkDelay = None   # None: unchanged; null is refused, as every field's parser refuses it
+    jitter: LinkDelay = None
+    loss: Loss = None
+    bw: Bandwidth = None
+
+    @model_validator(mode="after")
+    def _some(self) -> "LinkSetIn":
+        if not self.model_fields_set:
+            raise ValueError(f"no change; expected at least one of {', '.join(LinkSetIn.model_fields)}")
+        return self
+
+
+EVENT_TIMES, EVENT_ACTIONS = ("at", "window"), ("set", "down", "up")
+
+
+class EventIn(InputModel):
+    """One event of ``events``: a time (``at`` or ``window``), a ``link``, one action."""
+
+    EXPECTED: ClassVar[str] = "an event like {at: 20s, link: w4, set: {delay: 200ms}}"
+    at: EventTime = Field(None, description="a time from window 0's start like 20s or 1500ms")
+    window: WindowIndex = None
+    link: NodeId = Field(description="a node id like w4 (its link to its parent)")
+    set: LinkSetIn = None
+    down: Annotated[bool, BeforeValidator(_true)] = None
+    up: Annotated[bool, BeforeValidator(_true)] = None
+
+    @model_validator(mode="after")
+    def _one_each(self) -> "EventIn":
+        for keys, expected in ((EVENT_TIMES, "at: 20s (from window 0's start) or window: 5"),
+                               (EVENT_ACTIONS, "set: {...}, down: true or up: true")):
+            given = [key for key in keys if key in self.model_fields_set]
+            if len(given) != 1:
+                found = f"{' and '.join(given)} together" if given else f"none of {', '.join(keys)}"
+                raise ValueError(f"{found}; expected exactly one of {expected}")
+        return self
+
+
 class SpecIn(InputModel):
     EXPECTED: ClassVar[str] = "a mapping of keys like name:, application:, data: and nodes:"
     name: RunName = Field(description="a name for the runs, like mnist-3level")
@@ -314,3 +374,5 @@ class SpecIn(InputModel):
     cloud: Optional[CloudIn] = None
     network: NetworkIn = Field(default_factory=NetworkIn)
     timeout: Optional[Timeout] = None
+    events: list[EventIn] = Field(
+        default_factory=list, description="a list of events like [{at: 20s, link: w4, set: {delay: 200ms}}]")

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 @SHAPINGS.register
 class UserspaceShaping(LinkShaping):
     """Where the kernel has no netem: a Linux bridge in line on every link with a rate or an
-    impairment, whose ports' incoming packets one user-space NFQUEUE handler delays, jitters
-    and drops (:mod:`edgetestbed.topo.shaper`), with htb for the rate and queue on its ports.
+    impairment, or that spec events change (``LinkPlan.dynamic``), whose ports' incoming
+    packets one user-space NFQUEUE handler delays, jitters and drops
+    (:mod:`edgetestbed.topo.shaper`), with htb for the rate and queue on its ports.
 
     Segmentation offloads (TSO, GSO) go on every host: a GSO super-packet of up to 64 KB
     counted as one packet against a link's ``queue`` and htb let it overshoot the rate (a
@@ -48,7 +49,7 @@ class UserspaceShaping(LinkShaping):
 
     def add_link(self, link: LinkPlan) -> None:
         network = self.network
-        if link.spec.bw_mbit is None and not link.spec.impaired:
+        if link.spec.bw_mbit is None and not link.spec.impaired and not link.dynamic:
             network.add_link(link.a, link.b)
             return
         # a -- [xK-eth0 | bridge xK | xK-eth1] -- b: shape packets entering xK on either port,
@@ -59,7 +60,7 @@ class UserspaceShaping(LinkShaping):
         bw = {**bw_params(link.spec), "queue": link.spec.queue}
         network.add_link(link.a, bridge, cls2=HtbIntf, cls1=Intf, params2=bw)
         network.add_link(bridge, link.b, cls1=HtbIntf, cls2=Intf, params1=bw)
-        if link.spec.impaired:
+        if link.spec.impaired or link.dynamic:   # a dynamic link's ports, so events can impair them
             for port in (f"{bridge}-eth0", f"{bridge}-eth1"):
                 self.shaped_ports.append(ShapedPort(port, link.spec.delay_ms, link.spec.jitter_ms,
                                                     link.spec.loss_pct, link.spec.queue))

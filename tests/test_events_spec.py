@@ -1,0 +1,169 @@
+"""The spec's ``events``: resolved in order, refused with file, line and field, planned dynamic."""
+
+import pytest
+import yaml
+
+from edgetestbed.spec.load import load_spec_text
+from edgetestbed.spec.model import LinkChange, LinkEvent
+from edgetestbed.spec.plan import plan_network
+from tests.test_spec import HEAD, assert_problem
+
+# Lines 4-18: userspace shaping, 10 windows of 3s, a root, a parameter server and two workers;
+# w2 has no bw. Events start at line 18 (the first at 19).
+TREE = HEAD + """\
+network: {shaping: userspace}
+windows: {interval: 3s, limit: 10}
+nodes:
+  - id: root
+  - id: ps1
+    parent: root
+    link: {bw: 10Mbit}
+  - id: w1
+    parent: ps1
+    sensors: [0]
+    link: {bw: 5Mbit, delay: 5ms}
+  - id: w2
+    parent: ps1
+    sensors: [1]
+events:
+"""
+FIRST = 19   # the line of the first event
+
+
+def with_events(*events: str, head: str = TREE) -> str:
+    return head + "".join(f"  - {event}\n" for event in events)
+
+
+def test_events_resolve_in_time_order():
+    spec = load_spec_text(with_events("{window: 2, link: w1, set: {delay: 200ms, bw: 1Mbit, loss: 5%, jitter: 10ms}}",
+                                      "{at: 1500ms, link: w2, down: true}",
+                                      "{at: 6s, link: w2, up: true}",
+                                      "{at: 0s, link: ps1, set: {loss: 1%}}"))
+    assert spec.events == (
+        LinkEvent(3, "ps1", 0.0, None, LinkChange(loss_pct=1.0), None),
+        LinkEvent(1, "w2", 1.5, None, None, "down"),
+        LinkEvent(0, "w1", None, 2, LinkChange(delay_ms=200.0, jitter_ms=10.0, loss_pct=5.0, bw_mbit=1.0), None),
+        LinkEvent(2, "w2", 6.0, None, None, "up"))
+    assert [event.offset(spec.windows.interval) for event in spec.events] == [0.0, 1.5, 6.0, 6.0]
+    assert spec.events[2].describe() == {"index": 0, "link": "w1", "window": 2, "delay_ms": 200.0,
+                                         "jitter_ms": 10.0, "loss_pct": 5.0, "bw_mbit": 1.0}
+    assert spec.events[1].describe() == {"index": 1, "link": "w2", "at_s": 1.5, "state": "down"}
+
+
+def test_no_events_by_default():
+    spec = load_spec_text(TREE.removesuffix("events:\n"))
+    assert spec.events == () and "events" not in spec.to_dict()
+    assert not any(link.dynamic for link in plan_network(spec).shaped_links)
+
+
+def test_auto_shaping_is_left_to_the_run():
+    text = with_events("{at: 1s, link: w1, down: true}").replace("shaping: userspace", "shaping: auto")
+    assert len(load_spec_text(text).events) == 1
+
+
+def test_to_dict_round_trips_events():
+    spec = load_spec_text(with_events("{at: 20s, link: w1, set: {delay: 200ms}}",
+                                      "{window: 1, link: w2, down: true}",
+                                      "{window: 3, link: w2, up: true}",
+                                      "{at: 300ms, link: ps1, set: {bw: 500kbit, loss: 0.5%}}"))
+    data = spec.to_dict()
+    assert data["events"][0] == {"at": "20s", "link": "w1", "set": {"delay": "200ms"}}
+    assert data["events"][1] == {"window": 1, "link": "w2", "down": True}
+    again = load_spec_text(yaml.safe_dump(data))
+    assert again == spec and again.to_dict() == data
+
+
+def test_links_named_by_events_are_dynamic():
+    spec = load_spec_text(with_events("{at: 1s, link: w2, set: {delay: 10ms}}", "{at: 2s, link: ps1, down: true}"))
+    dynamic = {link.label: link.dynamic for link in plan_network(spec).shaped_links}
+    assert dynamic == {"ps1-root": True, "w1-ps1": False, "sensor0-w1": False,
+                       "w2-ps1": True, "sensor1-w2": False}
+
+
+@pytest.mark.parametrize("event, field, words", [
+    ("{at: 1s, link: w11, down: true}", "link", ["unknown node 'w11'", "did you mean 'w1'?",
+                                                "expected the id of a node other than the root: ps1, w1, w2"]),
+    ("{at: 1s, link: root, down: true}", "link", ["the root has no link to a parent", "ps1, w1, w2"]),
+    ("{at: 30s, link: w1, down: true}", "at", ["30s is past the run's end", "expected less than 30s",
+                                               "10 × 3s"]),
+    ("{window: 10, link: w1, down: true}", "window", ["10 is past the run's end",
+                                                      "expected a window of 0 .. 9 (windows.limit is 10)"]),
+    ("{at: 1s, link: w2, set: {bw: 1Mbit}}", "set.bw", ["w2's link has no bw in the spec",
+                                                        "expected a bw on it (defaults.link)",
+                                                        "the rate limiter is only installed on links that have one"]),
+    ("{at: 1s, link: w1, up: true}", "up", ["w1's link is not down at 1s", "expected a down: true event"]),
+    ("{at: 1s, link: w1, set: {queue: 10}}", "set.queue", ["unknown key 'queue'",
+                                                          "expected one of delay, jitter, loss, bw"]),
+    ("{at: 1s, link: w1, set: {}}", "set", ["no change; expected at least one of delay, jitter, loss, bw"]),
+    ("{at: 1s, link: w1, set: {delay: 20}}", "set.delay", ["write 20ms or 20s, not 20"]),
+    ("{at: 1s, link: w1, set: {loss: 100%}}", "set.loss", ["too large", "less than 100%"]),
+    ("{at: 1s, link: w1, set: {bw: null}}", "set.bw", ["not a bandwidth"]),
+    ("{at: 1s, link: w1, down: false}", "down", ["got false; expected true"]),
+    ("{at: -1s, link: w1, down: true}", "at", ["too small", "at least 0"]),
+    ("{window: -1, link: w1, down: true}", "window", ["too small", "at least 0"]),
+    ("{link: w1, down: true}", "", ["none of at, window; expected exactly one of at: 20s"]),
+    ("{at: 1s, window: 1, link: w1, down: true}", "", ["at and window together"]),
+    ("{at: 1s, link: w1}", "", ["none of set, down, up; expected exactly one of set: {...}, down: true or up: true"]),
+    ("{at: 1s, link: w1, down: true, up: true}", "", ["down and up together"]),
+    ("{at: 1s, crash: w1}", ".crash", ["unknown key 'crash'",
+                                       "expected one of at, window, link, set, down, up"]),
+    ("{at: 1s, down: true}", ".link", ["missing; expected a node id like w4"]),
+    ("w1", "", ["got 'w1'; expected an event like {at: 20s, link: w4, set: {delay: 200ms}}"]),
+])
+def test_a_bad_event_is_reported_at_its_line_and_field(tmp_path, event, field, words):
+    path = f"events[0]{'.' + field if field and not field.startswith('.') else field}"
+    assert_problem(tmp_path, with_events(event), FIRST, path, *words)
+
+
+def test_bw_on_a_node_link_without_one_names_the_node(tmp_path):
+    text = with_events("{at: 1s, link: w2, set: {bw: 1Mbit}}").replace(
+        "    sensors: [1]\n", "    sensors: [1]\n    link: {delay: 1ms}\n")
+    assert_problem(tmp_path, text, FIRST + 1, "events[0].set.bw", "expected a bw on it (nodes[3].link)")
+
+
+@pytest.mark.parametrize("events, line, field, words", [
+    (["{at: 6s, link: w1, set: {delay: 1ms}}", "{window: 2, link: w1, down: true}"], FIRST + 1, "events[1].window",
+     ["w1's link has another event at window 2 (6s) (events[0], line 19)", "expected one event per link at a time"]),
+    (["{at: 6s, link: w1, down: true}", "{at: 6000ms, link: w1, up: true}"], FIRST + 1, "events[1].at",
+     ["another event at 6s"]),
+    (["{at: 1s, link: w1, down: true}", "{at: 2s, link: w1, set: {delay: 1ms}}", "{at: 3s, link: w1, down: true}"],
+     FIRST + 2, "events[2].down", ["w1's link is already down at 3s (since events[0], line 19)",
+                                  "expected up: true before downing it again"]),
+    (["{window: 3, link: w1, up: true}", "{at: 1s, link: w1, down: true}", "{window: 4, link: w1, up: true}"],
+     FIRST + 2, "events[2].up", ["w1's link is not down at window 4 (12s)"]),
+])
+def test_contradictory_events_are_refused(tmp_path, events, line, field, words):
+    assert_problem(tmp_path, with_events(*events), line, field, *words)
+
+
+def test_events_at_the_same_time_on_different_links_are_fine():
+    spec = load_spec_text(with_events("{at: 3s, link: w1, down: true}", "{window: 1, link: w2, down: true}",
+                                      "{at: 6s, link: w1, up: true}", "{at: 6s, link: w2, up: true}"))
+    assert [(event.index, event.link) for event in spec.events] == [(0, "w1"), (1, "w2"), (2, "w1"), (3, "w2")]
+
+
+@pytest.mark.parametrize("network, words", [
+    ("{backend: loopback}", ["events need an emulated network; the loopback backend emulates no link"]),
+    ("{shaping: netem}", ["changing links during a run needs the userspace shaping backend for now",
+                          "expected network: {shaping: userspace}"]),
+])
+def test_events_need_a_network_that_can_change_links(tmp_path, network, words):
+    text = with_events("{at: 1s, link: w1, down: true}").replace("network: {shaping: userspace}", f"network: {network}")
+    assert_problem(tmp_path, text, FIRST - 1, "events", *words)
+
+
+def test_every_event_problem_is_reported_at_once(tmp_path):
+    text = with_events("{at: 1s, link: w9, down: true}", "{window: 12, link: w1, down: true}",
+                       "{at: 1s, link: w2, set: {bw: 1Mbit}}")
+    for line, field in ((FIRST, "events[0].link"), (FIRST + 1, "events[1].window"), (FIRST + 2, "events[2].set.bw")):
+        assert_problem(tmp_path, text, line, field)
+
+
+def test_validate_lists_the_events(tmp_path, capsys):
+    from edgetestbed.cli import main
+    topo = tmp_path / "topo.yaml"
+    topo.write_text(with_events("{window: 2, link: w1, set: {delay: 200ms, loss: 5%}}",
+                                "{at: 1.5s, link: w2, down: true}"))
+    assert main(["validate", str(topo)]) == 0
+    out = capsys.readouterr().out
+    assert "  event at 1.5s: w2's link down\n  event at window 2: w1's link set delay 200ms, loss 5%\n" in out
