@@ -37,3 +37,37 @@ def test_no_reply_is_no_delay_and_no_summary_is_an_error():
     assert (probe.sent, probe.received, probe.rtt_min_ms, probe.delay_ms) == (8, 0, None, None)
     with pytest.raises(MeasurementError, match="no summary"):
         parse_ping("ping: connect: Network is unreachable\n", at=0.0)
+
+
+NODES = """\
+  - {id: root}
+  - {id: w1, parent: root, sensors: [0]}
+  - {id: w2, parent: root, sensors: [1], link: {bw: 10Mbit, delay: 20ms}}
+events:
+  - {at: 1s, link: w1, set: {delay: 40ms}}
+  - {at: 2s, link: w1, set: {loss: 1%}}
+  - {window: 3, link: w2, down: true}
+"""
+
+
+def probe(at: float, rtt: float | None) -> dict:
+    return {"at": at, "sent": 8, "received": 0 if rtt is None else 8, "rtt_min_ms": rtt,
+            "delay_ms": None if rtt is None else rtt / 2}
+
+
+def test_metrics_set_each_measured_delay_beside_the_configured_one_and_the_report_tabulates_them(tmp_path):
+    spec = load_spec_text(small_spec(NODES), "events.yaml")
+    records = [{**event.describe(), "due": event.offset(1.0), "applied": event.offset(1.0) + 0.01,
+                "before": probe(0.5, 10.3), "after": probe(1.02, rtt)}
+               for event, rtt in zip(spec.events, (80.4, 80.5, None))]
+    records[2]["after"] = None
+    (tmp_path / RECORDS).write_text("".join(json.dumps(record) + "\n" for record in records))
+    events = network_events_section(tmp_path, spec)["events"]
+    assert [(e["configured_before_ms"], e["configured_after_ms"]) for e in events] == [(5, 40), (40, 40), (20, 20)]
+    assert events[0]["after"]["delay_ms"] == pytest.approx(40.2)
+    blocks = network_events_report({"network_events": {"events": events}})
+    rows = blocks[-1].content[1:]
+    assert [row[:3] for row in rows] == [["0", "w1", "40 ms"], ["1", "w1", "1 % loss"], ["2", "w2", "down"]]
+    assert rows[0][-1] == "40 ms / 40.2 ms" and rows[2][-1] == "20 ms / not probed"
+    assert network_events_report({"network_events": {"events": []}}) == []
+    assert network_events_section(tmp_path / "elsewhere", spec) == {"events": []}

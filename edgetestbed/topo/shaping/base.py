@@ -39,6 +39,7 @@ class LinkShaping(Plugin, ABC):
 
     feature: ClassVar[str]                   # the Capabilities attribute saying it works here
     offloads: ClassVar[tuple[str, ...]] = ()  # ``ethtool -K`` arguments every host's interfaces get
+    live_changes: ClassVar[bool] = False     # can change links while the network runs (spec events)
 
     def __init__(self, network: EmulatedNetwork) -> None:
         self.network = network

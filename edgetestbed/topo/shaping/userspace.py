@@ -37,6 +37,7 @@ class UserspaceShaping(LinkShaping):
     feature = "userspace_shaping"
     rank = 1
     offloads = ("tso", "off", "gso", "off")
+    live_changes = True
 
     def __init__(self, network: EmulatedNetwork) -> None:
         super().__init__(network)
