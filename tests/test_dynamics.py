@@ -67,7 +67,7 @@ def test_metrics_set_each_measured_delay_beside_the_configured_one_and_the_repor
     assert events[0]["after"]["delay_ms"] == pytest.approx(40.2)
     blocks = network_events_report({"network_events": {"events": events}})
     rows = blocks[-1].content[1:]
-    assert [row[:3] for row in rows] == [["0", "w1", "40 ms"], ["1", "w1", "1 % loss"], ["2", "w2", "down"]]
+    assert [row[:3] for row in rows] == [["0", "w1", "delay 40 ms"], ["1", "w1", "loss 1 %"], ["2", "w2", "down"]]
     assert rows[0][-1] == "40 ms / 40.2 ms" and rows[2][-1] == "20 ms / not probed"
     assert network_events_report({"network_events": {"events": []}}) == []
     assert network_events_section(tmp_path / "elsewhere", spec) == {"events": []}

@@ -53,8 +53,9 @@ def network_events_report(metrics: Mapping[str, Any]) -> List[Block]:
 def _what(event: Mapping[str, Any]) -> str:
     if event.get("state"):
         return event["state"]
-    units = {"delay_ms": "ms", "jitter_ms": "ms jitter", "loss_pct": "% loss", "bw_mbit": "Mbit/s"}
-    return ", ".join(f"{event[key]:g} {unit}" for key, unit in units.items() if event.get(key) is not None)
+    named = {"delay_ms": ("delay", "ms"), "jitter_ms": ("jitter", "ms"), "loss_pct": ("loss", "%"),
+             "bw_mbit": ("rate", "Mbit/s")}
+    return ", ".join(f"{name} {event[key]:g} {unit}" for key, (name, unit) in named.items() if event.get(key) is not None)
 
 
 def _time(value: Optional[float]) -> str:

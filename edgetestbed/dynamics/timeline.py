@@ -88,7 +88,7 @@ class Timeline:
         if link in self._down:
             return None
         try:
-            return probe_link(self.network.host(link), self.network.plan.host(self.network.parent_of(link)).ip)
+            return probe_link(self.network.host(link), self.network.host(self.network.parent_of(link)).IP())
         except MeasurementError as error:
             self.say(f"events: the probe of {link}'s link failed: {error}")
             return None
