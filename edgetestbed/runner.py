@@ -18,6 +18,7 @@ each is recorded in the run's ledger, so a crash of this process leaves nothing 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,7 @@ class Experiment:
         self.launched: dict[str, float] = {}   # ident -> unix time its (latest) process was started
         self.start_at: float | None = None     # window 0's start, once the barrier opened
         self.timeline: Timeline | None = None  # the spec's events, applied from window 0's start
+        self.crashed: set[str] = set()         # killed by a ``crash`` event, not yet restarted
 
     def __enter__(self) -> "Experiment":
         try:
@@ -122,7 +124,7 @@ class Experiment:
         self.start_at = time.time() + start_lead(self.spec)
         write_start(self.run.path, self.start_at)
         if self.spec.events:
-            self.timeline = Timeline(self.spec, self.network, self.run.path, self.start_at, self.progress_line)
+            self.timeline = Timeline(self.spec, self.network, self, self.run.path, self.start_at, self.progress_line)
             self.timeline.start()
         return self.start_at
 
@@ -202,9 +204,27 @@ class Experiment:
         """A sensor sent samples a whole window late (see :func:`lost_a_window`)."""
         return lost_a_window(self.progress.behind[0], self.spec.windows.interval)
 
+    def crash(self, ident: str) -> float:
+        """SIGKILL ``ident``'s process (a ``crash`` event: no STOP, no flush, as a power cut);
+        its exit is not an error of the run. The unix time it was dead."""
+        process, _entry = self.processes[ident]
+        self.crashed.add(ident)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        return time.time()
+
+    def restart(self, ident: str) -> float:
+        """Start ``ident`` again after a crash (:meth:`start_process`); the unix time it started."""
+        self.start_process(ident)
+        self.crashed.discard(ident)
+        return self.launched[ident]
+
     def _note_exits(self) -> None:
-        """A process that exited without DONE/STOP crashed: record it so the wait can end."""
+        """A process that exited without DONE/STOP crashed: record it so the wait can end
+        (unless a ``crash`` event killed it: it is restarted later)."""
         for ident, (process, _entry) in self.processes.items():
+            if ident in self.crashed:
+                continue
             if process.poll() not in (None, 0) and ident not in self.progress.finished:
                 self.progress.finished[ident] = "ERROR"
                 self.progress.errors.setdefault(

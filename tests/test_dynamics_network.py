@@ -1,8 +1,13 @@
-"""Link events applied during a run on the emulated network, measured by the run's probe and
-its captures: w1's link goes from 5 ms to 40 ms at 2 s; w2's link goes down at 3 s and comes
-back up at 5 s. One run of 8 windows of 1 s (about 35 s), shared by the module.
+"""Events applied during a run on the emulated network, measured by the run's probe, its
+captures and the nodes' logs: w1's link goes from 5 ms to 40 ms at 2 s; w2's link goes down at
+3 s and comes back up at 5 s; ps1 (over w3 and w4) is cut off from the root at 2.5 s and healed
+at 5.5 s; w4 is killed at 3 s and restarted at 4 s. One run of 8 windows of 1 s (about 40 s),
+shared by the module.
 
-Measured over N runs: see the asserts' comments."""
+Measured over 5 runs with the link events alone: every event applied 1-8 ms after it was due;
+w1's delay measured 5.05-5.06 ms before and 40.04-40.05 ms after; w2's link carried no frame
+while down and 664-674 frames after.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +30,17 @@ NODES = """\
   - {id: root, cpu: 0.3}
   - {id: w1, parent: root, sensors: [0]}
   - {id: w2, parent: root, sensors: [1]}
+  - {id: ps1, parent: root}
+  - {id: w3, parent: ps1, sensors: [2]}
+  - {id: w4, parent: ps1, sensors: [3]}
 events:
   - {at: 2s, link: w1, set: {delay: 40ms}}
   - {at: 3s, link: w2, down: true}
   - {at: 5s, link: w2, up: true}
+  - {at: 2.5s, partition: ps1}
+  - {at: 5.5s, heal: ps1}
+  - {at: 3s, crash: w4}
+  - {at: 4s, restart: w4}
 """
 
 
@@ -40,9 +52,10 @@ def run(tmp_path_factory) -> Path:
     return Path(summary["run_dir"])
 
 
-def applied(run_dir: Path) -> List[dict]:
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return metrics["network_events"]["events"]
+def applied(run_dir: Path, *actions: str) -> List[dict]:
+    """The applied events' records (metrics), those with these actions if any are given."""
+    records = json.loads((run_dir / "metrics.json").read_text())["network_events"]["events"]
+    return [r for r in records if not actions or r["action"] in actions]
 
 
 def frame_times(run_dir: Path, link: str, start_at: float) -> List[float]:
@@ -52,13 +65,15 @@ def frame_times(run_dir: Path, link: str, start_at: float) -> List[float]:
 
 def test_every_event_is_applied_when_due(run):
     records = applied(run)
-    print("due, applied:", [(r["due"], r["applied"]) for r in records])
-    assert [(r["link"], r.get("state")) for r in records] == [("w1", None), ("w2", "down"), ("w2", "up")]
+    print("due, applied:", [(r["action"], r["due"], r["applied"]) for r in records])
+    assert [(r.get("link") or r["node"], r["action"]) for r in records] == [
+        ("w1", "set"), ("ps1", "partition"), ("w2", "down"), ("w4", "crash"), ("w4", "restart"), ("w2", "up"),
+        ("ps1", "heal")]
     assert all(0 <= r["applied"] - r["due"] < 0.5 for r in records)
 
 
 def test_a_delay_change_is_measured_on_the_link(run):
-    change = applied(run)[0]
+    change, = applied(run, "set")
     before, after = change["before"]["delay_ms"], change["after"]["delay_ms"]
     print("w1's link, measured one-way delay before and after:", before, after)
     assert change["configured_before_ms"] == 5 and change["configured_after_ms"] == 40
@@ -67,7 +82,7 @@ def test_a_delay_change_is_measured_on_the_link(run):
 
 
 def test_a_link_down_carries_nothing_and_up_restores_it(run):
-    down, up = applied(run)[1:]
+    down, up = applied(run, "down", "up")
     times = frame_times(run, "w2-root", read_start(run))
     during = [t for t in times if down["applied"] + 0.05 < t < up["applied"]]
     after = [t for t in times if t > up["applied"]]
@@ -78,8 +93,35 @@ def test_a_link_down_carries_nothing_and_up_restores_it(run):
 
 
 def test_the_worker_behind_the_downed_link_trains_every_window_and_its_exchanges_resume(run):
-    up = applied(run)[2]["applied"] + read_start(run)
+    up = applied(run, "up")[0]["applied"] + read_start(run)
     assert events(run, "root", "DONE")[-1]["payload"]["coverage"]["w2"] == LIMIT - 1
     acknowledged = [e for e in events(run, "w2", "CONNECTION") if e["ts"] > up
                     and e["payload"]["kind"] == "ACK" and e["payload"]["direction"] == "received"]
     assert acknowledged, "w2's pushes reach the root again once its link is up"
+
+
+def test_a_partitioned_subtree_keeps_learning_and_re_merges_after_heal(run):
+    start_at = read_start(run)
+    cut, heal = (record["applied"] for record in applied(run, "partition", "heal"))
+    frames = [t for t in frame_times(run, "ps1-root", start_at) if cut + 0.05 < t < heal]
+    merged = [e for e in events(run, "ps1", "STATISTIC") if cut < e["ts"] - start_at < heal]
+    print(f"ps1-root frames while cut off: {len(frames)}; ps1's merges meanwhile: {len(merged)}")
+    assert not frames and merged, "the subtree learns on its own while cut off"
+    coverage = events(run, "root", "DONE")[-1]["payload"]["coverage"]
+    assert coverage["w3"] == coverage["w4"] == LIMIT - 1
+    assert [e for e in events(run, "ps1", "CONNECTION") if e["ts"] - start_at > heal
+            and e["payload"]["kind"] == "ACK" and e["payload"]["direction"] == "received"]
+
+
+def test_a_crashed_worker_restarts_from_its_parents_model_and_trains_to_the_end(run):
+    starts = [e["ts"] for e in events(run, "w4", "START")]
+    assert len(starts) == 2, "one life before the crash, one after"
+    lives = [[e["payload"] for e in events(run, "w4", "STATISTIC") if begin <= e["ts"] < end]
+             for begin, end in ((starts[0], starts[1]), (starts[1], float("inf")))]
+    first, second = ([stat["window"] for stat in life] for life in lives)
+    print("w4's windows before the crash:", first, "after the restart:", second)
+    assert first == list(range(len(first))) and len(first) >= 2
+    assert second == list(range(second[0], LIMIT)) and second[0] <= 6
+    assert all(stat["samples"] > 0 for stat in lives[1][1:]), "after the restart, every window trains"
+    assert [e for e in events(run, "w4", "MODEL_RECEIVED") if e["ts"] > starts[1]], "it pulled its parent's model"
+    assert events(run, "root", "DONE")[-1]["payload"]["coverage"]["w4"] == LIMIT - 1

@@ -2,10 +2,10 @@
 report table.
 
 Read from ``RUN/network_events.jsonl`` (:mod:`edgetestbed.dynamics.timeline` writes one line
-per event as it is applied). Each item is that record plus the link's **configured** one-way
-delay before and after the event (the spec's delay, changed by each ``set`` of it in turn),
-to set beside the delay the probe **measured** (half the minimum ping round trip). A run
-without events has an empty list.
+per event as it is applied). Each item is that record plus, for a link event, the link's
+**configured** one-way delay before and after the event (the spec's delay, changed by each
+``set`` of it in turn), to set beside the delay the probe **measured** (half the minimum
+ping round trip). A run without events has an empty list.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ def network_events_section(run_dir: Path, spec: Spec) -> Dict[str, Any]:
     configured = {node.id: node.link.delay_ms for node in spec.nodes if node.link is not None}
     events = []
     for record in records:
-        before = configured.get(record["link"])
+        link = record.get("link")   # None for a node event (crash, restart)
+        before = configured.get(link)
         if record.get("delay_ms") is not None and record.get("applied") is not None:
-            configured[record["link"]] = record["delay_ms"]
-        events.append({**record, "configured_before_ms": before, "configured_after_ms": configured.get(record["link"])})
+            configured[link] = record["delay_ms"]
+        events.append({**record, "configured_before_ms": before, "configured_after_ms": configured.get(link)})
     return {"events": events}
 
 
@@ -38,7 +39,7 @@ def network_events_report(metrics: Mapping[str, Any]) -> List[Block]:
     events = (metrics.get("network_events") or {}).get("events") or []
     if not events:
         return []
-    rows = [[event["index"], event["link"], _what(event), _time(event["due"]), _time(event.get("applied")),
+    rows = [[event["index"], event.get("link") or event["node"], _what(event), _time(event["due"]), _time(event.get("applied")),
              _delays(event["configured_before_ms"], _measured(event["before"])),
              _delays(event["configured_after_ms"], _measured(event["after"]))] for event in events]
     return [heading("Network events"),
@@ -46,13 +47,13 @@ def network_events_report(metrics: Mapping[str, Any]) -> List[Block]:
                  "began), and the link's one-way delay configured against measured just before and just after "
                  "(half the minimum round trip of 8 pings from the child to its parent; 'no reply': the link "
                  "carried nothing)."),
-            table(["event", "link", "change", "due", "applied", "delay before: set / measured",
+            table(["event", "link or node", "change", "due", "applied", "delay before: set / measured",
                    "delay after: set / measured"], rows)]
 
 
 def _what(event: Mapping[str, Any]) -> str:
-    if event.get("state"):
-        return event["state"]
+    if event.get("state") or event.get("node"):   # down, up, partition, heal; crash, restart
+        return event.get("action") or event["state"]
     named = {"delay_ms": ("delay", "ms"), "jitter_ms": ("jitter", "ms"), "loss_pct": ("loss", "%"),
              "bw_mbit": ("rate", "Mbit/s")}
     return ", ".join(f"{name} {event[key]:g} {unit}" for key, (name, unit) in named.items() if event.get(key) is not None)

@@ -1,9 +1,10 @@
 """The run's events, applied when due on a thread of the run, each recorded with its probes.
 
-For each event in time order: probe the link half a second before it is due (unless the
-link is down), wait until it is due, apply it through the network, probe again (unless the
-link is now down: then the probe after shows what a down link delivers, nothing), and
-append its record to ``RUN/network_events.jsonl``. A record is the event as the spec gives
+For each link event in time order: probe the link half a second before it is due (unless
+the link is down), wait until it is due, apply it through the network, probe again (unless
+the link is now down), and append its record to ``RUN/network_events.jsonl``. A node event
+(``crash``, ``restart``) is applied through the run's processes (:class:`Processes`: SIGKILL
+by PID, or a new process that joins the running clock) and recorded without probes. A record is the event as the spec gives
 it (:meth:`~edgetestbed.spec.model.LinkEvent.describe`) plus, in seconds from window 0's
 start, when it was ``due`` and when it was ``applied``, and the ``before`` and ``after``
 probes (:class:`~edgetestbed.dynamics.probe.Probe`; ``null`` when not taken).
@@ -18,12 +19,12 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, Union
 
 from edgetestbed.dynamics.probe import Probe, probe_link
 from edgetestbed.errors import CapabilityError
 from edgetestbed.measure.hosttools import MeasurementError
-from edgetestbed.spec.model import LinkEvent, Spec
+from edgetestbed.spec.model import LinkEvent, NodeEvent, Spec
 
 if TYPE_CHECKING:
     from edgetestbed.topo.network import EmulatedNetwork
@@ -32,12 +33,21 @@ RECORDS = "network_events.jsonl"
 PROBE_LEAD_S = 0.5    # the probe before an event starts this long before it is due
 
 
-class Timeline:
-    """Applies ``spec.events`` to ``network`` from ``start_at`` (window 0's start, unix time)."""
+class Processes(Protocol):
+    """What a timeline does to the run's processes (the runner's ``Experiment``)."""
 
-    def __init__(self, spec: Spec, network: EmulatedNetwork, run_dir: Path, start_at: float,
-                 say: Callable[[str], None]) -> None:
-        self.spec, self.network, self.start_at, self.say = spec, network, start_at, say
+    def crash(self, ident: str) -> float: ...     # SIGKILL; the unix time it was dead
+    def restart(self, ident: str) -> float: ...   # a new process; the unix time it started
+
+
+class Timeline:
+    """Applies ``spec.events`` to ``network`` and ``processes`` from ``start_at`` (window 0's
+    start, unix time)."""
+
+    def __init__(self, spec: Spec, network: EmulatedNetwork, processes: Processes, run_dir: Path,
+                 start_at: float, say: Callable[[str], None]) -> None:
+        self.spec, self.network, self.processes = spec, network, processes
+        self.start_at, self.say = start_at, say
         self.path = Path(run_dir) / RECORDS
         self.records: list[dict] = []
         self.problem: Optional[str] = None
@@ -61,31 +71,35 @@ class Timeline:
     def _run(self) -> None:
         for event in self.spec.events:
             due = self.start_at + event.offset(self.spec.windows.interval)
+            link = event.link if isinstance(event, LinkEvent) else None
             if not self._sleep_until(due - PROBE_LEAD_S):
                 return
-            before = self._probe(event.link)
+            before = self._probe(link)
             if not self._sleep_until(due):
                 return
             try:
                 applied = self._apply(event)
             except (CapabilityError, MeasurementError, OSError, RuntimeError, ValueError) as error:
-                self.problem = f"event {event.index} ({event.link}) could not be applied: {error}"
+                self.problem = f"event {event.index} ({link or event.node}) could not be applied: {error}"
                 self._record(event, due, None, before, None, error=str(error))
                 return
-            self._record(event, due, applied, before, self._probe(event.link))
+            self._record(event, due, applied, before, self._probe(link))
 
-    def _apply(self, event: LinkEvent) -> float:
+    def _apply(self, event: Union[LinkEvent, NodeEvent]) -> float:
         """Apply ``event``; the unix time it took effect."""
+        if isinstance(event, NodeEvent):
+            return (self.processes.crash if event.action == "crash" else self.processes.restart)(event.node)
         if event.state is not None:
             applied = self.network.set_link_state(event.link, up=event.state == "up")
             (self._down.discard if event.state == "up" else self._down.add)(event.link)
             return applied
         return self.network.change_link(event.link, event.change)
 
-    def _probe(self, link: str) -> Optional[Probe]:
-        """The link's probe, or None when it is down (a probe of a down link waits for nothing)
-        or the probe failed (said, not fatal: the event itself was applied)."""
-        if link in self._down:
+    def _probe(self, link: Optional[str]) -> Optional[Probe]:
+        """The link's probe, or None for a node event, when the link is down (a probe of a
+        down link waits for nothing) or the probe failed (said, not fatal: the event itself
+        was applied)."""
+        if link is None or link in self._down:
             return None
         try:
             return probe_link(self.network.host(link), self.network.host(self.network.parent_of(link)).IP())
@@ -93,7 +107,7 @@ class Timeline:
             self.say(f"events: the probe of {link}'s link failed: {error}")
             return None
 
-    def _record(self, event: LinkEvent, due: float, applied: Optional[float], before: Optional[Probe],
+    def _record(self, event: Union[LinkEvent, NodeEvent], due: float, applied: Optional[float], before: Optional[Probe],
                 after: Optional[Probe], **extra: str) -> None:
         record = {**event.describe(), "due": round(due - self.start_at, 4),
                   "applied": None if applied is None else round(applied - self.start_at, 4),
@@ -102,8 +116,9 @@ class Timeline:
         with open(self.path, "a") as stream:
             stream.write(json.dumps(record) + "\n")
         measured = record["after"] and record["after"]["delay_ms"]
-        self.say(f"event {event.index} at {record['due']:.1f} s: {event.link} "
-                 + (event.state or "set") + (f"; measured delay {measured:.1f} ms" if measured else ""))
+        what = f"{event.action} {event.node}" if isinstance(event, NodeEvent) else f"{event.link} {event.state or 'set'}"
+        self.say(f"event {event.index} at {record['due']:.1f} s: {what}"
+                 + (f"; measured delay {measured:.1f} ms" if measured else ""))
 
     def _relative(self, probe: Optional[Probe]) -> Optional[dict]:
         return None if probe is None else {**probe.as_dict(), "at": round(probe.at - self.start_at, 4)}

@@ -11,7 +11,8 @@ Per window: policy events ``STEP_START`` (pull), training (``epochs`` passes; fo
 ``downpour`` mini-batch by mini-batch with ``BATCH_*`` events), ``STEP_END`` (push),
 evaluation on the test set. While waiting for a window to end the worker reports
 ``TICK`` events (time-based policies exchange then). It pulls once on start (to begin
-from its parent's model), and after the last window it pushes what is left and pulls
+from its parent's model; a worker restarted after a crash begins so too, at the window in
+progress), and after the last window it pushes what is left and pulls
 until its model covers the last window of every worker, or ``sync_wait`` has passed,
 then sends ``DONE`` to its parent.
 
@@ -114,7 +115,7 @@ class Worker:
         """All windows, the final synchronisation and DONE to the parent; the DONE summary."""
         self.exchange.begin(self.runtime.start_at)
         self.exchange.pull()
-        for window in range(self.limit):
+        for window in range(min(self.runtime.window_now(), self.limit - 1), self.limit):
             end = self.runtime.window_end(window) + self.runtime.grace
             self.inbox.receive_until(end, lambda: self.exchange.at(Moment.TICK, window))
             self._process(window)

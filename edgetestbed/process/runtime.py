@@ -113,6 +113,11 @@ class Runtime:
     def window_end(self, window: int) -> float:
         return self.start_at + (window + 1) * self.interval
 
+    def window_now(self) -> int:
+        """The window in progress: 0 before window 0 began; later for a process restarted
+        after a crash, which joins the running clock rather than replay windows it missed."""
+        return max(0, int((time.time() - self.start_at) // self.interval))
+
     @property
     def grace(self) -> float:
         """How long after a window's end its last samples may still be on the way."""
