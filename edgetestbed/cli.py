@@ -48,11 +48,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"  {'  ' * node.level}{node.id} [{node.role}] cpu {node.cpu:g} mem "
               f"{node.memory // 2**20}M{edge}")
     for event in spec.events:
-        when = f"{event.at_s:g}s" if event.at_s is not None else f"window {event.window}"
-        change = event.state if event.change is None else "set " + ", ".join(
-            f"{CHANGE_TEXT[name][0]} {value:g}{CHANGE_TEXT[name][1]}" for name, value in event.change.fields().items())
-        print(f"  event at {when}: {event.link}'s link {change}")
+        print(f"  event at {_event_text(event)}")
     return 0
+
+
+def _event_text(event) -> str:
+    """``10s: crash ps2``, ``window 2: w1's link set delay 200ms``."""
+    from edgetestbed.spec.model import NodeEvent
+    when = f"{event.at_s:g}s" if event.at_s is not None else f"window {event.window}"
+    if isinstance(event, NodeEvent):
+        return f"{when}: {event.action} {event.node}"
+    if event.name in ("partition", "heal"):
+        return f"{when}: {event.name} {event.link} (its link {event.state})"
+    change = event.state if event.change is None else "set " + ", ".join(
+        f"{CHANGE_TEXT[name][0]} {value:g}{CHANGE_TEXT[name][1]}" for name, value in event.change.fields().items())
+    return f"{when}: {event.link}'s link {change}"
 
 
 CHANGE_TEXT = {"delay_ms": ("delay", "ms"), "jitter_ms": ("jitter", "ms"), "loss_pct": ("loss", "%"),

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from edgetestbed.spec.load import load_spec_text
-from edgetestbed.spec.model import LinkChange, LinkEvent
+from edgetestbed.spec.model import LinkChange, LinkEvent, NodeEvent
 from edgetestbed.spec.plan import plan_network
 from tests.test_spec import HEAD, assert_problem
 
@@ -45,9 +45,10 @@ def test_events_resolve_in_time_order():
         LinkEvent(0, "w1", None, 2, LinkChange(delay_ms=200.0, jitter_ms=10.0, loss_pct=5.0, bw_mbit=1.0), None),
         LinkEvent(2, "w2", 6.0, None, None, "up"))
     assert [event.offset(spec.windows.interval) for event in spec.events] == [0.0, 1.5, 6.0, 6.0]
-    assert spec.events[2].describe() == {"index": 0, "link": "w1", "window": 2, "delay_ms": 200.0,
+    assert spec.events[2].describe() == {"index": 0, "link": "w1", "window": 2, "action": "set", "delay_ms": 200.0,
                                          "jitter_ms": 10.0, "loss_pct": 5.0, "bw_mbit": 1.0}
-    assert spec.events[1].describe() == {"index": 1, "link": "w2", "at_s": 1.5, "state": "down"}
+    assert spec.events[1].describe() == {"index": 1, "link": "w2", "at_s": 1.5, "action": "down",
+                                         "state": "down"}
 
 
 def test_no_events_by_default():
@@ -105,10 +106,26 @@ def test_links_named_by_events_are_dynamic():
     ("{at: 1s, window: 1, link: w1, down: true}", "", ["at and window together"]),
     ("{at: 1s, link: w1}", "", ["none of set, down, up; expected exactly one of set: {...}, down: true or up: true"]),
     ("{at: 1s, link: w1, down: true, up: true}", "", ["down and up together"]),
-    ("{at: 1s, crash: w1}", ".crash", ["unknown key 'crash'",
-                                       "expected one of at, window, link, set, down, up"]),
-    ("{at: 1s, down: true}", ".link", ["missing; expected a node id like w4"]),
-    ("w1", "", ["got 'w1'; expected an event like {at: 20s, link: w4, set: {delay: 200ms}}"]),
+    ("{at: 1s, link: w1, kill: true}", ".kill", ["unknown key 'kill'", "expected one of at, window, link, set, "
+                                                 "down, up, crash, restart, partition, heal"]),
+    ("{at: 1s, down: true}", "", ["none of link, crash, restart, partition, heal; expected exactly one of "
+                                  "link: w4 with one of set: {...}, down: true or up: true; or one of crash, "
+                                  "restart, partition or heal (a node id like ps2) alone"]),
+    ("{at: 1s, link: w1, crash: w1}", "", ["link and crash together"]),
+    ("{at: 1s, crash: w1, down: true}", "", ["crash with down; expected link: w4 with one of set"]),
+    ("{at: 1s, crash: w1, restart: w1}", "", ["crash and restart together"]),
+    ("{at: 1s, partition: 3}", "partition", ["a valid id"]),
+    ("{at: 1s, crash: w11}", "crash", ["unknown node 'w11'", "did you mean 'w1'?", "ps1, w1, w2"]),
+    ("{at: 1s, crash: root}", "crash", ["'root' is the root: the root cannot crash: the run ends with it"]),
+    ("{at: 1s, restart: root}", "restart", ["the root cannot crash, so it cannot restart"]),
+    ("{at: 1s, partition: root}", "partition", ["the root has no parent to be cut off from"]),
+    ("{at: 1s, heal: rot}", "heal", ["unknown node 'rot'"]),
+    ("{at: 1s, heal: w1}", "heal", ["w1's link is not down at 1s; expected a partition: w1 (or down: true) event"]),
+    ("{at: 1s, restart: w1}", "restart", ["w1 is not crashed at 1s; expected a crash: w1 event before"]),
+    ("{window: 10, crash: w1}", "window", ["10 is past the run's end"]),
+    ("{window: 4, crash: w1}", "crash", ["crash: w1 at window 4 (12s) is never followed by restart: w1; the run "
+                                         "would wait for w1 until its timeout", "expected a restart: w1 event"]),
+    ("w1", "", ["got 'w1'; expected an event like {at: 20s, link: w4, set: {delay: 200ms}} or {at: 20s, crash: ps2}"]),
 ])
 def test_a_bad_event_is_reported_at_its_line_and_field(tmp_path, event, field, words):
     path = f"events[0]{'.' + field if field and not field.startswith('.') else field}"
@@ -167,3 +184,64 @@ def test_validate_lists_the_events(tmp_path, capsys):
     assert main(["validate", str(topo)]) == 0
     out = capsys.readouterr().out
     assert "  event at 1.5s: w2's link down\n  event at window 2: w1's link set delay 200ms, loss 5%\n" in out
+
+
+def test_node_faults_resolve_mixed_with_link_events_in_time_order():
+    spec = load_spec_text(with_events("{at: 9s, restart: ps1}", "{window: 1, partition: w2}",
+                                      "{at: 1s, crash: ps1}", "{at: 1s, link: w1, down: true}",
+                                      "{window: 4, heal: w2}", "{at: 2s, link: w1, up: true}"))
+    assert spec.events == (
+        NodeEvent(2, "ps1", 1.0, None, "crash"),
+        LinkEvent(3, "w1", 1.0, None, None, "down"),
+        LinkEvent(5, "w1", 2.0, None, None, "up"),
+        LinkEvent(1, "w2", None, 1, None, "down", "partition"),
+        NodeEvent(0, "ps1", 9.0, None, "restart"),
+        LinkEvent(4, "w2", None, 4, None, "up", "heal"))
+    assert spec.events[3] != LinkEvent(1, "w2", None, 1, None, "down") and spec.events[1].name == "down"
+    assert spec.events[0].describe() == {"index": 2, "node": "ps1", "at_s": 1.0, "action": "crash"}
+    assert spec.events[3].describe() == {"index": 1, "link": "w2", "window": 1, "action": "partition",
+                                         "state": "down"}
+    assert spec.events[4].offset(3.0) == 9.0 and spec.events[5].offset(3.0) == 12.0
+    data = spec.to_dict()
+    assert data["events"][:3] == [{"at": "9s", "restart": "ps1"}, {"window": 1, "partition": "w2"},
+                                  {"at": "1s", "crash": "ps1"}]
+    assert data["events"][4] == {"window": 4, "heal": "w2"}
+    again = load_spec_text(yaml.safe_dump(data))
+    assert again == spec and again.to_dict() == data
+
+
+def test_a_partitioned_link_is_dynamic_a_crashed_node_is_not():
+    spec = load_spec_text(with_events("{at: 1s, partition: w2}", "{at: 2s, heal: w2}",
+                                      "{at: 1s, crash: w1}", "{at: 5s, restart: w1}"))
+    dynamic = {link.label: link.dynamic for link in plan_network(spec).shaped_links}
+    assert dynamic["w2-ps1"] and not dynamic["w1-ps1"] and not dynamic["ps1-root"]
+
+
+@pytest.mark.parametrize("events, line, field, words", [
+    (["{at: 1s, crash: w1}", "{at: 2s, crash: w1}", "{at: 3s, restart: w1}"], FIRST + 1, "events[1].crash",
+     ["w1 is already crashed at 2s (since events[0], line 19)", "expected restart: w1 before crashing it again"]),
+    (["{at: 3s, crash: w1}", "{window: 1, restart: w1}"], FIRST + 1, "events[1].window",
+     ["w1 has another event at window 1 (3s) (events[0], line 19)", "expected one event per node at a time"]),
+    (["{at: 3s, crash: w1}", "{window: 1, partition: w1}", "{at: 4s, restart: w1}"], FIRST + 1, "events[1].window",
+     ["w1 has another event at window 1 (3s)", "one event per node"]),
+    (["{at: 1s, link: w1, down: true}", "{at: 2s, partition: w1}"], FIRST + 1, "events[1].partition",
+     ["w1's link is already down at 2s (since events[0], line 19)",
+      "expected heal: w1 (or up: true) before partitioning it again"]),
+    (["{at: 1s, partition: w1}", "{at: 2s, link: w1, up: true}", "{at: 3s, link: w1, up: true}"], FIRST + 2,
+     "events[2].up", ["w1's link is not down at 3s"]),
+    (["{at: 1s, crash: w1}", "{at: 2s, restart: w1}", "{at: 3s, crash: w1}"], FIRST + 2, "events[2].crash",
+     ["crash: w1 at 3s is never followed by restart: w1", "before the run's end (30s)"]),
+])
+def test_contradictory_node_faults_are_refused(tmp_path, events, line, field, words):
+    assert_problem(tmp_path, with_events(*events), line, field, *words)
+
+
+def test_validate_lists_node_faults(tmp_path, capsys):
+    from edgetestbed.cli import main
+    topo = tmp_path / "topo.yaml"
+    topo.write_text(with_events("{at: 10s, crash: ps1}", "{window: 4, restart: ps1}", "{at: 1s, partition: w2}",
+                                "{at: 2s, heal: w2}"))
+    assert main(["validate", str(topo)]) == 0
+    out = capsys.readouterr().out
+    assert ("  event at 1s: partition w2 (its link down)\n  event at 2s: heal w2 (its link up)\n"
+            "  event at 10s: crash ps1\n  event at window 4: restart ps1\n") in out

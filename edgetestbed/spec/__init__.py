@@ -23,7 +23,7 @@ Who does what, in the order :func:`~edgetestbed.spec.load.load_spec` runs them:
   own ``Params``.
 - :mod:`~edgetestbed.spec.events`: the ``events`` timeline checked against the resolved tree
   and run (known link, within the run, no contradictions, a shaping that can change links)
-  and resolved to :class:`~edgetestbed.spec.model.LinkEvent`, called by ``resolve``.
+  and resolved to :class:`~edgetestbed.spec.model.LinkEvent` and ``NodeEvent``, called by ``resolve``.
 - :mod:`~edgetestbed.spec.problems`: where every problem is collected, placed at a line,
   and raised at once.
 - :mod:`~edgetestbed.spec.resolve`: defaults merged, units resolved, the frozen

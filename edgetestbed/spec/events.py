@@ -1,4 +1,4 @@
-"""The spec's ``events``: link changes during a run, checked against the tree and the run, resolved.
+"""The spec's ``events``: link changes and node faults during a run, checked against the tree and the run, resolved.
 
 Checked on the resolved nodes (a link's ``bw`` may come from ``defaults``), each problem
 at the event's line and field::
@@ -14,8 +14,15 @@ without a ``bw`` (its rate limiter is only installed on links that have one); an
 on the loopback backend (no link is emulated) or with ``shaping: netem`` (only the user-space
 shaper is changed during a run, for now). ``shaping: auto`` is left to the run.
 
-The resolved :class:`~edgetestbed.spec.model.LinkEvent` are ordered by time, then by their
-position in the file; :func:`event_input` writes one back for ``Spec.to_dict``.
+Node faults: ``partition: X`` and ``heal: X`` are ``down`` and ``up`` of X's link (a
+:class:`~edgetestbed.spec.model.LinkEvent` named so), checked as those; ``crash: X`` and
+``restart: X`` are :class:`~edgetestbed.spec.model.NodeEvent`. Refused besides: a fault of an
+unknown node or of the root; a crash of a node already crashed, a restart of one not crashed;
+a crash never followed by a restart (the run would wait for the node until its timeout); two
+events on one node (or its link) at the same instant.
+
+The resolved events are ordered by time, then by their position in the file;
+:func:`event_input` writes one back for ``Spec.to_dict``.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ from typing import Sequence
 
 from edgetestbed.params.fields import did_you_mean
 from edgetestbed.params.units import format_duration, quote
-from edgetestbed.spec.model import LinkChange, LinkEvent, NetworkSpec, NodeSpec, WindowsSpec
+from edgetestbed.spec.model import LinkChange, LinkEvent, NetworkSpec, NodeEvent, NodeSpec, WindowsSpec
 from edgetestbed.spec.problems import Problems
-from edgetestbed.spec.schema import EventIn, LinkSetIn, SpecIn
+from edgetestbed.spec.schema import NODE_FAULTS, EventIn, LinkSetIn, SpecIn
+
+Event = LinkEvent | NodeEvent
 
 # input key -> LinkChange field
 CHANGE_FIELDS = {"delay": "delay_ms", "jitter": "jitter_ms", "loss": "loss_pct", "bw": "bw_mbit"}
@@ -34,7 +43,7 @@ SAME_TIME = 6   # decimals of a second: offsets equal to a microsecond are the s
 
 
 def resolve_events(model: SpecIn, nodes: Sequence[NodeSpec], windows: WindowsSpec, network: NetworkSpec,
-                   problems: Problems) -> tuple[LinkEvent, ...]:
+                   problems: Problems) -> tuple[Event, ...]:
     """The events, ordered by offset then position, after adding every problem to ``problems``."""
     if not model.events:
         return ()
@@ -47,12 +56,19 @@ def resolve_events(model: SpecIn, nodes: Sequence[NodeSpec], windows: WindowsSpe
     events = [_event(index, given) for index, given in enumerate(model.events)]
     by_id = {node.id: (position, node) for position, node in enumerate(nodes)}
     placed = [event for event in events
-              if _check_link(event, by_id, model, problems) and _check_time(event, windows, problems)]
+              if _check_node(event, by_id, model, problems) and _check_time(event, windows, problems)]
     _check_sequence(placed, windows.interval, problems)
+    _check_restarts(placed, windows, problems)
     return tuple(sorted(events, key=lambda event: (event.offset(windows.interval), event.index)))
 
 
-def _event(index: int, given: EventIn) -> LinkEvent:
+def _event(index: int, given: EventIn) -> Event:
+    fault = next((key for key in NODE_FAULTS if getattr(given, key) is not None), None)
+    if fault in ("crash", "restart"):
+        return NodeEvent(index, getattr(given, fault), given.at, given.window, fault)
+    if fault is not None:   # partition, heal: the node's link to its parent down, up
+        return LinkEvent(index, getattr(given, fault), given.at, given.window, None,
+                         "down" if fault == "partition" else "up", fault)
     change = None
     if given.set is not None:
         change = LinkChange(**{CHANGE_FIELDS[key]: getattr(given.set, key) for key in given.set.model_fields_set})
@@ -60,21 +76,39 @@ def _event(index: int, given: EventIn) -> LinkEvent:
     return LinkEvent(index, given.link, given.at, given.window, change, state)
 
 
-def _check_link(event: LinkEvent, by_id: dict[str, tuple[int, NodeSpec]], model: SpecIn,
-                problems: Problems) -> bool:
-    """True when the event names a node with a link to its parent (and a bw if it sets one)."""
+def _subject(event: Event) -> str:
+    return event.node if isinstance(event, NodeEvent) else event.link
+
+
+def _key(event: Event) -> str:
+    """The event's field naming its node: ``link``, ``crash``, ``restart``, ``partition`` or ``heal``."""
+    if isinstance(event, NodeEvent):
+        return event.action
+    return event.name if event.name in NODE_FAULTS else "link"
+
+
+ROOT_REASONS = {"link": "the root has no link to a parent",
+                "partition": "the root has no parent to be cut off from",
+                "heal": "the root has no parent to be cut off from",
+                "crash": "the root cannot crash: the run ends with it",
+                "restart": "the root cannot crash, so it cannot restart: the run ends with it"}
+
+
+def _check_node(event: Event, by_id: dict[str, tuple[int, NodeSpec]], model: SpecIn, problems: Problems) -> bool:
+    """True when the event names a node other than the root (with a bw if it sets one)."""
     others = [node.id for _, node in by_id.values() if not node.is_root]
     expected = f"expected the id of a node other than the root: {', '.join(others)}"
-    if event.link not in by_id:
-        problems.add(("events", event.index, "link"), f"unknown node {quote(event.link)}"
-                     f"{did_you_mean(event.link, others)}; {expected}")
+    subject, key = _subject(event), _key(event)
+    if subject not in by_id:
+        problems.add(("events", event.index, key), f"unknown node {quote(subject)}"
+                     f"{did_you_mean(subject, others)}; {expected}")
         return False
-    position, node = by_id[event.link]
+    position, node = by_id[subject]
     if node.is_root:
-        problems.add(("events", event.index, "link"), f"{quote(event.link)} is the root: the root has no "
-                     f"link to a parent; {expected}")
+        problems.add(("events", event.index, key), f"{quote(subject)} is the root: {ROOT_REASONS[key]}; {expected}")
         return False
-    if event.change is not None and event.change.bw_mbit is not None and node.link.bw_mbit is None:
+    if isinstance(event, LinkEvent) and event.change is not None and event.change.bw_mbit is not None \
+            and node.link.bw_mbit is None:
         where = f"nodes[{position}].link" if model.nodes[position].link is not None else "defaults.link"
         problems.add(("events", event.index, "set", "bw"), f"{event.link}'s link has no bw in the spec; "
                      f"expected a bw on it ({where}) to change it during a run, because the rate limiter "
@@ -97,53 +131,97 @@ def _check_time(event: LinkEvent, windows: WindowsSpec, problems: Problems) -> b
     return True
 
 
-def _check_sequence(events: list[LinkEvent], interval: float, problems: Problems) -> None:
-    """No two events on a link at once; ``down`` only on a link that is up, ``up`` on one down."""
-    last: dict[str, LinkEvent] = {}     # link -> its previous event
+def _check_sequence(events: list[Event], interval: float, problems: Problems) -> None:
+    """No two events on a node (or its link) at once; ``down`` (``partition``) only on a link
+    that is up, ``up`` (``heal``) on one down; ``crash`` only of a node running, ``restart`` of one crashed."""
+    last: dict[str, Event] = {}       # node -> its previous event
     downed: dict[str, LinkEvent] = {}   # link -> the event that downed it, while down
+    crashed: dict[str, NodeEvent] = {}  # node -> the event that crashed it, while crashed
     for event in sorted(events, key=lambda event: (round(event.offset(interval), SAME_TIME), event.index)):
-        previous, when = last.get(event.link), _when(event, interval)
-        last[event.link] = event
+        subject = _subject(event)
+        previous, when = last.get(subject), _when(event, interval)
+        last[subject] = event
         if previous is not None and round(previous.offset(interval), SAME_TIME) == round(
                 event.offset(interval), SAME_TIME):
-            problems.add(_time_key(event), f"{event.link}'s link has another event at {when} "
-                         f"({_cite(previous, problems)}); expected one event per link at a time")
+            links = isinstance(event, LinkEvent) and isinstance(previous, LinkEvent)
+            what, per = (f"{subject}'s link", "link") if links else (subject, "node")
+            problems.add(_time_key(event), f"{what} has another event at {when} ({_cite(previous, problems)}); "
+                         f"expected one event per {per} at a time")
             continue
-        if event.state == "down":
+        if isinstance(event, NodeEvent):
+            _check_crash(event, when, crashed, problems)
+        elif event.state == "down":
             if event.link in downed:
-                problems.add(("events", event.index, "down"), f"{event.link}'s link is already down at {when} "
-                             f"(since {_cite(downed[event.link], problems)}); expected up: true before "
-                             "downing it again")
+                again = ("up: true before downing it again" if event.name == "down"
+                         else f"heal: {event.link} (or up: true) before partitioning it again")
+                problems.add(("events", event.index, event.name), f"{event.link}'s link is already down at "
+                             f"{when} (since {_cite(downed[event.link], problems)}); expected {again}")
             downed.setdefault(event.link, event)
         elif event.state == "up":
             if event.link not in downed:
-                problems.add(("events", event.index, "up"), f"{event.link}'s link is not down at {when}; "
-                             "expected a down: true event on it before")
+                before = ("a down: true event on it before" if event.name == "up"
+                          else f"a partition: {event.link} (or down: true) event before")
+                problems.add(("events", event.index, event.name), f"{event.link}'s link is not down at {when}; "
+                             f"expected {before}")
             downed.pop(event.link, None)
 
 
-def _when(event: LinkEvent, interval: float) -> str:
+def _check_crash(event: NodeEvent, when: str, crashed: dict[str, NodeEvent], problems: Problems) -> None:
+    if event.action == "crash":
+        if event.node in crashed:
+            problems.add(("events", event.index, "crash"), f"{event.node} is already crashed at {when} (since "
+                         f"{_cite(crashed[event.node], problems)}); expected restart: {event.node} before "
+                         "crashing it again")
+        crashed.setdefault(event.node, event)
+    else:
+        if event.node not in crashed:
+            problems.add(("events", event.index, "restart"), f"{event.node} is not crashed at {when}; "
+                         f"expected a crash: {event.node} event before")
+        crashed.pop(event.node, None)
+
+
+def _check_restarts(events: list[Event], windows: WindowsSpec, problems: Problems) -> None:
+    """Every crash is followed by a restart of its node: a node down at the run's end would
+    keep its parent waiting for it until the run's timeout."""
+    crashed: dict[str, NodeEvent] = {}
+    for event in sorted(events, key=lambda event: (round(event.offset(windows.interval), SAME_TIME), event.index)):
+        if isinstance(event, NodeEvent):
+            if event.action == "crash":
+                crashed.setdefault(event.node, event)
+            else:
+                crashed.pop(event.node, None)
+    for node, event in crashed.items():
+        end = format_duration(windows.interval * windows.limit)
+        problems.add(("events", event.index, "crash"), f"crash: {node} at {_when(event, windows.interval)} is "
+                     f"never followed by restart: {node}; the run would wait for {node} until its timeout; "
+                     f"expected a restart: {node} event after it, before the run's end ({end})")
+
+
+def _when(event: Event, interval: float) -> str:
     if event.at_s is not None:
         return format_duration(event.at_s)
     return f"window {event.window} ({format_duration(event.offset(interval))})"
 
 
-def _time_key(event: LinkEvent) -> tuple:
+def _time_key(event: Event) -> tuple:
     return ("events", event.index, "at" if event.at_s is not None else "window")
 
 
-def _cite(event: LinkEvent, problems: Problems) -> str:
+def _cite(event: Event, problems: Problems) -> str:
     return f"events[{event.index}], line {problems.line(('events', event.index))}"
 
 
-def event_input(event: LinkEvent) -> EventIn:
+def event_input(event: Event) -> EventIn:
     """The resolved event as (unvalidated) input, for ``Spec.to_dict``."""
-    fields: dict = {"link": event.link}
-    fields.update({"at": event.at_s} if event.at_s is not None else {"window": event.window})
-    if event.change is not None:
+    fields: dict = {"at": event.at_s} if event.at_s is not None else {"window": event.window}
+    if isinstance(event, NodeEvent):
+        fields[event.action] = event.node
+    elif event.name in NODE_FAULTS:
+        fields[event.name] = event.link
+    elif event.change is not None:
         names = {name: key for key, name in CHANGE_FIELDS.items()}
-        fields["set"] = LinkSetIn.model_construct(**{names[name]: value
-                                                     for name, value in event.change.fields().items()})
+        fields.update(link=event.link, set=LinkSetIn.model_construct(
+            **{names[name]: value for name, value in event.change.fields().items()}))
     else:
-        fields[event.state] = True
+        fields.update(link=event.link, **{event.state: True})
     return EventIn.model_construct(**fields)

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping
 
 __all__ = [
     "Spec", "NodeSpec", "LinkSpec", "PolicySpec", "CodecSpec", "AggregationSpec", "SensorsSpec", "CloudSpec", "NetworkSpec",
-    "ApplicationSpec", "DataSpec", "WindowsSpec", "FrozenMap", "LinkChange", "LinkEvent",
+    "ApplicationSpec", "DataSpec", "WindowsSpec", "FrozenMap", "LinkChange", "LinkEvent", "NodeEvent",
 ]
 
 
@@ -194,12 +194,28 @@ class LinkChange:
         return {name: value for name, value in vars(self).items() if value is not None}
 
 
+class _Timed:
+    """An event's time: ``at_s`` seconds from window 0's start, or the start of ``window``."""
+
+    at_s: float | None
+    window: int | None
+
+    def offset(self, interval: float) -> float:
+        """Seconds from window 0's start, windows lasting ``interval`` seconds."""
+        return self.at_s if self.at_s is not None else self.window * interval
+
+    def _time(self) -> dict:
+        return {"at_s": self.at_s} if self.at_s is not None else {"window": self.window}
+
+
 @dataclass(frozen=True)
-class LinkEvent:
+class LinkEvent(_Timed):
     """One event of the spec's timeline: at ``at_s`` seconds from window 0's start, or at the
     start of ``window`` (exactly one is set), on the link from node ``link`` to its parent,
     either a ``change`` or a ``state`` (``down`` or ``up``), exactly one. ``index`` is its
-    position in the file's ``events``."""
+    position in the file's ``events``. ``name`` is the action as the file wrote it: ``set``,
+    ``down``, ``up``, or ``partition`` (a ``down``: the node's subtree cut off from its parent)
+    and ``heal`` (an ``up``); when not given, ``set`` or the state."""
 
     index: int
     link: str
@@ -207,17 +223,34 @@ class LinkEvent:
     window: int | None
     change: LinkChange | None
     state: str | None                # 'down' | 'up'
+    name: str = ""                   # 'set' | 'down' | 'up' | 'partition' | 'heal'
 
-    def offset(self, interval: float) -> float:
-        """Seconds from window 0's start, windows lasting ``interval`` seconds."""
-        return self.at_s if self.at_s is not None else self.window * interval
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", "set" if self.change is not None else self.state)
 
     def describe(self) -> dict:
-        """A JSON-able record: index, link, at_s or window, and the set fields or the state."""
-        record: dict = {"index": self.index, "link": self.link}
-        record.update({"at_s": self.at_s} if self.at_s is not None else {"window": self.window})
+        """A JSON-able record: index, link, at_s or window, action, and the set fields or the state."""
+        record: dict = {"index": self.index, "link": self.link, **self._time(), "action": self.name}
         record.update(self.change.fields() if self.change is not None else {"state": self.state})
         return record
+
+
+@dataclass(frozen=True)
+class NodeEvent(_Timed):
+    """A fault of a tree node at ``at_s`` seconds from window 0's start or at the start of
+    ``window`` (exactly one is set): ``action`` ``crash`` (its process SIGKILLed) or
+    ``restart`` (a new process). ``index`` is its position in the file's ``events``."""
+
+    index: int
+    node: str
+    at_s: float | None
+    window: int | None
+    action: str                      # 'crash' | 'restart'
+
+    def describe(self) -> dict:
+        """A JSON-able record: index, node, at_s or window, action."""
+        return {"index": self.index, "node": self.node, **self._time(), "action": self.action}
 
 
 @dataclass(frozen=True)
@@ -235,7 +268,7 @@ class Spec:
     cloud: CloudSpec | None
     network: NetworkSpec
     timeout: float                   # seconds for the whole run
-    events: tuple[LinkEvent, ...] = ()   # by offset, then position in the file
+    events: tuple[LinkEvent | NodeEvent, ...] = ()   # by offset, then position in the file
 
     def node(self, node_id: str) -> NodeSpec:
         """The node with this id; KeyError if there is none."""

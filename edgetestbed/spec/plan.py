@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from edgetestbed.spec.model import LinkSpec, Spec
+from edgetestbed.spec.model import LinkEvent, LinkSpec, Spec
 
 NETWORK = ipaddress.IPv4Network("10.0.0.0/8")
 NODE_BASE, SENSOR_BASE, CLOUD_BASE = (int(NETWORK.network_address) + (r << 16) for r in (0, 1, 2))
@@ -108,7 +108,7 @@ def _address(base: int, offset: int) -> str:
 def plan_network(spec: Spec) -> NetworkPlan:
     """Names, addresses and links for a validated spec."""
     switch_of = {node.id: f"s{i}" for i, node in enumerate(spec.nodes, start=1)}
-    changing = {event.link for event in spec.events}
+    changing = {event.link for event in spec.events if isinstance(event, LinkEvent)}   # partition, heal too
     hosts: list[HostPlan] = []
     links: list[LinkPlan] = []
     for i, node in enumerate(spec.nodes, start=1):

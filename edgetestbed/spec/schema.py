@@ -8,7 +8,8 @@ The input, top level (``name``, ``application``, ``data`` and ``nodes`` are requ
     sensors{rate, link, cpu, memory},
     nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec, aggregation}],
     cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout,
-    events[{at | window, link, set{delay, jitter, loss, bw} | down: true | up: true}]
+    events[{at | window, link, set{delay, jitter, loss, bw} | down: true | up: true
+            | crash | restart | partition | heal}]
 
 Quantities carry units (see :mod:`edgetestbed.params.units`). A link is
 ``{bw: 10Mbit, delay: 20ms, jitter: 2ms, loss: 1%, queue: 100}``; ``bw: null`` means
@@ -26,7 +27,7 @@ Built-in defaults (used where the file is silent):
 ``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
 ``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic}``
 ``timeout``           interval × limit × 3 + 120 s
-``events``            none: the links stay as the spec gives them for the whole run
+``events``            none: the links and nodes stay as the spec gives them for the whole run
 link fields           ``bw: null`` (unlimited), ``delay: 0ms``, ``jitter: 0ms``, ``loss: 0%``,
                       ``queue: null``
 plugin parameters     the plugin's own ``Params`` (below)
@@ -90,8 +91,10 @@ is refused (:mod:`edgetestbed.spec.tree`) and ``defaults.aggregation`` does not 
 ``events`` is a timeline of link changes during a run, each at ``at`` (a time from window
 0's start) or at the start of ``window`` (exactly one), on ``link`` (a node's link to its
 parent), doing exactly one of ``set`` (some of ``delay``, ``jitter``, ``loss``, ``bw``, as a
-node's ``link`` writes them; ``queue`` cannot change), ``down: true`` or ``up: true``. Checks
-against the tree and the run (known link, within the run, no contradictory events, a
+node's ``link`` writes them; ``queue`` cannot change), ``down: true`` or ``up: true``; or,
+instead of ``link`` and its action, one node fault: ``crash``, ``restart``, ``partition`` or
+``heal``, each naming a node. Checks against the tree and the run (known link or node, within
+the run, no contradictory events, a
 ``bw`` to change, an emulated network shaped in user space) are
 :mod:`edgetestbed.spec.events`'s.
 """
@@ -336,27 +339,41 @@ class LinkSetIn(InputModel):
 
 
 EVENT_TIMES, EVENT_ACTIONS = ("at", "window"), ("set", "down", "up")
+NODE_FAULTS = ("crash", "restart", "partition", "heal")
+EVENT_SUBJECTS = ("link",) + NODE_FAULTS
+COMBINATIONS = ("link: w4 with one of set: {...}, down: true or up: true; "
+                "or one of crash, restart, partition or heal (a node id like ps2) alone")
 
 
 class EventIn(InputModel):
-    """One event of ``events``: a time (``at`` or ``window``), a ``link``, one action."""
+    """One event of ``events``: a time (``at`` or ``window``), then a ``link`` and one action,
+    or one node fault (``crash``, ``restart``, ``partition`` or ``heal``)."""
 
-    EXPECTED: ClassVar[str] = "an event like {at: 20s, link: w4, set: {delay: 200ms}}"
+    EXPECTED: ClassVar[str] = "an event like {at: 20s, link: w4, set: {delay: 200ms}} or {at: 20s, crash: ps2}"
     at: EventTime = Field(None, description="a time from window 0's start like 20s or 1500ms")
     window: WindowIndex = None
-    link: NodeId = Field(description="a node id like w4 (its link to its parent)")
+    link: NodeId = None
     set: LinkSetIn = None
     down: Annotated[bool, BeforeValidator(_true)] = None
     up: Annotated[bool, BeforeValidator(_true)] = None
+    crash: NodeId = None
+    restart: NodeId = None
+    partition: NodeId = None
+    heal: NodeId = None
 
     @model_validator(mode="after")
     def _one_each(self) -> "EventIn":
-        for keys, expected in ((EVENT_TIMES, "at: 20s (from window 0's start) or window: 5"),
-                               (EVENT_ACTIONS, "set: {...}, down: true or up: true")):
-            given = [key for key in keys if key in self.model_fields_set]
+        times, subjects, actions = ([key for key in keys if key in self.model_fields_set]
+                                    for keys in (EVENT_TIMES, EVENT_SUBJECTS, EVENT_ACTIONS))
+        for keys, given, expected in ((EVENT_TIMES, times, "at: 20s (from window 0's start) or window: 5"),
+                                      (EVENT_SUBJECTS, subjects, COMBINATIONS),
+                                      (EVENT_ACTIONS, actions if subjects == ["link"] else [None],
+                                       "set: {...}, down: true or up: true")):
             if len(given) != 1:
                 found = f"{' and '.join(given)} together" if given else f"none of {', '.join(keys)}"
                 raise ValueError(f"{found}; expected exactly one of {expected}")
+        if subjects != ["link"] and actions:
+            raise ValueError(f"{subjects[0]} with {' and '.join(actions)}; expected {COMBINATIONS}")
         return self
 
 
@@ -375,4 +392,5 @@ class SpecIn(InputModel):
     network: NetworkIn = Field(default_factory=NetworkIn)
     timeout: Optional[Timeout] = None
     events: list[EventIn] = Field(
-        default_factory=list, description="a list of events like [{at: 20s, link: w4, set: {delay: 200ms}}]")
+        default_factory=list, description="a list of events like [{at: 20s, link: w4, set: {delay: 200ms}}, "
+        "{window: 5, crash: ps2}]")
