@@ -1,12 +1,14 @@
 """Events applied during a run on the emulated network, measured by the run's probe, its
 captures and the nodes' logs: w1's link goes from 5 ms to 40 ms at 2 s; w2's link goes down at
 3 s and comes back up at 5 s; ps1 (over w3 and w4) is cut off from the root at 2.5 s and healed
-at 5.5 s; w4 is killed at 3 s and restarted at 4 s. One run of 8 windows of 1 s (about 40 s),
+at 5.5 s; w4 is killed at 3 s and restarted at 3.5 s. One run of 10 windows of 1 s (about 40 s),
 shared by the module.
 
-Measured over 5 runs with the link events alone: every event applied 1-8 ms after it was due;
-w1's delay measured 5.05-5.06 ms before and 40.04-40.05 ms after; w2's link carried no frame
-while down and 664-674 frames after.
+Measured over 9 runs (the last 4 with the node events, the last one of 10 windows): every event
+applied 1-30 ms after it was due (a restart, which starts a process, the latest); w1's delay
+measured 5.04-5.06 ms before and 40.03-40.05 ms after; w2's and ps1's links carried no frame
+while down or cut off, and hundreds after; ps1 merged 1-2 times while cut off (each push it tries
+stalls it for the retry budget); the restarted w4 began at window 6.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from test_run import events, small_spec
 
 pytestmark = pytest.mark.root
 
-LIMIT = 8
+LIMIT = 10
 NODES = """\
   - {id: root, cpu: 0.3}
   - {id: w1, parent: root, sensors: [0]}
@@ -40,7 +42,7 @@ events:
   - {at: 2.5s, partition: ps1}
   - {at: 5.5s, heal: ps1}
   - {at: 3s, crash: w4}
-  - {at: 4s, restart: w4}
+  - {at: 3.5s, restart: w4}
 """
 
 
@@ -121,7 +123,8 @@ def test_a_crashed_worker_restarts_from_its_parents_model_and_trains_to_the_end(
     first, second = ([stat["window"] for stat in life] for life in lives)
     print("w4's windows before the crash:", first, "after the restart:", second)
     assert first == list(range(len(first))) and len(first) >= 2
-    assert second == list(range(second[0], LIMIT)) and second[0] <= 6
+    # A new process took 2.5 s to be ready at 0.2 cores (3 runs): it began at window 6 of 10.
+    assert second == list(range(second[0], LIMIT)) and second[0] <= LIMIT - 2
     assert all(stat["samples"] > 0 for stat in lives[1][1:]), "after the restart, every window trains"
     assert [e for e in events(run, "w4", "MODEL_RECEIVED") if e["ts"] > starts[1]], "it pulled its parent's model"
     assert events(run, "root", "DONE")[-1]["payload"]["coverage"]["w4"] == LIMIT - 1

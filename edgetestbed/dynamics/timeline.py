@@ -116,7 +116,7 @@ class Timeline:
         with open(self.path, "a") as stream:
             stream.write(json.dumps(record) + "\n")
         measured = record["after"] and record["after"]["delay_ms"]
-        what = f"{event.action} {event.node}" if isinstance(event, NodeEvent) else f"{event.link} {event.state or 'set'}"
+        what = f"{event.action} {event.node}" if isinstance(event, NodeEvent) else f"{event.name} {event.link}"
         self.say(f"event {event.index} at {record['due']:.1f} s: {what}"
                  + (f"; measured delay {measured:.1f} ms" if measured else ""))
 
