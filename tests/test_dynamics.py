@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 
+import matplotlib.pyplot as plt
 import pytest
 
 from edgetestbed.analysis.netevents import network_events_report, network_events_section
+from edgetestbed.analysis.plots import mark_events
 from edgetestbed.dynamics.probe import parse_ping
 from edgetestbed.dynamics.timeline import RECORDS
 from edgetestbed.measure.hosttools import MeasurementError
@@ -71,3 +73,12 @@ def test_metrics_set_each_measured_delay_beside_the_configured_one_and_the_repor
     assert rows[0][-1] == "40 ms / 40.2 ms" and rows[2][-1] == "20 ms / not probed"
     assert network_events_report({"network_events": {"events": []}}) == []
     assert network_events_section(tmp_path / "elsewhere", spec) == {"events": []}
+
+
+def test_the_time_plots_mark_every_applied_event():
+    events = [{"index": 0, "applied": 2.0}, {"index": 1, "applied": None}, {"index": 2, "applied": 5.5}]
+    figure, axes = plt.subplots()
+    assert mark_events(axes, {"network_events": {"events": events}}) == 2
+    assert [line.get_xdata()[0] for line in axes.lines] == [2.0, 5.5]
+    assert mark_events(axes, {}) == 0
+    plt.close(figure)

@@ -43,7 +43,8 @@ def network_events_report(metrics: Mapping[str, Any]) -> List[Block]:
              _delays(event["configured_before_ms"], _measured(event["before"])),
              _delays(event["configured_after_ms"], _measured(event["after"]))] for event in events]
     return [heading("Network events"),
-            text("Each event of the spec's timeline, when it was due and applied (seconds since window 0 "
+            text("Each event of the spec's timeline (a dotted line #N on the time plots), when it was due "
+                 "and applied (seconds since window 0 "
                  "began), and the link's one-way delay configured against measured just before and just after "
                  "(half the minimum round trip of 8 pings from the child to its parent; 'no reply': the link "
                  "carried nothing)."),

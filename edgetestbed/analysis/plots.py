@@ -79,6 +79,17 @@ def _legend_outside(axes: plt.Axes) -> None:
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
+def mark_events(axes: plt.Axes, metrics: Mapping[str, Any]) -> int:
+    """A dotted line at each applied network event (``metrics.network_events``), numbered as in
+    the report's table; how many were drawn."""
+    events = [e for e in (metrics.get("network_events") or {}).get("events", []) if e.get("applied") is not None]
+    for event in events:
+        axes.axvline(event["applied"], color="dimgray", linestyle=":", linewidth=1)
+        axes.annotate(f"#{event['index']}", (event["applied"], 1.0), xycoords=("data", "axes fraction"),
+                      fontsize=7, color="dimgray", ha="left", va="top")
+    return len(events)
+
+
 # ---------------------------------------------------------------- learning
 
 def plot_accuracy(metrics: Mapping[str, Any], path: Path) -> Optional[Path]:
@@ -95,6 +106,7 @@ def plot_accuracy(metrics: Mapping[str, Any], path: Path) -> Optional[Path]:
             axes.step(curve["t"], np.asarray(curve["value"]) * scale, where="post",
                       label=f"{ident} ({metrics['nodes'][ident]['role']})", **styles[ident])
     axes.set(xlabel="time since window 0 began (s)", ylabel=label, title="Model quality over time")
+    mark_events(axes, metrics)
     axes.grid(alpha=0.3)
     _legend_outside(axes)
     return _save(figure, path)
@@ -118,6 +130,7 @@ def plot_lag(metrics: Mapping[str, Any], path: Path) -> Optional[Path]:
     axes.set(xlabel="time since window 0 began (s)",
              ylabel="RMSE above the cloud's (µg/m³)" if rmse else "cloud − node accuracy (percentage points)",
              title="Lag behind the centralized cloud model (above 0: behind)")
+    mark_events(axes, metrics)
     axes.grid(alpha=0.3)
     _legend_outside(axes)
     return _save(figure, path)
