@@ -58,13 +58,18 @@ def class_bytes(item: dict, direction: str, message_class: str) -> int:
     return item[direction]["pcap"]["by_class"].get(message_class, 0)
 
 
+def captured_bytes(run_dir: Path, parent: str, workers: tuple, direction: str, message_class: str) -> Dict[str, int]:
+    """Per worker, the bytes of one message class its link to ``parent`` carried one way."""
+    links = captured(run_dir)
+    return {worker: class_bytes(links[f"{worker}-{parent}"], direction, message_class) for worker in workers}
+
+
 def merges(run_dir: Path, server: str) -> List[dict]:
     return [e["payload"] for e in events(run_dir, server, "STATISTIC")]
 
 
 def test_accuracy_pulls_fewer_model_bytes_than_simple_with_not_modified_replies(run):
-    links = captured(run)
-    pulled = {worker: class_bytes(links[f"{worker}-root"], "down", "model pull") for worker in ("w3", "w5")}
+    pulled = captured_bytes(run, "root", ("w3", "w5"), "down", "model pull")
     kept = events(run, "w3", "KEPT_MODEL")
     print("model pull bytes captured:", pulled, "NOT_MODIFIED replies:", len(kept))
     assert kept and events(run, "root", "DONE")[-1]["payload"]["pulls_not_modified"] == len(kept)
@@ -72,8 +77,7 @@ def test_accuracy_pulls_fewer_model_bytes_than_simple_with_not_modified_replies(
 
 
 def test_significance_pushes_fewer_update_bytes_than_simple(run):
-    links = captured(run)
-    pushed = {worker: class_bytes(links[f"{worker}-root"], "up", "update push") for worker in ("w4", "w5")}
+    pushed = captured_bytes(run, "root", ("w4", "w5"), "up", "update push")
     print("update push bytes captured:", pushed)
     assert events(run, "w4", "SUPPRESSED") and pushed["w4"] < 0.8 * pushed["w5"]   # 0.25: every 4th window
 
@@ -93,8 +97,7 @@ def test_async_merges_per_update_and_logs_staleness_on_the_slow_edge(run):
 
 
 def test_relevance_drops_updates_and_pushes_fewer_bytes_than_simple(run):
-    links = captured(run)
-    pushed = {worker: class_bytes(links[f"{worker}-ps2"], "up", "update push") for worker in ("w6", "w7")}
+    pushed = captured_bytes(run, "ps2", ("w6", "w7"), "up", "update push")
     dropped = events(run, "w6", "DISCARDED")
     print("update push bytes captured:", pushed, "updates dropped:", len(dropped))
     assert dropped and events(run, "w6", "DONE")[-1]["payload"]["updates_discarded"] == len(dropped)
@@ -104,8 +107,7 @@ def test_relevance_drops_updates_and_pushes_fewer_bytes_than_simple(run):
 def test_buffered_merges_two_updates_at_a_time_and_pushes_once_per_merge(run):
     taken = [sum(len(pushes) for pushes in merge["staleness"].values()) for merge in merges(run, "ps2")]
     assert taken and all(count == 2 for count in taken[:-1]) and taken[-1] <= 2, taken
-    links = captured(run)
-    below = sum(class_bytes(links[f"{worker}-ps2"], "up", "update push") for worker in ("w6", "w7"))
-    above = class_bytes(links["ps2-root"], "up", "update push")
+    below = sum(captured_bytes(run, "ps2", ("w6", "w7"), "up", "update push").values())
+    above = captured_bytes(run, "root", ("ps2",), "up", "update push")["ps2"]
     print("update push bytes captured into ps2:", below, "out of ps2:", above, "merges:", taken)
     assert above < 0.7 * below   # one model up per two down: 0.5, and one more for an odd last merge
