@@ -57,7 +57,7 @@ def _event_text(event) -> str:
     from edgetestbed.spec.model import NodeEvent
     when = f"{event.at_s:g}s" if event.at_s is not None else f"window {event.window}"
     if isinstance(event, NodeEvent):
-        return f"{when}: {event.action} {event.node}"
+        return f"{when}: {event.action} {event.node}" + (" (churn)" if event.source == "churn" else "")
     if event.name in ("partition", "heal"):
         return f"{when}: {event.name} {event.link} (its link {event.state})"
     change = event.state if event.change is None else "set " + ", ".join(

@@ -86,7 +86,7 @@ def load_sweep_text(text: str, source: str, directory: Path) -> Sweep:
     load_spec(base_path)   # the base alone must be valid: its own errors, its own lines
     base = yaml.safe_load(base_path.read_text(encoding="utf-8"))
     fixed, axes = data.get("set") or {}, data.get("grid") or {}
-    points = [_point(source, base, fixed, combination, problems) for combination in expand(axes)]
+    points = [_point(source, base, fixed, combination, problems, base_path.parent) for combination in expand(axes)]
     _check_names(points, problems)
     problems.raise_if_any()
     return Sweep(data["name"], source, tuple(points))
@@ -182,14 +182,15 @@ def expand(axes: dict[str, list]) -> Iterator[dict[str, Any]]:
 
 
 def _point(source: str, base: dict, fixed: dict[str, Any], combination: dict[str, Any],
-           problems: Problems) -> Point | None:
+           problems: Problems, directory: Path) -> Point | None:
     """The point's spec from ``base`` and its overrides; None (with the problems added) if invalid."""
     name = point_name(combination)
     overrides = {**fixed, **combination}
     try:
         document = apply_overrides(base, overrides)
         document["name"] = name
-        spec = load_spec_text(yaml.safe_dump(document, sort_keys=False), f"{source} point {name}")
+        spec = load_spec_text(yaml.safe_dump(document, sort_keys=False), f"{source} point {name}",
+                              directory)   # a churn trace's path is relative to the base spec's directory
     except (SpecError, LookupError) as error:
         for line in str(error).splitlines():
             problem = re.sub(r"^.* point [^:]*:\d+: ", "", line)

@@ -21,6 +21,9 @@ unknown node or of the root; a crash of a node already crashed, a restart of one
 a crash never followed by a restart (the run would wait for the node until its timeout); two
 events on one node (or its link) at the same instant.
 
+Churn's events (:mod:`~edgetestbed.spec.churn`) are checked here with the file's, their
+problems placed at their trace's line and column or at ``churn.nodes``.
+
 The resolved events are ordered by time, then by their position in the file;
 :func:`event_input` writes one back for ``Spec.to_dict``.
 """
@@ -31,6 +34,7 @@ from typing import Sequence
 
 from edgetestbed.params.fields import did_you_mean
 from edgetestbed.params.units import format_duration, quote
+from edgetestbed.spec.churn import Churned, Place
 from edgetestbed.spec.model import LinkChange, LinkEvent, NetworkSpec, NodeEvent, NodeSpec, WindowsSpec
 from edgetestbed.spec.problems import Problems
 from edgetestbed.spec.schema import NODE_FAULTS, EventIn, LinkSetIn, SpecIn
@@ -43,23 +47,47 @@ SAME_TIME = 6   # decimals of a second: offsets equal to a microsecond are the s
 
 
 def resolve_events(model: SpecIn, nodes: Sequence[NodeSpec], windows: WindowsSpec, network: NetworkSpec,
-                   problems: Problems) -> tuple[Event, ...]:
-    """The events, ordered by offset then position, after adding every problem to ``problems``."""
-    if not model.events:
+                   problems: Problems, churned: Churned = ()) -> tuple[Event, ...]:
+    """The events, the file's and ``churned`` (:mod:`~edgetestbed.spec.churn`'s, each with its place),
+    ordered by offset then index, after adding every problem to ``problems``."""
+    if not model.events and not churned:
         return ()
-    if not network.emulated:
+    if model.events and not network.emulated:
         problems.add(("events",), "events need an emulated network; the loopback backend emulates no link; "
                      "expected network: {backend: mininet}, or no events")
-    elif network.shaping == "netem":
+    elif model.events and network.shaping == "netem":
         problems.add(("events",), "changing links during a run needs the userspace shaping backend for "
                      "now; expected network: {shaping: userspace} (or auto), or no events")
-    events = [_event(index, given) for index, given in enumerate(model.events)]
+    report = _Report(problems, {event.index: place for event, place in churned})
+    events = [_event(index, given) for index, given in enumerate(model.events)] + [event for event, _ in churned]
     by_id = {node.id: (position, node) for position, node in enumerate(nodes)}
-    placed = [event for event in events
-              if _check_node(event, by_id, model, problems) and _check_time(event, windows, problems)]
-    _check_sequence(placed, windows.interval, problems)
-    _check_restarts(placed, windows, problems)
+    placed = [event for event in events   # churn's nodes and times are checked already
+              if event.index in report.places or (_check_node(event, by_id, model, report)
+                                                  and _check_time(event, windows, report))]
+    _check_sequence(placed, windows.interval, report)
+    _check_restarts(placed, windows, report)
     return tuple(sorted(events, key=lambda event: (event.offset(windows.interval), event.index)))
+
+
+class _Report:
+    """``problems``, with a churn event's problems placed where it came from: its trace's line
+    and column (``down_at`` for a crash, ``up_at`` for a restart) or the spec's ``churn.nodes`` entry."""
+
+    def __init__(self, problems: Problems, places: dict[int, Place]) -> None:
+        self.problems, self.places = problems, places
+
+    def add(self, path: tuple, message: str) -> None:
+        place = self.places.get(path[1]) if len(path) > 1 and path[0] == "events" else None
+        if place is None:
+            self.problems.add(path, message)
+        else:
+            self.problems.add(place.path, message, place.line, place.source)
+
+    def cite(self, event: Event) -> str:
+        """How another problem names ``event``: ``events[2], line 21``, ``churn availability.csv:3``."""
+        if event.index in self.places:
+            return f"churn {self.places[event.index].cite}"
+        return f"events[{event.index}], line {self.problems.line(('events', event.index))}"
 
 
 def _event(index: int, given: EventIn) -> Event:
@@ -94,7 +122,7 @@ ROOT_REASONS = {"link": "the root has no link to a parent",
                 "restart": "the root cannot crash, so it cannot restart: the run ends with it"}
 
 
-def _check_node(event: Event, by_id: dict[str, tuple[int, NodeSpec]], model: SpecIn, problems: Problems) -> bool:
+def _check_node(event: Event, by_id: dict[str, tuple[int, NodeSpec]], model: SpecIn, problems: _Report) -> bool:
     """True when the event names a node other than the root (with a bw if it sets one)."""
     others = [node.id for _, node in by_id.values() if not node.is_root]
     expected = f"expected the id of a node other than the root: {', '.join(others)}"
@@ -116,7 +144,7 @@ def _check_node(event: Event, by_id: dict[str, tuple[int, NodeSpec]], model: Spe
     return True
 
 
-def _check_time(event: LinkEvent, windows: WindowsSpec, problems: Problems) -> bool:
+def _check_time(event: LinkEvent, windows: WindowsSpec, problems: _Report) -> bool:
     """True when the event falls within the run."""
     end = windows.interval * windows.limit
     if event.window is not None and event.window >= windows.limit:
@@ -131,7 +159,7 @@ def _check_time(event: LinkEvent, windows: WindowsSpec, problems: Problems) -> b
     return True
 
 
-def _check_sequence(events: list[Event], interval: float, problems: Problems) -> None:
+def _check_sequence(events: list[Event], interval: float, problems: _Report) -> None:
     """No two events on a node (or its link) at once; ``down`` (``partition``) only on a link
     that is up, ``up`` (``heal``) on one down; ``crash`` only of a node running, ``restart`` of one crashed."""
     last: dict[str, Event] = {}       # node -> its previous event
@@ -166,7 +194,7 @@ def _check_sequence(events: list[Event], interval: float, problems: Problems) ->
             downed.pop(event.link, None)
 
 
-def _check_crash(event: NodeEvent, when: str, crashed: dict[str, NodeEvent], problems: Problems) -> None:
+def _check_crash(event: NodeEvent, when: str, crashed: dict[str, NodeEvent], problems: _Report) -> None:
     if event.action == "crash":
         if event.node in crashed:
             problems.add(("events", event.index, "crash"), f"{event.node} is already crashed at {when} (since "
@@ -180,7 +208,7 @@ def _check_crash(event: NodeEvent, when: str, crashed: dict[str, NodeEvent], pro
         crashed.pop(event.node, None)
 
 
-def _check_restarts(events: list[Event], windows: WindowsSpec, problems: Problems) -> None:
+def _check_restarts(events: list[Event], windows: WindowsSpec, problems: _Report) -> None:
     """Every crash is followed by a restart of its node: a node down at the run's end would
     keep its parent waiting for it until the run's timeout."""
     crashed: dict[str, NodeEvent] = {}
@@ -207,8 +235,8 @@ def _time_key(event: Event) -> tuple:
     return ("events", event.index, "at" if event.at_s is not None else "window")
 
 
-def _cite(event: Event, problems: Problems) -> str:
-    return f"events[{event.index}], line {problems.line(('events', event.index))}"
+def _cite(event: Event, problems: _Report) -> str:
+    return problems.cite(event)
 
 
 def event_input(event: Event) -> EventIn:

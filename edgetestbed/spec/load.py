@@ -30,11 +30,13 @@ def load_spec(path: str | Path) -> Spec:
         line = raw[: error.start].count(b"\n") + 1
         raise SpecError(f"{source}:{line}: the file is not UTF-8 text; "
                         "expected a YAML text file") from None
-    return load_spec_text(text, source)
+    return load_spec_text(text, source, Path(path).parent)
 
 
-def load_spec_text(text: str, source: str = "<string>") -> Spec:
-    """Validate and resolve spec ``text``; ``source`` names it in messages and in ``Spec.source``."""
+def load_spec_text(text: str, source: str = "<string>", base: str | Path = ".") -> Spec:
+    """Validate and resolve spec ``text``; ``source`` names it in messages and in ``Spec.source``.
+    ``base`` is the directory a ``churn: {trace: ...}`` path is relative to: the current
+    directory unless given (``load_spec`` gives the spec file's)."""
     document = read_yaml(text, source)
     problems = Problems(source, document.lines)
     for path, message, line in document.duplicates:
@@ -43,6 +45,6 @@ def load_spec_text(text: str, source: str = "<string>") -> Spec:
     check_tree(document.data, problems)
     check_plugins(document.data, problems.add)
     problems.raise_if_any()
-    spec = resolve(model, source, problems)
+    spec = resolve(model, source, problems, Path(base))
     problems.raise_if_any()
     return spec

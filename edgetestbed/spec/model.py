@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping
 
 __all__ = [
     "Spec", "NodeSpec", "LinkSpec", "PolicySpec", "CodecSpec", "AggregationSpec", "SensorsSpec", "CloudSpec", "NetworkSpec",
-    "ApplicationSpec", "DataSpec", "WindowsSpec", "FrozenMap", "LinkChange", "LinkEvent", "NodeEvent",
+    "ApplicationSpec", "DataSpec", "WindowsSpec", "FrozenMap", "LinkChange", "LinkEvent", "NodeEvent", "ChurnSpec",
 ]
 
 
@@ -240,17 +240,33 @@ class LinkEvent(_Timed):
 class NodeEvent(_Timed):
     """A fault of a tree node at ``at_s`` seconds from window 0's start or at the start of
     ``window`` (exactly one is set): ``action`` ``crash`` (its process SIGKILLed) or
-    ``restart`` (a new process). ``index`` is its position in the file's ``events``."""
+    ``restart`` (a new process). ``index`` is its position in the file's ``events``; ``source``
+    is ``events``, or ``churn`` for one :mod:`edgetestbed.spec.churn` made (numbered after the
+    file's events, always at ``at_s``)."""
 
     index: int
     node: str
     at_s: float | None
     window: int | None
     action: str                      # 'crash' | 'restart'
+    source: str = "events"           # 'events' | 'churn'
 
     def describe(self) -> dict:
-        """A JSON-able record: index, node, at_s or window, action."""
-        return {"index": self.index, "node": self.node, **self._time(), "action": self.action}
+        """A JSON-able record: index, node, at_s or window, action; ``source: churn`` for churn's."""
+        record = {"index": self.index, "node": self.node, **self._time(), "action": self.action}
+        return {**record, "source": self.source} if self.source == "churn" else record
+
+
+@dataclass(frozen=True)
+class ChurnSpec:
+    """The spec's ``churn`` as given: a ``trace`` file (its path resolved against the spec's
+    directory), or ``mtbf_s``/``mttr_s`` seconds for each of ``nodes``. Its events are in
+    ``Spec.events``."""
+
+    trace: str | None = None
+    mtbf_s: float | None = None
+    mttr_s: float | None = None
+    nodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -268,7 +284,8 @@ class Spec:
     cloud: CloudSpec | None
     network: NetworkSpec
     timeout: float                   # seconds for the whole run
-    events: tuple[LinkEvent | NodeEvent, ...] = ()   # by offset, then position in the file
+    events: tuple[LinkEvent | NodeEvent, ...] = ()   # by offset, then position in the file; churn's too
+    churn: ChurnSpec | None = None
 
     def node(self, node_id: str) -> NodeSpec:
         """The node with this id; KeyError if there is none."""

@@ -21,13 +21,15 @@ class Problems:
                 return self.lines[path[:length]]
         return 1
 
-    def add(self, path: DocPath, message: str, line: int | None = None) -> None:
-        self.found.append((line or self.line(path), _path_text(path), message))
+    def add(self, path: DocPath, message: str, line: int | None = None, source: str | None = None) -> None:
+        """A problem at ``path`` (its line unless given); in another file than the spec's (a churn
+        trace) if ``source`` names one: then ``path`` is the column, ``line`` the file's."""
+        self.found.append((source or "", line or self.line(path), _path_text(path), message))
 
     def raise_if_any(self) -> None:
-        if self.found:
-            lines = [f"{self.source}:{line}: {path + ': ' if path else ''}{message}"
-                     for line, path, message in sorted(set(self.found))]
+        if self.found:   # the spec's own first, then each other file's
+            lines = [f"{source or self.source}:{line}: {path + ': ' if path else ''}{message}"
+                     for source, line, path, message in sorted(set(self.found))]
             raise SpecError("\n".join(lines))
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
+from pathlib import Path
 from operator import attrgetter
 from typing import Any, Callable, Mapping
 
@@ -33,6 +34,7 @@ from edgetestbed.params.fields import thaw
 from edgetestbed.params.plugins import PluginNotFound, Registry, values
 from edgetestbed.params.units import format_duration
 from edgetestbed.policies import POLICIES
+from edgetestbed.spec.churn import churn_input, resolve_churn
 from edgetestbed.spec.events import event_input, resolve_events
 from edgetestbed.spec.model import (AggregationSpec, ApplicationSpec, CloudSpec, CodecSpec, DataSpec, FrozenMap, LinkSpec,
                                     NetworkSpec, NodeSpec, PolicySpec, SensorsSpec, Spec,
@@ -47,7 +49,8 @@ LINK_FIELDS = {"bw": "bw_mbit", "delay": "delay_ms", "jitter": "jitter_ms", "los
                "queue": "queue"}
 
 
-def resolve(model: SpecIn, source: str, problems: Problems) -> Spec:
+def resolve(model: SpecIn, source: str, problems: Problems, base: Path = Path(".")) -> Spec:
+    """The resolved spec; ``base`` is the directory a churn trace's path is relative to."""
     windows = WindowsSpec(model.windows.interval, model.windows.limit, model.windows.epochs)
     needed = windows.interval * windows.limit
     timeout = model.timeout if model.timeout is not None else needed * 3 + 120
@@ -60,6 +63,8 @@ def resolve(model: SpecIn, source: str, problems: Problems) -> Spec:
     nodes = _resolve_nodes(model)
     check_rounds(model, nodes, problems)
     network_spec = NetworkSpec(network.switch, network.shaping, network.congestion_control, network.backend)
+    churn, churned = resolve_churn(model.churn, base, model.seed, len(model.events), nodes, windows, network_spec,
+                                   problems)
     return Spec(
         name=model.name, seed=model.seed, source=source, nodes=nodes,
         application=ApplicationSpec(model.application.name, _freeze(model.application.model_extra)),
@@ -70,7 +75,7 @@ def resolve(model: SpecIn, source: str, problems: Problems) -> Spec:
         cloud=None if cloud is None else CloudSpec(cloud.cpu, cloud.memory,
                                                    _merge_link(LinkSpec(), cloud.link)),
         network=network_spec, timeout=timeout,
-        events=resolve_events(model, nodes, windows, network_spec, problems))
+        events=resolve_events(model, nodes, windows, network_spec, problems, churned), churn=churn)
 
 
 def _resolve_nodes(model: SpecIn) -> tuple[NodeSpec, ...]:
@@ -190,8 +195,11 @@ def input_of(spec: Spec) -> SpecIn:
         nodes=[_node_input(node) for node in spec.nodes],
         network=NetworkIn.model_construct(**dataclasses.asdict(spec.network)),
         timeout=spec.timeout)
-    if spec.events:   # absent when none: a spec without events reads as before
-        fields["events"] = [event_input(event) for event in sorted(spec.events, key=lambda event: event.index)]
+    explicit = [event for event in spec.events if getattr(event, "source", "events") == "events"]
+    if explicit:   # absent when none: a spec without events reads as before; churn's are its own
+        fields["events"] = [event_input(event) for event in sorted(explicit, key=lambda event: event.index)]
+    if spec.churn is not None:
+        fields["churn"] = churn_input(spec.churn)
     if spec.cloud is not None:
         fields["cloud"] = CloudIn.model_construct(cpu=spec.cloud.cpu, memory=spec.cloud.memory,
                                                   link=_link_input(spec.cloud.link))

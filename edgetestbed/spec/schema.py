@@ -9,7 +9,7 @@ The input, top level (``name``, ``application``, ``data`` and ``nodes`` are requ
     nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec, aggregation}],
     cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout,
     events[{at | window, link, set{delay, jitter, loss, bw} | down: true | up: true
-            | crash | restart | partition | heal}]
+            | crash | restart | partition | heal}], churn{trace | mtbf, mttr, nodes}
 
 Quantities carry units (see :mod:`edgetestbed.params.units`). A link is
 ``{bw: 10Mbit, delay: 20ms, jitter: 2ms, loss: 1%, queue: 100}``; ``bw: null`` means
@@ -96,7 +96,8 @@ instead of ``link`` and its action, one node fault: ``crash``, ``restart``, ``pa
 ``heal``, each naming a node. Checks against the tree and the run (known link or node, within
 the run, no contradictory events, a
 ``bw`` to change, an emulated network shaped in user space) are
-:mod:`edgetestbed.spec.events`'s.
+:mod:`edgetestbed.spec.events`'s. ``churn`` (crashes and restarts from a trace file or drawn
+from ``mtbf``/``mttr``) is :mod:`edgetestbed.spec.churn`'s.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ import re
 from functools import partial
 from typing import Annotated, ClassVar, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from edgetestbed.aggregation import AGGREGATIONS, DEFAULT
 from edgetestbed.codecs import CODECS
@@ -116,10 +117,11 @@ from edgetestbed.params.plugins import CLASS_PATTERN, Registry
 from edgetestbed.params.units import (format_duration, format_percent, format_rate, format_size,
                                     parse_duration, parse_percent, parse_rate, parse_size, quote)
 from edgetestbed.policies import POLICIES
+from edgetestbed.spec.churn import ChurnIn
+from edgetestbed.spec.inputbase import EventTime, InputModel, NodeId
 
 MiB = 2**20
 APPLICATIONS = ("mnist_mlp", "aqi", "svm")
-ID_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -136,7 +138,6 @@ Loss = unit(float, parse_percent, format_percent, 0, 100, high_open=True)
 Memory = unit(int, parse_size, format_size, 32 * MiB, 2**40)
 Rate = unit(float, parse_rate, format_rate, 0, 10_000, low_open=True)
 Timeout = unit(float, parse_duration, format_duration, 1, 7 * 86400)
-EventTime = unit(float, parse_duration, format_duration, 0, 7 * 86400)
 Cores = Annotated[float, BeforeValidator(bounded(number("a number of cores like 0.5"), 0.01, 256))]
 Queue = count(1, 1_000_000, "a queue length in packets like 100")
 Seed = count(0, 2**32 - 1, "a seed like 1")
@@ -148,7 +149,6 @@ Dataset = choice("a dataset", *DATASETS.names())
 Switch = choice("a switch backend", "auto", "ovs", "ovs-user", "lxbr")
 Shaping = choice("a shaping backend", "auto", "netem", "userspace")
 NetworkBackend = choice("a network backend", "mininet", "loopback")
-NodeId = matching(ID_PATTERN, "a valid id", "a letter, then up to 31 letters, digits, _ or -, like w1")
 RunName = matching(NAME_PATTERN, "a valid name",
                     "a letter or digit, then up to 63 letters, digits, '.', '_' or '-', "
                     "like mnist-3level")
@@ -159,19 +159,6 @@ CongestionControl = matching(re.compile(r"[a-z][a-z0-9_]{0,15}"), "a congestion 
 # --- the input models ----------------------------------------------------------------------
 
 LINK = "a link like {bw: 10Mbit, delay: 5ms, jitter: 1ms, loss: 1%, queue: 100}"
-
-
-class InputModel(BaseModel):
-    """Base of every input model: unknown keys and loose type coercion are refused."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    EXPECTED: ClassVar[str] = "a mapping"   # completes "expected ..." when the value has the wrong type
-
-    @classmethod
-    def expected(cls) -> str:
-        """What a value here should have been; a section whose words come from a registry
-        assembles them when asked."""
-        return cls.EXPECTED
 
 
 class LinkIn(InputModel):
@@ -394,3 +381,4 @@ class SpecIn(InputModel):
     events: list[EventIn] = Field(
         default_factory=list, description="a list of events like [{at: 20s, link: w4, set: {delay: 200ms}}, "
         "{window: 5, crash: ps2}]")
+    churn: Optional[ChurnIn] = None

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from edgetestbed.params.fields import did_you_mean
 from edgetestbed.spec.problems import DocPath, Problems
-from edgetestbed.spec.schema import ID_PATTERN
+from edgetestbed.spec.inputbase import ID_PATTERN
 
 
 @dataclass(frozen=True)
