@@ -1,7 +1,8 @@
 """Events applied during a run on the emulated network, measured by the run's probe, its
 captures and the nodes' logs: w1's link goes from 5 ms to 40 ms at 2 s; w2's link goes down at
 3 s and comes back up at 5 s; ps1 (over w3 and w4) is cut off from the root at 2.5 s and healed
-at 5.5 s; w4 is killed at 3 s and restarted at 3.5 s. One run of 10 windows of 1 s (about 40 s),
+at 5.5 s; w4 is killed at 3 s and restarted at 3.5 s; a churn trace takes w1 down at 6 s and up
+at 6.5 s. One run of 10 windows of 1 s (about 40 s),
 shared by the module.
 
 Measured over 9 runs (the last 4 with the node events, the last one of 10 windows): every event
@@ -43,12 +44,16 @@ events:
   - {at: 5.5s, heal: ps1}
   - {at: 3s, crash: w4}
   - {at: 3.5s, restart: w4}
+churn: {trace: availability.csv}
 """
+TRACE = "node,down_at,up_at\nw1,6s,6500ms\n"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    spec = load_spec_text(small_spec(NODES, limit=LIMIT), "dynamics.yaml")
+    trace = tmp_path_factory.mktemp("trace")
+    (trace / "availability.csv").write_text(TRACE)
+    spec = load_spec_text(small_spec(NODES, limit=LIMIT), "dynamics.yaml", base=trace)
     summary = run_experiment(spec, tmp_path_factory.mktemp("dynamics"), say=print)
     assert set(summary["finished"].values()) == {"DONE"}, summary["finished"]
     return Path(summary["run_dir"])
@@ -70,7 +75,7 @@ def test_every_event_is_applied_when_due(run):
     print("due, applied:", [(r["action"], r["due"], r["applied"]) for r in records])
     assert [(r.get("link") or r["node"], r["action"]) for r in records] == [
         ("w1", "set"), ("ps1", "partition"), ("w2", "down"), ("w4", "crash"), ("w4", "restart"), ("w2", "up"),
-        ("ps1", "heal")]
+        ("ps1", "heal"), ("w1", "crash"), ("w1", "restart")]
     assert all(0 <= r["applied"] - r["due"] < 0.5 for r in records)
 
 
@@ -128,3 +133,12 @@ def test_a_crashed_worker_restarts_from_its_parents_model_and_trains_to_the_end(
     assert all(stat["samples"] > 0 for stat in lives[1][1:]), "after the restart, every window trains"
     assert [e for e in events(run, "w4", "MODEL_RECEIVED") if e["ts"] > starts[1]], "it pulled its parent's model"
     assert events(run, "root", "DONE")[-1]["payload"]["coverage"]["w4"] == LIMIT - 1
+
+
+def test_churn_from_a_trace_downs_and_ups_exactly_the_listed_nodes_at_the_listed_times(run):
+    churned = [(r["node"], r["action"], r["applied"]) for r in applied(run) if r.get("source") == "churn"]
+    print("churn applied:", churned)
+    assert [(node, action) for node, action, _ in churned] == [("w1", "crash"), ("w1", "restart")]
+    assert all(abs(at - due) <= 0.5 for (_, _, at), due in zip(churned, (6.0, 6.5)))
+    starts = [e["ts"] - read_start(run) for e in events(run, "w1", "START")]
+    assert len(starts) == 2 and starts[1] >= churned[1][2], "w1 came back as a new process after its restart"
