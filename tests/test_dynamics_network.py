@@ -5,11 +5,11 @@ at 5.5 s; w4 is killed at 3 s and restarted at 3.5 s; a churn trace takes w1 dow
 at 6.5 s. One run of 10 windows of 1 s (about 40 s),
 shared by the module.
 
-Measured over 9 runs (the last 4 with the node events, the last one of 10 windows): every event
+Measured over 12 runs (the last 7 with the node events, the last 3 with churn): every event
 applied 1-30 ms after it was due (a restart, which starts a process, the latest); w1's delay
-measured 5.04-5.06 ms before and 40.03-40.05 ms after; w2's and ps1's links carried no frame
+measured 5.01-5.06 ms before and 40.03-40.05 ms after; w2's and ps1's links carried no frame
 while down or cut off, and hundreds after; ps1 merged 1-2 times while cut off (each push it tries
-stalls it for the retry budget); the restarted w4 began at window 6.
+stalls it for the retry budget); the restarted w4 began at window 5 or 6.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_a_crashed_worker_restarts_from_its_parents_model_and_trains_to_the_end(
     first, second = ([stat["window"] for stat in life] for life in lives)
     print("w4's windows before the crash:", first, "after the restart:", second)
     assert first == list(range(len(first))) and len(first) >= 2
-    # A new process took 2.5 s to be ready at 0.2 cores (3 runs): it began at window 6 of 10.
+    # A new process took 1.5-2.5 s to be ready at 0.2 cores (7 runs): it began at window 5 or 6 of 10.
     assert second == list(range(second[0], LIMIT)) and second[0] <= LIMIT - 2
     assert all(stat["samples"] > 0 for stat in lives[1][1:]), "after the restart, every window trains"
     assert [e for e in events(run, "w4", "MODEL_RECEIVED") if e["ts"] > starts[1]], "it pulled its parent's model"
