@@ -9,7 +9,7 @@ import subprocess
 import matplotlib.pyplot as plt
 import pytest
 
-from edgetestbed.analysis.netevents import network_events_report, network_events_section
+from edgetestbed.analysis.netevents import event_cost, network_events_report, network_events_section
 from edgetestbed.analysis.plots import mark_events
 from edgetestbed.dynamics.probe import parse_ping
 from edgetestbed.dynamics.timeline import RECORDS
@@ -64,15 +64,31 @@ def test_metrics_set_each_measured_delay_beside_the_configured_one_and_the_repor
                for event, rtt in zip(spec.events, (80.4, 80.5, None))]
     records[2]["after"] = None
     (tmp_path / RECORDS).write_text("".join(json.dumps(record) + "\n" for record in records))
-    events = network_events_section(tmp_path, spec)["events"]
+    root = {"t": [0.9, 1.9, 2.9, 3.9], "value": [0.5, 0.4, 0.6, 0.7]}
+    events = network_events_section(tmp_path, spec, root, "accuracy")["events"]
     assert [(e["configured_before_ms"], e["configured_after_ms"]) for e in events] == [(5, 40), (40, 40), (20, 20)]
     assert events[0]["after"]["delay_ms"] == pytest.approx(40.2)
     blocks = network_events_report({"network_events": {"events": events}})
     rows = blocks[-1].content[1:]
     assert [row[:3] for row in rows] == [["0", "w1", "delay 40 ms"], ["1", "w1", "loss 1 %"], ["2", "w2", "down"]]
-    assert rows[0][-1] == "40 ms / 40.2 ms" and rows[2][-1] == "20 ms / not probed"
+    assert rows[0][6:] == ["40 ms / 40.2 ms", "10.0 points", "1.89 s"] and rows[2][6] == "20 ms / not probed"
+    assert [(e["root_score_before"], e["root_dip"], e["root_recovery_s"]) for e in events] == [
+        (0.5, pytest.approx(0.1), pytest.approx(1.89)), (0.4, 0.0, pytest.approx(0.89)), (0.6, 0.0, pytest.approx(0.89))]
     assert network_events_report({"network_events": {"events": []}}) == []
-    assert network_events_section(tmp_path / "elsewhere", spec) == {"events": []}
+    assert network_events_section(tmp_path / "elsewhere", spec, root, "accuracy") == {"events": []}
+
+
+@pytest.mark.parametrize("applied, lower_is_better, expected", [
+    (0.5, False, (None, None, None)),           # before the first evaluation: nothing to compare with
+    (1.5, False, (0.8, 0.3, 2.5)),              # 0.8, then 0.5 and 0.7, back to 0.8 at 4.0
+    (4.5, False, (0.8, 0.1, None)),             # 0.8, then only 0.7: never recovered
+    (1.5, True, (0.8, 0.0, 0.5)),               # RMSE: 0.5 is better at once
+])
+def test_an_events_cost_is_the_models_dip_and_its_time_to_recover(applied, lower_is_better, expected):
+    curve = {"t": [1.0, 2.0, 3.0, 4.0, 5.0], "value": [0.8, 0.5, 0.7, 0.8, 0.7]}
+    cost = event_cost(curve, applied, lower_is_better)
+    assert (cost["score_before"], cost["dip"], cost["recovery_s"]) == tuple(
+        None if value is None else pytest.approx(value) for value in expected)
 
 
 def test_the_time_plots_mark_every_applied_event():

@@ -61,12 +61,19 @@ def home():
     shutil.rmtree(path)
 
 
+def foreground() -> None:
+    """In a child before it execs: SIGINT back to its default, as in a terminal's foreground job.
+    A test runner started as a shell's background job ignores SIGINT, and its children inherit
+    that (Python then installs no KeyboardInterrupt handler), so a test's Ctrl-C would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(home: Path, *args: str) -> subprocess.Popen:
     """``python -m edgetestbed ARGS`` in the repository, Mininet hidden, as nobody if we are root."""
     drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] if as_nobody() else []
     env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(home / "no-mininet")}
     return subprocess.Popen([*drop, sys.executable, "-m", "edgetestbed", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=foreground)
 
 
 def finish(process: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:

@@ -20,6 +20,7 @@ from edgetestbed.rundir import RunDir
 from edgetestbed.runner import Experiment, run_experiment
 from edgetestbed.spec.load import load_spec, load_spec_text
 from edgetestbed.testbed import open_testbed
+from test_loopback import foreground
 from test_report import assert_opens_in_chromium, report_without_root
 
 pytestmark = pytest.mark.root
@@ -197,7 +198,8 @@ def test_ctrl_c_mid_run_leaves_a_report_marked_incomplete_and_nothing_of_the_net
     topo.write_text(small_spec("  - {id: root}\n  - {id: w1, parent: root, sensors: [0]}\n", limit=30))
     runs = tmp_path / "runs"
     command = [sys.executable, "-m", "edgetestbed", "run", str(topo), "--runs-dir", str(runs)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=foreground)
     try:
         deadline = time.time() + 180
         while not [log for log in runs.glob("*/logs/w1.jsonl") if '"STATISTIC"' in log.read_text()]:

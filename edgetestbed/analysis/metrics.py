@@ -318,7 +318,7 @@ def metrics_of(run: RunLogs) -> Dict[str, Any]:
         "latency": latency_section(run), "convergence": convergence_section(run, curves, metric),
         "own_vs_other": own_vs_other_section(run, curves), "links": links_section(run),
         "staleness": staleness_section(run), "savings": savings_section(run),
-        "network_events": network_events_section(run.run_dir, run.spec)}
+        "network_events": network_events_section(run.run_dir, run.spec, curves.get(run.spec.root.id, {}), metric)}
     metrics["compression"] = compression_section(run, metrics["links"])
     metrics["summary"] = summary_section(metrics)
     return metrics

@@ -4,7 +4,9 @@ For each link event in time order: probe the link half a second before it is due
 the link is down), wait until it is due, apply it through the network, probe again (unless
 the link is now down), and append its record to ``RUN/network_events.jsonl``. A node event
 (``crash``, ``restart``) is applied through the run's processes (:class:`Processes`: SIGKILL
-by PID, or a new process that joins the running clock) and recorded without probes. A record is the event as the spec gives
+by PID, or a new process that joins the running clock) and recorded without probes; so is a
+``background`` flow, a UDP flow between two hosts (iperf3, outside their limits) whose
+processes are recorded in the run's ledger and stopped with the timeline if still running. A record is the event as the spec gives
 it (:meth:`~edgetestbed.spec.model.LinkEvent.describe`) plus, in seconds from window 0's
 start, when it was ``due`` and when it was ``applied``, and the ``before`` and ``after``
 probes (:class:`~edgetestbed.dynamics.probe.Probe`; ``null`` when not taken).
@@ -16,15 +18,17 @@ being probed is applied late; its record says by how much (``applied - due``).
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Protocol, Union
 
+from edgetestbed import ledger as resources
 from edgetestbed.dynamics.probe import Probe, probe_link
 from edgetestbed.errors import CapabilityError
-from edgetestbed.measure.hosttools import MeasurementError
-from edgetestbed.spec.model import LinkEvent, NodeEvent, Spec
+from edgetestbed.measure.hosttools import MeasurementError, udp_flow
+from edgetestbed.spec.model import FlowEvent, LinkEvent, NodeEvent, Spec
 
 if TYPE_CHECKING:
     from edgetestbed.topo.network import EmulatedNetwork
@@ -52,6 +56,7 @@ class Timeline:
         self.records: list[dict] = []
         self.problem: Optional[str] = None
         self._down: set[str] = set()
+        self._flows: list[tuple[subprocess.Popen, dict]] = []   # background flows' processes, ledger entries
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
 
@@ -63,6 +68,10 @@ class Timeline:
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join()
+        for process, entry in self._flows:
+            if process.poll() is None:
+                resources.remove(entry)
+            process.wait()
 
     def failure(self) -> Optional[str]:
         """Why an event could not be applied (the run must stop), or None."""
@@ -80,13 +89,15 @@ class Timeline:
             try:
                 applied = self._apply(event)
             except (CapabilityError, MeasurementError, OSError, RuntimeError, ValueError) as error:
-                self.problem = f"event {event.index} ({link or event.node}) could not be applied: {error}"
+                self.problem = f"event {event.index} ({event.describe()['action']}) could not be applied: {error}"
                 self._record(event, due, None, before, None, error=str(error))
                 return
             self._record(event, due, applied, before, self._probe(link))
 
-    def _apply(self, event: Union[LinkEvent, NodeEvent]) -> float:
+    def _apply(self, event: Union[LinkEvent, NodeEvent, FlowEvent]) -> float:
         """Apply ``event``; the unix time it took effect."""
+        if isinstance(event, FlowEvent):
+            return self._start_flow(event)
         if isinstance(event, NodeEvent):
             return (self.processes.crash if event.action == "crash" else self.processes.restart)(event.node)
         if event.state is not None:
@@ -94,6 +105,14 @@ class Timeline:
             (self._down.discard if event.state == "up" else self._down.add)(event.link)
             return applied
         return self.network.change_link(event.link, event.change)
+
+    def _start_flow(self, flow: FlowEvent) -> float:
+        """Start ``flow`` (its server, then its client, each recorded); the client's start time."""
+        processes = udp_flow(self.network.host(flow.sender), self.network.host(flow.receiver), flow.rate_mbit,
+                             flow.stop_s - flow.at_s)
+        for process in processes:
+            self._flows.append((process, self.network.ledger.record_process(process.pid, process.args)))
+        return time.time()
 
     def _probe(self, link: Optional[str]) -> Optional[Probe]:
         """The link's probe, or None for a node event, when the link is down (a probe of a
@@ -107,7 +126,7 @@ class Timeline:
             self.say(f"events: the probe of {link}'s link failed: {error}")
             return None
 
-    def _record(self, event: Union[LinkEvent, NodeEvent], due: float, applied: Optional[float], before: Optional[Probe],
+    def _record(self, event: Union[LinkEvent, NodeEvent, FlowEvent], due: float, applied: Optional[float], before: Optional[Probe],
                 after: Optional[Probe], **extra: str) -> None:
         record = {**event.describe(), "due": round(due - self.start_at, 4),
                   "applied": None if applied is None else round(applied - self.start_at, 4),
@@ -116,7 +135,8 @@ class Timeline:
         with open(self.path, "a") as stream:
             stream.write(json.dumps(record) + "\n")
         measured = record["after"] and record["after"]["delay_ms"]
-        what = f"{event.action} {event.node}" if isinstance(event, NodeEvent) else f"{event.name} {event.link}"
+        what = (f"{event.action} {event.node}" if isinstance(event, NodeEvent) else f"{event.name} {event.link}"
+                if isinstance(event, LinkEvent) else f"background {event.sender} → {event.receiver}")
         self.say(f"event {event.index} at {record['due']:.1f} s: {what}"
                  + (f"; measured delay {measured:.1f} ms" if measured else ""))
 

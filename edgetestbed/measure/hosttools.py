@@ -44,6 +44,19 @@ def iperf3_test(client: Host, server: Host, argv: list[str], timeout: float,
         for name in after}}
 
 
+def udp_flow(client: Host, server: Host, rate_mbit: float, seconds: float) -> list[subprocess.Popen]:
+    """A UDP flow of ``rate_mbit`` from ``client`` to ``server`` for ``seconds``, started and
+    not waited for (background traffic): a one-off iperf3 server listening in ``server`` first,
+    then the client sending rate × seconds bytes in 1,400-byte datagrams at that rate. Both run
+    outside the hosts' limits; the caller records them and stops what is still running."""
+    server_process, port = _iperf3_server(server)
+    total = max(1400, int(rate_mbit * 1e6 * seconds / 8))
+    client_process = _popen(client, ["iperf3", "-c", server.IP(), "-p", str(port), "-u", "-b", f"{rate_mbit:g}M",
+                                     "-n", str(total), "-l", "1400"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return [server_process, client_process]
+
+
 def _udp_datagrams(host: Host) -> dict[str, int]:
     """UDP datagrams ``host``'s network namespace has sent and got so far, from its
     /proc/net/snmp. Got: delivered to a socket (``InDatagrams``), dropped for a full

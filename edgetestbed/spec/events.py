@@ -21,6 +21,10 @@ unknown node or of the root; a crash of a node already crashed, a restart of one
 a crash never followed by a restart (the run would wait for the node until its timeout); two
 events on one node (or its link) at the same instant.
 
+Background flows (:class:`~edgetestbed.spec.model.FlowEvent`) carry their own times (``start``,
+``stop``): refused besides are a flow from or to an unknown node, from a node to itself, and one
+that does not stop after it starts, within the run.
+
 Churn's events (:mod:`~edgetestbed.spec.churn`) are checked here with the file's, their
 problems placed at their trace's line and column or at ``churn.nodes``.
 
@@ -35,11 +39,12 @@ from typing import Sequence
 from edgetestbed.params.fields import did_you_mean
 from edgetestbed.params.units import format_duration, quote
 from edgetestbed.spec.churn import Churned, Place
-from edgetestbed.spec.model import LinkChange, LinkEvent, NetworkSpec, NodeEvent, NodeSpec, WindowsSpec
+from edgetestbed.spec.flows import BackgroundIn
+from edgetestbed.spec.model import FlowEvent, LinkChange, LinkEvent, NetworkSpec, NodeEvent, NodeSpec, WindowsSpec
 from edgetestbed.spec.problems import Problems
 from edgetestbed.spec.schema import NODE_FAULTS, EventIn, LinkSetIn, SpecIn
 
-Event = LinkEvent | NodeEvent
+Event = LinkEvent | NodeEvent | FlowEvent
 
 # input key -> LinkChange field
 CHANGE_FIELDS = {"delay": "delay_ms", "jitter": "jitter_ms", "loss": "loss_pct", "bw": "bw_mbit"}
@@ -61,9 +66,12 @@ def resolve_events(model: SpecIn, nodes: Sequence[NodeSpec], windows: WindowsSpe
     report = _Report(problems, {event.index: place for event, place in churned})
     events = [_event(index, given) for index, given in enumerate(model.events)] + [event for event, _ in churned]
     by_id = {node.id: (position, node) for position, node in enumerate(nodes)}
-    placed = [event for event in events   # churn's nodes and times are checked already
-              if event.index in report.places or (_check_node(event, by_id, model, report)
-                                                  and _check_time(event, windows, report))]
+    flows = [event for event in events if isinstance(event, FlowEvent)]
+    for flow in flows:
+        _check_flow(flow, by_id, windows, report)
+    placed = [event for event in events if event not in flows   # churn's nodes and times are checked already
+              and (event.index in report.places or (_check_node(event, by_id, model, report)
+                                                    and _check_time(event, windows, report)))]
     _check_sequence(placed, windows.interval, report)
     _check_restarts(placed, windows, report)
     return tuple(sorted(events, key=lambda event: (event.offset(windows.interval), event.index)))
@@ -91,6 +99,8 @@ class _Report:
 
 
 def _event(index: int, given: EventIn) -> Event:
+    if (flow := given.background) is not None:
+        return FlowEvent(index, flow.sender, flow.to, flow.rate, flow.start, flow.stop)
     fault = next((key for key in NODE_FAULTS if getattr(given, key) is not None), None)
     if fault in ("crash", "restart"):
         return NodeEvent(index, getattr(given, fault), given.at, given.window, fault)
@@ -142,6 +152,26 @@ def _check_node(event: Event, by_id: dict[str, tuple[int, NodeSpec]], model: Spe
                      f"expected a bw on it ({where}) to change it during a run, because the rate limiter "
                      "is only installed on links that have one")
     return True
+
+
+def _check_flow(flow: FlowEvent, by_id: dict[str, tuple[int, NodeSpec]], windows: WindowsSpec,
+                problems: _Report) -> None:
+    """A flow joins two different nodes and runs a while within the run."""
+    path, nodes = ("events", flow.index, "background"), list(by_id)
+    for key, node in (("from", flow.sender), ("to", flow.receiver)):
+        if node not in by_id:
+            problems.add((*path, key), f"unknown node {quote(node)}{did_you_mean(node, nodes)}; expected the id "
+                         f"of a node: {', '.join(nodes)}")
+    if flow.sender == flow.receiver:
+        problems.add((*path, "to"), f"{flow.receiver} is also the flow's from; expected another node")
+    end = windows.interval * windows.limit
+    if flow.at_s >= end or flow.stop_s > end:
+        key, value = ("start", flow.at_s) if flow.at_s >= end else ("stop", flow.stop_s)
+        problems.add((*path, key), f"{format_duration(value)} is past the run's end; expected at most "
+                     f"{format_duration(end)} (windows.interval × windows.limit)")
+    elif flow.stop_s <= flow.at_s:
+        problems.add((*path, "stop"), f"{format_duration(flow.stop_s)} is not after start "
+                     f"({format_duration(flow.at_s)}); expected a later time")
 
 
 def _check_time(event: LinkEvent, windows: WindowsSpec, problems: _Report) -> bool:
@@ -241,6 +271,9 @@ def _cite(event: Event, problems: _Report) -> str:
 
 def event_input(event: Event) -> EventIn:
     """The resolved event as (unvalidated) input, for ``Spec.to_dict``."""
+    if isinstance(event, FlowEvent):
+        return EventIn.model_construct(background=BackgroundIn.model_construct(
+            sender=event.sender, to=event.receiver, rate=event.rate_mbit, start=event.at_s, stop=event.stop_s))
     fields: dict = {"at": event.at_s} if event.at_s is not None else {"window": event.window}
     if isinstance(event, NodeEvent):
         fields[event.action] = event.node

@@ -258,6 +258,26 @@ class NodeEvent(_Timed):
 
 
 @dataclass(frozen=True)
+class FlowEvent(_Timed):
+    """Background traffic (``background``): a UDP flow of ``rate_mbit`` Mbit/s from tree node
+    ``sender``'s host to ``receiver``'s, from ``at_s`` (its ``start``) to ``stop_s`` seconds from
+    window 0's start, across whatever links join them. ``index`` is its position in ``events``."""
+
+    index: int
+    sender: str
+    receiver: str
+    rate_mbit: float
+    at_s: float
+    stop_s: float
+    window: None = None
+
+    def describe(self) -> dict:
+        """A JSON-able record: index, from, to (the nodes), rate_mbit, at_s, stop_s, action."""
+        return {"index": self.index, "from": self.sender, "to": self.receiver, "rate_mbit": self.rate_mbit,
+                "at_s": self.at_s, "stop_s": self.stop_s, "action": "background"}
+
+
+@dataclass(frozen=True)
 class ChurnSpec:
     """The spec's ``churn`` as given: a ``trace`` file (its path resolved against the spec's
     directory), or ``mtbf_s``/``mttr_s`` seconds for each of ``nodes``. Its events are in
@@ -284,7 +304,7 @@ class Spec:
     cloud: CloudSpec | None
     network: NetworkSpec
     timeout: float                   # seconds for the whole run
-    events: tuple[LinkEvent | NodeEvent, ...] = ()   # by offset, then position in the file; churn's too
+    events: tuple[LinkEvent | NodeEvent | FlowEvent, ...] = ()   # by offset, then position in the file; churn's too
     churn: ChurnSpec | None = None
 
     def node(self, node_id: str) -> NodeSpec:
@@ -321,4 +341,4 @@ class Spec:
     def to_dict(self) -> dict:
         """The input schema with every value explicit: loading it again gives an equal Spec."""
         from edgetestbed.spec.resolve import input_of   # here: resolve builds on this module
-        return input_of(self).model_dump(exclude_unset=True)
+        return input_of(self).model_dump(exclude_unset=True, by_alias=True)

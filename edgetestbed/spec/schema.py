@@ -118,6 +118,7 @@ from edgetestbed.params.units import (format_duration, format_percent, format_ra
                                     parse_duration, parse_percent, parse_rate, parse_size, quote)
 from edgetestbed.policies import POLICIES
 from edgetestbed.spec.churn import ChurnIn
+from edgetestbed.spec.flows import BackgroundIn
 from edgetestbed.spec.inputbase import EventTime, InputModel, NodeId
 
 MiB = 2**20
@@ -329,12 +330,14 @@ EVENT_TIMES, EVENT_ACTIONS = ("at", "window"), ("set", "down", "up")
 NODE_FAULTS = ("crash", "restart", "partition", "heal")
 EVENT_SUBJECTS = ("link",) + NODE_FAULTS
 COMBINATIONS = ("link: w4 with one of set: {...}, down: true or up: true; "
-                "or one of crash, restart, partition or heal (a node id like ps2) alone")
+                "or one of crash, restart, partition or heal (a node id like ps2) alone; "
+                "or background: {from, to, rate, start, stop} without at or window")
 
 
 class EventIn(InputModel):
     """One event of ``events``: a time (``at`` or ``window``), then a ``link`` and one action,
-    or one node fault (``crash``, ``restart``, ``partition`` or ``heal``)."""
+    or one node fault (``crash``, ``restart``, ``partition`` or ``heal``); or, with its own
+    times, a ``background`` flow."""
 
     EXPECTED: ClassVar[str] = "an event like {at: 20s, link: w4, set: {delay: 200ms}} or {at: 20s, crash: ps2}"
     at: EventTime = Field(None, description="a time from window 0's start like 20s or 1500ms")
@@ -347,9 +350,15 @@ class EventIn(InputModel):
     restart: NodeId = None
     partition: NodeId = None
     heal: NodeId = None
+    background: BackgroundIn = None
 
     @model_validator(mode="after")
     def _one_each(self) -> "EventIn":
+        if self.background is not None:
+            if others := sorted(self.model_fields_set - {"background"}):
+                raise ValueError(f"background with {' and '.join(others)}; expected background: "
+                                 "{from, to, rate, start, stop} alone (start and stop are its times)")
+            return self
         times, subjects, actions = ([key for key in keys if key in self.model_fields_set]
                                     for keys in (EVENT_TIMES, EVENT_SUBJECTS, EVENT_ACTIONS))
         for keys, given, expected in ((EVENT_TIMES, times, "at: 20s (from window 0's start) or window: 5"),
