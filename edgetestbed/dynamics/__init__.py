@@ -2,9 +2,11 @@
 
 Concepts:
 
-- An **event** (:class:`~edgetestbed.spec.model.LinkEvent`): a change of one tree link at a
-  time from window 0's start (``at``) or at a window's start (``window``): new delay,
-  jitter, loss or rate (``set``), or the link taken ``down`` and brought ``up``.
+- An **event**, at a time from window 0's start (``at``) or at a window's start (``window``):
+  a change of one tree link (:class:`~edgetestbed.spec.model.LinkEvent`: new delay, jitter,
+  loss or rate, the link ``down`` and ``up``, a subtree's ``partition`` and ``heal``), a node
+  fault (:class:`~edgetestbed.spec.model.NodeEvent`: ``crash``, ``restart``; churn's too), or
+  a ``background`` flow (:class:`~edgetestbed.spec.model.FlowEvent`).
 - The **timeline** (:mod:`~edgetestbed.dynamics.timeline`): a thread of the run that applies
   each event when it is due, through the network's link-shaping backend, and records when it
   was applied and what the probe measured, one JSON line per event in
@@ -15,5 +17,6 @@ Concepts:
   minimum round trip, halved, is the link's one-way delay as measured.
 
 Only an emulated network has links to change: ``validate`` refuses events on the loopback
-backend, and a shaping backend that cannot change links live says so when the event is due.
+backend, and the run refuses, before building, a shaping backend that cannot change links
+live (``LinkShaping.live_changes``).
 """

@@ -6,9 +6,9 @@ the link is now down), and append its record to ``RUN/network_events.jsonl``. A 
 (``crash``, ``restart``) is applied through the run's processes (:class:`Processes`: SIGKILL
 by PID, or a new process that joins the running clock) and recorded without probes; so is a
 ``background`` flow, a UDP flow between two hosts (iperf3, outside their limits) whose
-processes are recorded in the run's ledger and stopped with the timeline if still running. A record is the event as the spec gives
-it (:meth:`~edgetestbed.spec.model.LinkEvent.describe`) plus, in seconds from window 0's
-start, when it was ``due`` and when it was ``applied``, and the ``before`` and ``after``
+processes are recorded in the run's ledger and stopped with the timeline if still running.
+A record is the event as the spec gives it (its ``describe()``) plus, in seconds from window
+0's start, when it was ``due`` and when it was ``applied``, and the ``before`` and ``after``
 probes (:class:`~edgetestbed.dynamics.probe.Probe`; ``null`` when not taken).
 
 The thread applies events one after another, so an event due while an earlier one is still
@@ -53,7 +53,6 @@ class Timeline:
         self.spec, self.network, self.processes = spec, network, processes
         self.start_at, self.say = start_at, say
         self.path = Path(run_dir) / RECORDS
-        self.records: list[dict] = []
         self.problem: Optional[str] = None
         self._down: set[str] = set()
         self._flows: list[tuple[subprocess.Popen, dict]] = []   # background flows' processes, ledger entries
@@ -131,7 +130,6 @@ class Timeline:
         record = {**event.describe(), "due": round(due - self.start_at, 4),
                   "applied": None if applied is None else round(applied - self.start_at, 4),
                   "before": self._relative(before), "after": self._relative(after), **extra}
-        self.records.append(record)
         with open(self.path, "a") as stream:
             stream.write(json.dumps(record) + "\n")
         measured = record["after"] and record["after"]["delay_ms"]
