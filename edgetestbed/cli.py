@@ -107,7 +107,8 @@ def cmd_linkcheck(args: argparse.Namespace) -> int:
     """Build the network and measure every link against the spec."""
     from edgetestbed.linkcheck import run_linkcheck
     results = run_linkcheck(_load(args.topo), args.runs_dir, quiet=args.json,
-                            cpu=not args.no_cpu)
+                            cpu=not args.no_cpu, one_per_shape=args.one_per_shape,
+                            only=args.link)
     if args.json:
         print(json.dumps(results["links"], indent=2))
     return 0 if results["ok"] else 1
@@ -246,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       help="print one JSON object per link")
     parsers["linkcheck"].add_argument("--no-cpu", action="store_true",
                                       help="skip measuring the hosts' CPU limits")
+    parsers["linkcheck"].add_argument("--one-per-shape", action="store_true",
+                                      help="measure one link of each kind and shape (rate, delay, jitter, "
+                                           "loss, queue); list the others as not measured")
+    parsers["linkcheck"].add_argument("--link", action="append", default=[], metavar="CHILD-PARENT",
+                                      help="measure only this link (repeatable), e.g. --link w4-ps2")
     parsers["report"].add_argument("run_dir", type=Path, help="a run directory (runs/<name>-<time>)")
     parsers["compare"].add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories")
     parsers["compare"].add_argument("--out", type=Path, default=Path("."),

@@ -75,6 +75,12 @@ def nothing_left(run: RunDir) -> list[dict]:
     return [e for e in run.ledger.entries() if resources.exists(e)]
 
 
+def idle_pollers(run: RunDir) -> list[int]:
+    """The PIDs of the run's ``cpu_idle: poll`` busy loops, from its ledger."""
+    return [e["pid"] for e in run.ledger.entries()
+            if e["kind"] == "process" and str(e["argv"]).startswith("idle poller")]
+
+
 def switch_backends():
     return [pytest.param(name, marks=pytest.mark.skipif(not feature.ok, reason=f"{name}: {feature.detail}"))
             for name, feature in (("lxbr", CAPS.linux_bridge), ("ovs-user", CAPS.ovs_user),
@@ -99,7 +105,11 @@ def test_tree_is_built_shaped_limited_and_removed(switch, tmp_path):
         assert any(str(sleeper.pid) in f.read_text() for f in w2.cgroup.procs_files)
         sleeper.kill()
         sleeper.wait()
+        pollers = idle_pollers(run)
+        assert sorted(os.sched_getaffinity(pid) for pid in pollers) == [{cpu} for cpu in sorted(os.sched_getaffinity(0))]
+        assert {os.sched_getscheduler(pid) for pid in pollers} == {os.SCHED_IDLE}
     assert nothing_left(run) == []
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pollers)
     assert run.manifest["teardown_leftovers"] == []
     assert f"ETB-{run.tag}" not in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
 
@@ -176,7 +186,9 @@ def test_a_crashed_run_blocks_the_next_until_cleaned(tmp_path):
         cleaned, removed, leftovers = clean()
         assert cleaned.path == run_path and removed and leftovers == []
         assert nothing_left(crashed) == []
-        with open_testbed(spec_for("lxbr"), tmp_path / "next", "test") as (run, network):
+        halting = SPEC.replace("SWITCH", "lxbr").replace("shaping: userspace}", "shaping: userspace, cpu_idle: halt}")
+        with open_testbed(load_spec_text(halting, "nettest.yaml"), tmp_path / "next", "test") as (run, network):
             assert unreachable_pairs(network.net) == []
+            assert idle_pollers(run) == []   # cpu_idle: halt
     finally:
         resources.remove_all(crashed.ledger.entries())

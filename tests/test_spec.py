@@ -82,6 +82,7 @@ def assert_problem(tmp_path: Path, text: str, line: int, field: str, *words: str
     ("cloud: {cpu: -1}", "cloud.cpu", ["too small"]),
     ("network: {switch: ovs2}", "network.switch", ["did you mean 'ovs'?", "auto, ovs, ovs-user, lxbr"]),
     ("network: {congestion_control: 'BBR!'}", "network.congestion_control", ["like cubic"]),
+    ("network: {cpu_idle: spin}", "network.cpu_idle", ["poll, halt"]),
     ("windows: {interval: 0s}", "windows.interval", ["too small", "at least 10ms"]),
     ("windows: {limit: 0}", "windows.limit", ["too small"]),
     ("timeout: 5s", "timeout", ["shorter than the windows take", "10 × 3s = 30s"]),
@@ -297,7 +298,8 @@ def test_built_in_defaults():
     assert (spec.sensors.rate, spec.sensors.link, spec.sensors.cpu, spec.sensors.memory) == (
         40.0, LinkSpec(), 0.1, 128 * 2**20)
     assert spec.cloud is None
-    assert (spec.network.switch, spec.network.shaping, spec.network.congestion_control) == ("auto", "auto", "cubic")
+    assert (spec.network.switch, spec.network.shaping, spec.network.congestion_control, spec.network.cpu_idle) \
+        == ("auto", "auto", "cubic", "poll")
     assert spec.timeout == 3.0 * 10 * 3 + 120
 
 

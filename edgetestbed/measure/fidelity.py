@@ -27,6 +27,7 @@ LOSS_CONFIDENCE = 0.99
 # shaper's own timer noise adds to it; this catches jitter that is missing or far off.
 JITTER_TOLERANCE_MS = 0.5
 JITTER_TOLERANCE = 0.30
+STEAL_WORTH_SAYING = 0.02   # a failed link's verdict names a steal share from here up
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ class Measured:
     trips on loss-free links); ``bw_method`` is ``tcp`` or ``udp``; ``payload_share``
     is the payload's share of the bytes the rate limiter counted in the throughput
     tests' packets, so a perfect link's goodput is its rate times it; ``seconds`` is
-    how long the measurement took.
+    how long the measurement took; ``cpu_steal_share`` the share of the machine's CPU
+    time a hypervisor took meanwhile (/proc/stat's steal; 0 on bare metal), which makes
+    every timer late and so the link slow (see :mod:`edgetestbed.topo.idlepoll`).
     """
 
     rtt_ms_median: float
@@ -63,6 +66,7 @@ class Measured:
     bw_method: str = "tcp"
     seconds: float = 0.0
     payload_share: float = 1.0
+    cpu_steal_share: float = 0.0
 
     @property
     def bw_mbit(self) -> float:
@@ -237,6 +241,8 @@ def _table_row(result: LinkResult) -> str:
         figures = ["-"] * 7
         verdict_text += f": {result.error.splitlines()[0]}"
     else:
+        if not result.ok and m.cpu_steal_share >= STEAL_WORTH_SAYING:
+            verdict_text += f" ({m.cpu_steal_share:.0%} of the CPU stolen by the hypervisor)"
         figures = [f"{figure:.2f}" for figure in (m.rtt_ms_median, m.rtt_ms_p95, m.rtt_ms_stdev,
                                                   m.bw_mbit_fwd, m.bw_mbit_rev,
                                                   m.loss_pct_fwd, m.loss_pct_rev)]

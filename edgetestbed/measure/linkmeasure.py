@@ -31,6 +31,7 @@ import re
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgetestbed.measure.fidelity import Configured, LinkResult, Measured, verdict
@@ -85,7 +86,7 @@ def measure_link(a: Host, b: Host, configured: Configured, name: tuple[str, str]
     Mbit/s) need longer loss runs to carry ``LOSS_DATAGRAMS``, pings slow down below 3
     Mbit/s, and a lost setup datagram costs a test's time again (see ``_Path.iperf3``).
     """
-    started = time.monotonic()
+    started, steal_before = time.monotonic(), cpu_steal()
     path = _Path(a, b, seconds=max(1, math.ceil(duration)),
                  slack_s=5 + 10 * 2 * (configured.delay_ms + configured.jitter_ms) / 1000,
                  attempts=setup_attempts(configured.loss_pct),
@@ -105,10 +106,21 @@ def measure_link(a: Host, b: Host, configured: Configured, name: tuple[str, str]
         loss_pct_fwd=100 * loss_fwd, loss_pct_rev=100 * loss_rev,
         packets_fwd=n_fwd, packets_rev=n_rev,
         rtt_samples=len(rtts), bw_method=method, seconds=time.monotonic() - started,
-        payload_share=payload_share)
+        payload_share=payload_share, cpu_steal_share=steal_share(steal_before, cpu_steal()))
     checks = verdict(configured, measured)
     return LinkResult(link=tuple(name), configured=configured, measured=measured,
                       checks=checks, ok=all(checks.values()))
+
+
+def cpu_steal() -> tuple[int, int]:
+    """The machine's (steal, total) CPU time so far, in clock ticks, from /proc/stat."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return ticks[7], sum(ticks)
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of CPU time stolen between two :func:`cpu_steal` readings."""
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
 
 
 _PING_REPLY = re.compile(r"icmp_seq=(\d+) .*time=([\d.]+) ms$")  # "$": not (DUP!) replies

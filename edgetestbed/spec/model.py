@@ -137,7 +137,8 @@ class CloudSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Backends to use (``auto``: chosen by the capability probe) and TCP congestion control.
+    """Backends to use (``auto``: chosen by the capability probe), TCP congestion control, and
+    whether idle CPUs poll or halt while the network runs.
 
     ``backend: loopback`` emulates nothing (see :mod:`edgetestbed.topo.loopback`): the other
     fields, the links and the hosts' limits then apply to nothing."""
@@ -146,6 +147,7 @@ class NetworkSpec:
     shaping: str = "auto"            # auto | netem | userspace
     congestion_control: str = "cubic"
     backend: str = "mininet"         # mininet | loopback
+    cpu_idle: str = "poll"           # poll | halt (see topo/idlepoll.py)
 
     @property
     def emulated(self) -> bool:

@@ -62,7 +62,8 @@ def resolve(model: SpecIn, source: str, problems: Problems, base: Path = Path(".
     sensors, cloud, network = model.sensors, model.cloud, model.network
     nodes = _resolve_nodes(model)
     check_rounds(model, nodes, problems)
-    network_spec = NetworkSpec(network.switch, network.shaping, network.congestion_control, network.backend)
+    network_spec = NetworkSpec(network.switch, network.shaping, network.congestion_control, network.backend,
+                               network.cpu_idle)
     churn, churned = resolve_churn(model.churn, base, model.seed, len(model.events), nodes, windows, network_spec,
                                    problems)
     return Spec(

@@ -7,7 +7,7 @@ The input, top level (``name``, ``application``, ``data`` and ``nodes`` are requ
     defaults{cpu, memory, link, policy, codec, pull_codec, aggregation},
     sensors{rate, link, cpu, memory},
     nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec, aggregation}],
-    cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control}, timeout,
+    cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control, cpu_idle}, timeout,
     events[{at | window, link, set{delay, jitter, loss, bw} | down: true | up: true
             | crash | restart | partition | heal}], churn{trace | mtbf, mttr, nodes}
 
@@ -25,7 +25,8 @@ Built-in defaults (used where the file is silent):
                       and updates travel as float32 tensors)
 ``sensors``           ``{rate: 40/s, link: {} (unshaped), cpu: 0.1, memory: 128M}``
 ``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
-``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic}``
+``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic,
+                      cpu_idle: poll}`` (``halt``: let idle CPUs halt; see ``topo/idlepoll.py``)
 ``timeout``           interval × limit × 3 + 120 s
 ``events``            none: the links and nodes stay as the spec gives them for the whole run
 link fields           ``bw: null`` (unlimited), ``delay: 0ms``, ``jitter: 0ms``, ``loss: 0%``,
@@ -150,6 +151,7 @@ Dataset = choice("a dataset", *DATASETS.names())
 Switch = choice("a switch backend", "auto", "ovs", "ovs-user", "lxbr")
 Shaping = choice("a shaping backend", "auto", "netem", "userspace")
 NetworkBackend = choice("a network backend", "mininet", "loopback")
+CpuIdle = choice("what idle CPUs do", "poll", "halt")
 RunName = matching(NAME_PATTERN, "a valid name",
                     "a letter or digit, then up to 63 letters, digits, '.', '_' or '-', "
                     "like mnist-3level")
@@ -287,6 +289,7 @@ class NetworkIn(InputModel):
     switch: Switch = "auto"
     shaping: Shaping = "auto"
     congestion_control: CongestionControl = "cubic"
+    cpu_idle: CpuIdle = "poll"
 
 
 class NodeIn(InputModel):

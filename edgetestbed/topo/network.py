@@ -2,7 +2,8 @@
 
 `EmulatedNetwork` turns a `NetworkPlan` into Mininet hosts, switches and links
 with the chosen backends (see probe.py), limits every host's CPU and memory,
-sets its TCP congestion control, shapes every link with its link-shaping backend
+sets its TCP congestion control, keeps the CPUs from halting (``network.cpu_idle``, see
+:mod:`edgetestbed.topo.idlepoll`), shapes every link with its link-shaping backend
 (:mod:`edgetestbed.topo.shaping`), and records each resource
 in the run's ledger as it is created, so that teardown (and ``edgetestbed
 clean`` after a crash) removes exactly those resources and nothing else.
@@ -27,6 +28,7 @@ from edgetestbed.signals import uninterrupted
 from edgetestbed.spec.model import LinkChange, Spec
 from edgetestbed.spec.plan import Endpoint, HostPlan, NetworkPlan, plan_network
 from edgetestbed.topo.cgroups import HostCgroup, RunCgroups
+from edgetestbed.topo.idlepoll import start_idle_pollers
 from edgetestbed.topo.probe import OVS_CTL, Backends
 from edgetestbed.topo.shaping import SHAPINGS, LinkShaping
 
@@ -172,6 +174,8 @@ class EmulatedNetwork:
                 + ", ".join(taken) + ". Run `edgetestbed clean` (it removes only what a run recorded).")
 
     def _build(self) -> None:
+        if self.spec.network.cpu_idle == "poll":
+            start_idle_pollers(self.ledger)
         if self.backends.switch in ("ovs", "ovs-user"):
             self._ensure_ovs()
         self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=True,

@@ -98,14 +98,20 @@ def test_qemu_is_software_emulated_under_timeout_with_the_host_root_read_only(tm
 
 def test_job_runs_the_guest_marked_tests_with_this_python(tmp_path):
     kernel = harness.Kernel("linux-image-6.1.0-56-amd64", "6.1.0-56-amd64", tmp_path / "k")
-    harness.write_job(tmp_path, kernel, ["-k", "netem"])
+    harness.write_job(tmp_path, kernel, ["-k", "netem"], ["tests/test_fidelity.py"])
     job = json.loads((tmp_path / "job.json").read_text())
     deselected = [arg for test in harness.EMULATION_DESELECTED for arg in ("--deselect", test)]
-    assert job["pytest_args"] == ["-m", "netem or ovs_kernel", *deselected, "-k", "netem"]
+    assert job["pytest_args"] == ["-m", "netem or ovs_kernel", *deselected, "tests/test_fidelity.py", "-k", "netem"]
     assert job["python"] == sys.executable and job["project"] == str(harness.PROJECT)
     assert job["modules_dir"] == str(tmp_path / "k/root/lib/modules/6.1.0-56-amd64")
     assert {"sch_netem", "openvswitch"} <= set(job["preload"])
     assert (tmp_path / "stage2").read_text().endswith(" /etb-results/job.json\n")
+
+
+def test_the_guest_imports_only_the_files_with_tests_marked_for_it():
+    files = harness.guest_test_files()
+    assert {"tests/test_stock_kernel_guest.py", "tests/test_fidelity.py", "tests/test_network.py"} <= set(files)
+    assert "tests/test_units.py" not in files and len(files) < 10
 
 
 def _why_no_guest() -> str:
