@@ -90,6 +90,18 @@ def test_one_link_of_each_kind_and_shape_stands_for_the_others():
     assert links_to_measure(shaped, False, only=["w4-ps2"]) == ([shaped[11]], {})
 
 
+def test_a_link_missed_while_the_cpu_was_stolen_waits_for_a_quiet_second(monkeypatch):
+    from edgetestbed import linkcheck
+    readings = iter([(0, 0), (10, 100), (10, 100), (15, 200), (15, 200), (15.5, 300)])  # 10 %, 5 %, 0.5 %
+    monkeypatch.setattr(linkcheck, "cpu_steal", lambda: next(readings))
+    monkeypatch.setattr(linkcheck.time, "sleep", lambda seconds: None)
+    said = []
+    linkcheck.wait_for_the_cpu(said.append)
+    assert said == ["  waiting for the CPU: the hypervisor took 10.0% of it in the last second",
+                    "  waiting for the CPU: the hypervisor took 5.0% of it in the last second"]
+    assert next(readings, None) is None
+
+
 def test_linkcheck_refuses_a_link_the_spec_does_not_have_before_building():
     result = cli("linkcheck", str(EXAMPLES[0].parent / "default.yaml"), "--link", "w9-root")
     assert result.returncode == 2 and "--link w9-root: no such link" in result.stderr

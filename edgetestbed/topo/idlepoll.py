@@ -3,10 +3,13 @@
 On a virtual machine an idle vCPU halts, and waking it is the hypervisor's business: the
 wake-up waits for a physical core, which Linux counts as steal time. Every timer the
 emulation runs on (the user-space shaper's deferred verdicts, htb's watchdog, TCP's pacing)
-then fires late. Measured on the 2-core build VM, the default example's 50 Mbit/s, 40 ms
-WAN link carried 39.4-47.3 Mbit/s of TCP in 10 two-second tests, 4-11 % of the CPU time
-stolen, against 47.6-47.8 Mbit/s with 0.1-0.7 % stolen in 10 tests with these pollers
-running (linkcheck's floor is 43.0). ``benchmarks/cpu_idle.py`` repeats the comparison.
+then fires late. Measured on the 2-core build VM (``benchmarks/cpu_idle.py``, 30 two-second
+TCP tests each way, the two settings alternating, 2026-12-07): the default example's
+50 Mbit/s, 40 ms WAN link carried a median 46.3 Mbit/s with the CPUs halting, 6 tests below
+linkcheck's floor of 43.0, and 47.75 with these pollers, 2 below. Polling, 0.0-0.6 % of the
+CPU was stolen, except in one minute-long spell of 2-13 % that held both misses: a
+hypervisor can still preempt a busy vCPU when its host is short of cores, which linkcheck
+records per link (see :func:`edgetestbed.linkcheck.wait_for_the_cpu`).
 
 A poller is the kernel's ``idle=poll`` done from user space: one busy loop per CPU, pinned
 to it and scheduled ``SCHED_IDLE``, so it runs only when nothing else wants that CPU and
