@@ -9,7 +9,9 @@ import subprocess
 import matplotlib.pyplot as plt
 import pytest
 
-from edgetestbed.analysis.netevents import event_cost, network_events_report, network_events_section
+from edgetestbed.analysis.netevents import event_cost, event_latency, event_traffic, network_events_report, \
+    network_events_section
+from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.analysis.plots import mark_events
 from edgetestbed.dynamics.probe import parse_ping
 from edgetestbed.dynamics.timeline import RECORDS
@@ -65,17 +67,38 @@ def test_metrics_set_each_measured_delay_beside_the_configured_one_and_the_repor
     records[2]["after"] = None
     (tmp_path / RECORDS).write_text("".join(json.dumps(record) + "\n" for record in records))
     root = {"t": [0.9, 1.9, 2.9, 3.9], "value": [0.5, 0.4, 0.6, 0.7]}
-    events = network_events_section(tmp_path, spec, root, "accuracy")["events"]
+    sends = [("w1", "root", 0.5, 100), ("root", "w1", 1.5, 700), ("w2", "w1", 1.6, 9), ("w1", "sensor0", 1.7, 9)]
+    logs = {ident: [Event(ident, "CONNECTION", {"direction": "sent", "peer": peer, "bytes": size}, 1000 + t)
+                    for sender, peer, t, size in sends if sender == ident] for ident in ("root", "w1", "w2")}
+    run = RunLogs(tmp_path, spec, {}, logs, start_at=1000.0, origin=1000.0)
+    windows = [(0.5, 0.2), (0.95, 0.6), (2.1, 0.3)]   # back at 0.7, 1.55 and 2.4
+    events = network_events_section(run, root, "accuracy", windows)["events"]
+    # window interval 1 s: 100 bytes in the second before the first event, 700 + 9 after (not the sensor's)
+    assert [(e["tree_bytes_before"], e["tree_bytes_after"], e["tree_extra_bytes"]) for e in events[:2]] == [
+        (100, 709, 609), (709, 0, -709)]
+    # at 1 s window 1 is travelling (0.6 s); at 2 s, window 2 finishes within the interval after (0.3 s)
+    assert [(e["latency_before_s"], e["latency_after_s"], e["extra_latency_s"]) for e in events[:2]] == [
+        (0.2, 0.6, pytest.approx(0.4)), (0.6, 0.3, pytest.approx(-0.3))]
     assert [(e["configured_before_ms"], e["configured_after_ms"]) for e in events] == [(5, 40), (40, 40), (20, 20)]
     assert events[0]["after"]["delay_ms"] == pytest.approx(40.2)
     blocks = network_events_report({"network_events": {"events": events}})
     rows = blocks[-1].content[1:]
     assert [row[:3] for row in rows] == [["0", "w1", "delay 40 ms"], ["1", "w1", "loss 1 %"], ["2", "w2", "down"]]
-    assert rows[0][6:] == ["40 ms / 40.2 ms", "10.0 points", "1.89 s"] and rows[2][6] == "20 ms / not probed"
+    assert rows[0][6:] == ["40 ms / 40.2 ms", "10.0 points", "1.89 s", "+609 B", "0.20 → 0.60 s"]
+    assert rows[2][6] == "20 ms / not probed"
     assert [(e["root_score_before"], e["root_dip"], e["root_recovery_s"]) for e in events] == [
         (0.5, pytest.approx(0.1), pytest.approx(1.89)), (0.4, 0.0, pytest.approx(0.89)), (0.6, 0.0, pytest.approx(0.89))]
     assert network_events_report({"network_events": {"events": []}}) == []
-    assert network_events_section(tmp_path / "elsewhere", spec, root, "accuracy") == {"events": []}
+    elsewhere = RunLogs(tmp_path / "elsewhere", spec, {}, {})
+    assert network_events_section(elsewhere, root, "accuracy", windows) == {"events": []}
+
+
+def test_an_event_not_applied_or_without_windows_around_it_costs_nothing_known():
+    assert event_traffic([(1.0, 5)], None, 2.0) == {"bytes_before": None, "bytes_after": None, "extra_bytes": None}
+    assert event_latency([(1.5, 0.5)], 1.0, 1.0) == {"latency_before_s": None, "latency_after_s": 0.5,
+                                                     "extra_latency_s": None}
+    assert event_latency([(3.0, 0.5)], 1.0, 1.0)["latency_after_s"] is None   # finished too late to tell
+    assert event_latency([], None, 1.0)["latency_before_s"] is None
 
 
 @pytest.mark.parametrize("applied, lower_is_better, expected", [

@@ -86,6 +86,17 @@ def test_every_event_is_applied_when_due(run):
     assert all(0 <= r["applied"] - r["due"] < 0.5 for r in records)
 
 
+def test_each_event_states_the_trees_bytes_and_the_latency_around_it(run):
+    """From the run's own logs: every event lands mid-run, where the tree is exchanging
+    models, so both of its window intervals hold messages and some window is travelling."""
+    for record in applied(run):
+        before, after = record["tree_bytes_before"], record["tree_bytes_after"]
+        print(record["action"], "tree bytes before, after:", before, after,
+              "latency before, after:", record["latency_before_s"], record["latency_after_s"])
+        assert before > 0 and after > 0 and record["tree_extra_bytes"] == after - before
+        assert record["latency_after_s"] is not None
+
+
 def test_a_delay_change_is_measured_on_the_link(run):
     change, = applied(run, "set")
     before, after = change["before"]["delay_ms"], change["after"]["delay_ms"]

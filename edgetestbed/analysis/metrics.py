@@ -34,7 +34,7 @@ from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_R
 from edgetestbed.process.sampling import stream_definition
 from edgetestbed.spec.plan import CLOUD_ID, plan_network
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE
@@ -187,6 +187,19 @@ def latency_section(run: RunLogs) -> Dict[str, Any]:
                                {w: models_received(run, w) for w in workers}, run.spec.windows.limit)
 
 
+def window_latencies(run: RunLogs, latency: Mapping[str, Any]) -> List[Tuple[float, float]]:
+    """(when the last worker finished it, seconds since window 0; the worst worker's propagation
+    latency) of every window whose latency is known, from ``latency`` (:func:`latency_section`)."""
+    workers = latency["workers"]
+    finished = {w: window_finish_times(run, w) for w in workers}
+    windows = []
+    for j in range(run.spec.windows.limit):
+        known = [figures["per_window"][j] for figures in workers.values() if figures["per_window"][j] is not None]
+        if known and all(j in finished[w] for w in workers):
+            windows.append((run.since_start(max(finished[w][j] for w in workers)), max(known)))
+    return windows
+
+
 def convergence_section(run: RunLogs, curves: Mapping[str, Curve], metric: Optional[str]) -> Dict[str, Any]:
     """When the root came within 1 point (1 % of RMSE) of its final value."""
     root = run.spec.root.id
@@ -317,8 +330,9 @@ def metrics_of(run: RunLogs) -> Dict[str, Any]:
         "accuracy": {"metric": metric, "nodes": curves}, "lag": lag_section(curves, metric),
         "latency": latency_section(run), "convergence": convergence_section(run, curves, metric),
         "own_vs_other": own_vs_other_section(run, curves), "links": links_section(run),
-        "staleness": staleness_section(run), "savings": savings_section(run),
-        "network_events": network_events_section(run.run_dir, run.spec, curves.get(run.spec.root.id, {}), metric)}
+        "staleness": staleness_section(run), "savings": savings_section(run)}
+    metrics["network_events"] = network_events_section(run, curves.get(run.spec.root.id, {}), metric,
+                                                       window_latencies(run, metrics["latency"]))
     metrics["compression"] = compression_section(run, metrics["links"])
     metrics["summary"] = summary_section(metrics)
     return metrics

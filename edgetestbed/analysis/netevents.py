@@ -5,7 +5,8 @@ Read from ``RUN/network_events.jsonl`` (:mod:`edgetestbed.dynamics.timeline` wri
 per event as it is applied). Each item is that record plus, for a link event, the link's
 **configured** one-way delay before and after the event (the spec's delay, changed by each
 ``set`` of it in turn), to set beside the delay the probe **measured** (half the minimum
-ping round trip), and what the event cost the root's model (:func:`event_cost`). A run
+ping round trip), and what the event cost: the root's model (:func:`event_cost`), the tree's
+bytes (:func:`event_traffic`) and the propagation latency (:func:`event_latency`). A run
 without events has an empty list.
 """
 
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edgetestbed.analysis.document import Block, heading, table, text
+from edgetestbed.analysis.plots import human_bytes
+from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.dynamics.timeline import RECORDS
-from edgetestbed.spec.model import Spec
+from edgetestbed.process.eventlog import CONNECTION
 
 
 def event_cost(curve: Mapping[str, Sequence[float]], applied: Optional[float], lower_is_better: bool) -> Dict[str, Any]:
@@ -40,22 +43,66 @@ def event_cost(curve: Mapping[str, Sequence[float]], applied: Optional[float], l
             "recovery_s": None if recovered is None else round(recovered - applied, 4)}
 
 
-def network_events_section(run_dir: Path, spec: Spec, root_curve: Mapping[str, Sequence[float]],
-                           metric: Optional[str]) -> Dict[str, Any]:
+def event_traffic(sent: Sequence[Tuple[float, int]], applied: Optional[float], span: float) -> Dict[str, Any]:
+    """The bytes of the messages in ``sent`` ((seconds since window 0, bytes) each) in the
+    ``span`` seconds before ``applied`` and in the ``span`` after, and how many more came
+    after (``extra_bytes``: negative when the event quieted them)."""
+    if applied is None:
+        return {"bytes_before": None, "bytes_after": None, "extra_bytes": None}
+    before = sum(size for t, size in sent if applied - span <= t < applied)
+    after = sum(size for t, size in sent if applied <= t < applied + span)
+    return {"bytes_before": before, "bytes_after": after, "extra_bytes": after - before}
+
+
+def event_latency(windows: Sequence[Tuple[float, float]], applied: Optional[float], span: float) -> Dict[str, Any]:
+    """What an event did to the propagation latency. ``windows``: (when the last worker
+    finished it, seconds since window 0; its latency, the worst worker's) of every window
+    whose latency is known, in order.
+
+    ``latency_before_s``: the latency of the last window whose model had come back to the
+    workers before the event (untouched by it); ``latency_after_s``: the worst latency of the
+    windows still travelling when it was applied or finished in the ``span`` seconds after;
+    ``extra_latency_s``: the difference. None where there is no such window."""
+    if applied is None:
+        return {"latency_before_s": None, "latency_after_s": None, "extra_latency_s": None}
+    back = [latency for done, latency in windows if done + latency <= applied]
+    hit = [latency for done, latency in windows if done <= applied + span and done + latency > applied]
+    before, after = (back[-1] if back else None), max(hit, default=None)
+    extra = None if before is None or after is None else round(after - before, 4)
+    return {"latency_before_s": before, "latency_after_s": after, "extra_latency_s": extra}
+
+
+def tree_messages(run: RunLogs) -> List[Tuple[float, int]]:
+    """(seconds since window 0, bytes on the wire) of every message a tree node logged sending
+    another tree node: the model traffic, without sensor samples."""
+    tree = {node.id for node in run.spec.nodes}
+    return sorted((run.since_start(event.ts), event.payload.get("bytes", 0))
+                  for ident in tree for event in run.events(ident, CONNECTION)
+                  if event.payload.get("direction") == "sent" and event.payload.get("peer") in tree)
+
+
+def network_events_section(run: RunLogs, root_curve: Mapping[str, Sequence[float]], metric: Optional[str],
+                           windows: Sequence[Tuple[float, float]]) -> Dict[str, Any]:
     """``{"events": [...]}``: every applied event's record with the configured delays and its
-    cost to the root's model (``root_*``)."""
-    path = Path(run_dir) / RECORDS
+    cost to the root's model (``root_*``), to the tree's traffic over one window interval
+    (``tree_*``) and to the propagation latency (``windows``: see :func:`event_latency`)."""
+    path = Path(run.run_dir) / RECORDS
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    configured = {node.id: node.link.delay_ms for node in spec.nodes if node.link is not None}
+    configured = {node.id: node.link.delay_ms for node in run.spec.nodes if node.link is not None}
+    sent = tree_messages(run) if records else []
     events = []
     for record in records:
         link = record.get("link")   # None for a node event (crash, restart)
         before = configured.get(link)
         if record.get("delay_ms") is not None and record.get("applied") is not None:
             configured[link] = record["delay_ms"]
-        cost = event_cost(root_curve, record.get("applied"), metric == "rmse")
+        applied = record.get("applied")
+        cost = event_cost(root_curve, applied, metric == "rmse")
+        traffic = event_traffic(sent, applied, run.spec.windows.interval)
         events.append({**record, "configured_before_ms": before, "configured_after_ms": configured.get(link),
-                       **{f"root_{key}": value for key, value in cost.items()}})
+                       **{f"root_{key}": value for key, value in cost.items()},
+                       **{f"tree_{key}": value for key, value in traffic.items()},
+                       **event_latency(windows, applied, run.spec.windows.interval)})
     return {"events": events}
 
 
@@ -69,7 +116,9 @@ def network_events_report(metrics: Mapping[str, Any]) -> List[Block]:
              _delays(event["configured_before_ms"], _measured(event["before"])),
              _delays(event["configured_after_ms"], _measured(event["after"])),
              _dip(event.get("root_dip"), metric),
-             _time(event.get("root_recovery_s"), "never" if event.get("root_score_before") is not None else "–")]
+             _time(event.get("root_recovery_s"), "never" if event.get("root_score_before") is not None else "–"),
+             _extra_bytes(event.get("tree_extra_bytes")),
+             _latencies(event.get("latency_before_s"), event.get("latency_after_s"))]
             for event in events]
     return [heading("Network events"),
             text("Each event of the spec's timeline (a dotted line #N on the time plots), when it was due "
@@ -77,9 +126,14 @@ def network_events_report(metrics: Mapping[str, Any]) -> List[Block]:
                  "began), and the link's one-way delay configured against measured just before and just after "
                  "(half the minimum round trip of 8 pings from the child to its parent; 'no reply': the link "
                  "carried nothing); what it cost the root's model: how much worse its score got before it was "
-                 "as good as when the event came, and how long that took (events that overlap share the cost)."),
+                 "as good as when the event came, and how long that took; the tree's extra bytes: what its "
+                 "nodes sent each other in one window interval after the event, less the interval before (as "
+                 "they logged it); and the propagation latency of the last window back at the workers before "
+                 "the event against the worst of those travelling at it or finished one interval after it. "
+                 "Events that overlap share the cost."),
             table(["event", "link or node", "change", "due", "applied", "delay before: set / measured",
-                   "delay after: set / measured", "root's dip", "root recovered after"], rows)]
+                   "delay after: set / measured", "root's dip", "root recovered after", "tree's extra bytes",
+                   "latency before → after"], rows)]
 
 
 def _subject(event: Mapping[str, Any]) -> str:
@@ -105,6 +159,14 @@ def _dip(value: Optional[float], metric: Optional[str]) -> str:
     if value is None:
         return "–"
     return f"{value:.3g} RMSE" if metric == "rmse" else f"{100 * value:.1f} points"
+
+
+def _extra_bytes(size: Optional[int]) -> str:
+    return "–" if size is None else ("+" if size >= 0 else "−") + human_bytes(abs(size))
+
+
+def _latencies(before: Optional[float], after: Optional[float]) -> str:
+    return " → ".join("–" if value is None else f"{value:.2f}" for value in (before, after)) + " s"
 
 
 def _measured(probe: Optional[Mapping[str, Any]]) -> str:
