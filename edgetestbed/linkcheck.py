@@ -1,10 +1,10 @@
 """``edgetestbed linkcheck``: the testbed's proof of fidelity.
 
-Builds the spec's network, measures every tree link, sensor link and the WAN
-link (or, with ``--one-per-shape``, one link of each kind and shape) in both directions (RTT, throughput, loss; see measure/linkmeasure.py for the
-methods, measure/fidelity.py for the tolerances) and every host's CPU limit, prints
-configured against measured with a verdict, and writes ``linkcheck.json`` in the
-run directory.
+Builds the spec's network, measures every tree link, sensor link and the WAN link
+(or, with ``--one-per-shape``, one link of each kind and shape) in both directions
+(RTT, throughput, loss; see measure/linkmeasure.py for the methods, measure/fidelity.py
+for the tolerances) and every host's CPU limit, prints configured against measured with a
+verdict, and writes ``linkcheck.json`` in the run directory.
 """
 
 from __future__ import annotations
@@ -163,8 +163,8 @@ def run_linkcheck(spec: Spec, runs_dir: Path, quiet: bool = False, cpu: bool = T
               "cpu": cpu_results, "ok": ok, "backends": run.manifest["backends"]}
     run.write_json("linkcheck.json", report)
     say(format_table([r for r, _ in links]))
-    if report["same_shape_as"]:
-        say(f"not measured, each the same kind and shape as a link above: {len(report['same_shape_as'])} links")
+    if same_shape_as:
+        say(f"not measured, each the same kind and shape as a link above: {len(same_shape_as)} links")
     if cpu_results:
         say(format_cpu(cpu_results))
     say(f"{'all links and limits within tolerance' if ok else 'SOME CHECKS FAILED'}; "
