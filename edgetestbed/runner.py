@@ -83,9 +83,12 @@ class Experiment:
         self.logs = run.path / "logs"
         self.processes: dict[str, tuple] = {}   # ident -> (Popen, ledger entry)
         self.progress = Progress()
-        self.nodes = [node.id for node in spec.nodes] + ([CLOUD_ID] if spec.cloud else [])
-        self.commands = {sensor_id(k): ("edgetestbed.sensors", "--sensor", str(k)) for k in spec.sensor_ids}
+        sensors = [sensor_id(k) for k in spec.sensor_ids]
+        self.nodes = [ident for ident in spec.process_ids if ident not in sensors]   # the run ends when all are done
+        self.commands = {ident: ("edgetestbed.sensors", "--sensor", ident.removeprefix("sensor")) for ident in sensors}
         self.commands.update({ident: ("edgetestbed.nodes", "--node", ident) for ident in self.nodes})
+        # whose windows show how far the run got: the workers, or a centralized cloud
+        self.learners = [CLOUD_ID] if spec.centralized else [w.id for w in spec.workers]
         self.launched: dict[str, float] = {}   # ident -> unix time its (latest) process was started
         self.start_at: float | None = None     # window 0's start, once the barrier opened
         self.timeline: Timeline | None = None  # the spec's events, applied from window 0's start
@@ -111,12 +114,14 @@ class Experiment:
         """Start every process and open the start barrier; window 0's start (unix time).
 
         Groups start one after another, each once the one before is ready, so that every
-        process listens before anyone dials it: the sensors with the cloud baseline (which
-        dials no one), then the tree level by level from the root. Window 0 begins a
-        short lead after the last is ready (:func:`~edgetestbed.process.start.start_lead`).
+        process listens before anyone dials it: the sensors with the cloud (the baseline dials
+        no one; a centralized cloud dials only the sensors, and ZeroMQ connects once they
+        listen), then the tree level by level from the root (unless centralized: the tree's
+        nodes run nothing then). Window 0 begins a short lead after the last is ready
+        (:func:`~edgetestbed.process.start.start_lead`).
         """
         first = [sensor_id(index) for index in self.spec.sensor_ids] + ([CLOUD_ID] if self.spec.cloud else [])
-        levels = sorted({node.level for node in self.spec.nodes})
+        levels = [] if self.spec.centralized else sorted({node.level for node in self.spec.nodes})
         for group in [first] + [[n.id for n in self.spec.nodes if n.level == level] for level in levels]:
             for ident in group:
                 self.start_process(ident)
@@ -132,7 +137,7 @@ class Experiment:
         """How far the run got, for a message: starting, or the latest window a worker reached."""
         if self.start_at is None:
             return "while its processes were starting"
-        reached = max((self.progress.windows.get(w.id, 0) for w in self.spec.workers), default=0)
+        reached = max((self.progress.windows.get(ident, 0) for ident in self.learners), default=0)
         return f"after {reached} of {self.spec.windows.limit} windows"
 
     def ready_after(self) -> dict[str, float]:
@@ -232,7 +237,7 @@ class Experiment:
 
     def _progress_line(self) -> str:
         limit = self.spec.windows.limit
-        windows = " ".join(f"{w.id} {self.progress.windows.get(w.id, 0)}/{limit}" for w in self.spec.workers)
+        windows = " ".join(f"{ident} {self.progress.windows.get(ident, 0)}/{limit}" for ident in self.learners)
         scores = " ".join(f"{i} {self.progress.accuracy[i]:.3f}" for i in (self.spec.root.id, CLOUD_ID)
                           if i in self.progress.accuracy)
         done = sum(ident in self.progress.finished for ident in self.nodes)

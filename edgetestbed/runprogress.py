@@ -88,7 +88,7 @@ def summarize(spec: Spec, run: RunDir, progress: Progress, seconds: float, compl
                 for level, ids in levels.items() if ids}
     sent = _bytes_sent(run.path / "logs")
     return {"run_dir": str(run.path), "completed": completed, "seconds": round(seconds, 1),
-            "final_score": accuracy, "tree_bytes_sent": sent,
+            "final_score": accuracy, "tree_bytes_sent": sent, "sensor_bytes_sent": _sensor_bytes(run.path / "logs"),
             "finished": progress.finished, "errors": progress.errors,
             "late_starters": sorted(i for i, ts in progress.started.items() if ts > start_at),
             "pace": _pace(spec, progress)}
@@ -118,6 +118,12 @@ def _bytes_sent(logs: Path) -> int:
     return total
 
 
+def _sensor_bytes(logs: Path) -> int:
+    """Bytes of the samples every sensor sent, from their STATISTIC logs (wire size incl. framing)."""
+    return sum(json.loads(line)["payload"].get("bytes", 0) for path in logs.glob("sensor*.jsonl")
+               for line in path.read_text(encoding="utf-8").splitlines() if '"STATISTIC"' in line)
+
+
 def format_summary(summary: dict, spec: Spec) -> str:
     scores = ", ".join(f"{level} {value:.3f}" for level, value in summary["final_score"].items()
                        if value is not None)
@@ -134,7 +140,8 @@ def format_summary(summary: dict, spec: Spec) -> str:
         f"run directory: {summary['run_dir']}",
         f"final {'accuracy' if DATASETS.get(spec.data.dataset).task == 'classification' else 'score'}: "
         f"{scores}",
-        f"model exchange traffic (node logs): {summary['tree_bytes_sent'] / 1e6:.2f} MB",
+        (f"raw data the sensors sent the cloud (their logs): {summary['sensor_bytes_sent'] / 1e6:.2f} MB"
+         if spec.centralized else f"model exchange traffic (node logs): {summary['tree_bytes_sent'] / 1e6:.2f} MB"),
         f"duration: {summary['seconds']:.0f} s for {spec.windows.limit} windows of {spec.windows.interval:g} s",
         status,
     ])

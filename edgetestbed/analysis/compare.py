@@ -19,9 +19,9 @@ from edgetestbed.analysis.plots import human_bytes, plot_cost_vs_accuracy
 from edgetestbed.analysis.document import lag_text, score, seconds, table, to_markdown
 from edgetestbed.errors import UserError
 
-CSV_FIELDS = ("run", "name", "directory", "workers", "levels", "policies", "codecs", "metric", "final_root",
-              "final_cloud", "root_lag_final", "convergence_s", "latency_s", "latency_complete", "total_bytes",
-              "tree_bytes", "top_level_bytes", "bytes_source", "push_ratio", "codec_cpu_s", "cpu_seconds_nodes",
+CSV_FIELDS = ("run", "name", "directory", "workers", "levels", "policies", "codecs", "cloud_mode", "metric",
+              "final_model", "final_root", "final_cloud", "root_lag_final", "convergence_s", "latency_s",
+              "latency_complete", "total_bytes", "tree_bytes", "top_level_bytes", "cloud_link_bytes", "bytes_source", "push_ratio", "codec_cpu_s", "cpu_seconds_nodes",
               "pushes_suppressed", "updates_discarded", "pulls_not_modified", "saved_bytes", "staleness_mean",
               "staleness_max", "run_time_s", "complete", "emulated")
 
@@ -37,14 +37,21 @@ def load_metrics(run_dir: Path) -> Dict[str, Any]:
 
 
 def comparison_row(run_dir: Path, metrics: Mapping[str, Any]) -> Dict[str, Any]:
-    """One run as a row: its summary and what sets its configuration apart."""
+    """One run as a row: its summary and what sets its configuration apart. ``final_model`` is
+    the final score of the model the configuration serves: the root's, or in a centralized
+    run (sensors → cloud, no tree) the cloud's."""
     run = metrics["run"]
     levels = [node["level"] for node in metrics["nodes"].values() if node["level"] is not None]
     policies = sorted({_plugin(policy) for ident, policy in run["policies"].items() if ident in run["workers"]})
     codecs = sorted({"+".join(map(_plugin, chain)) for chain in run["codecs"].values()})
     return {"run": Path(run_dir).name, "name": run["name"], "directory": str(run_dir),
             "workers": len(run["workers"]), "levels": max(levels) + 1 if levels else None,
-            "policies": "; ".join(policies), "codecs": "; ".join(codecs), **metrics["summary"]}
+            "policies": "; ".join(policies), "codecs": "; ".join(codecs), **metrics["summary"],
+            "final_model": metrics["summary"]["final_cloud" if _centralized(metrics) else "final_root"]}
+
+
+def _centralized(metrics: Mapping[str, Any]) -> bool:
+    return metrics["summary"].get("cloud_mode") == "centralized"
 
 
 def _plugin(plugin: Mapping[str, Any]) -> str:
@@ -69,14 +76,16 @@ COLUMNS: Sequence[Tuple[str, Callable[[Row], str]]] = (
     ("run", lambda row: row["run"]), ("workers", lambda row: str(row["workers"])),
     ("levels", lambda row: str(row["levels"])), ("policy", lambda row: row["policies"]),
     ("codec", lambda row: row["codecs"] or "none"),
+    ("trained at", lambda row: "cloud (centralized)" if row.get("cloud_mode") == "centralized" else "tree"),
     ("final root", lambda row: score(row["final_root"], row["metric"])),
     ("final cloud", lambda row: score(row["final_cloud"], row["metric"])),
     ("root lag", lambda row: lag_text(row["root_lag_final"], row["metric"])),
     ("convergence", lambda row: seconds(row["convergence_s"])),
-    ("latency", lambda row: seconds(row["latency_s"]) + ("" if row["latency_complete"] else " (incomplete)")),
+    ("latency", lambda row: seconds(row["latency_s"]) + (" (incomplete)" if row["latency_complete"] is False else "")),
     ("total bytes", lambda row: human_bytes(row["total_bytes"]) + ("" if row.get("emulated", True)
                                                                     else " (NOT EMULATED: message bytes)")),
     ("top-level bytes", lambda row: human_bytes(row["top_level_bytes"])),
+    ("cloud link bytes", lambda row: human_bytes(row.get("cloud_link_bytes"))),
     ("pushes coded", lambda row: "–" if row["push_ratio"] is None else f"{row['push_ratio']:.3f}×"),
     ("CPU (nodes)", lambda row: seconds(row["cpu_seconds_nodes"])),
     ("suppressed / discarded / not modified", lambda row: _skipped(row)),

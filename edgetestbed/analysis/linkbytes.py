@@ -14,7 +14,7 @@ from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.process.eventlog import DONE, STATISTIC
 from edgetestbed.process.protocol import ACK, MODEL, NOT_MODIFIED, PULL, PUSH
 from edgetestbed.spec.model import LinkSpec
-from edgetestbed.spec.plan import LinkPlan, plan_network
+from edgetestbed.spec.plan import LinkPlan, plan_network, sensor_id
 from edgetestbed.topo.loopback import NOT_EMULATED
 
 LOG_SOURCE = "node logs"
@@ -39,11 +39,32 @@ def _logged_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
     if link.kind == "sensor":
         sent = [(SENSOR_DATA, e.payload.get("bytes", 0)) for e in run.events(child, STATISTIC)]
         return _link_item(link, sent, [])
+    if run.spec.centralized:
+        return _centralized_link(run, link)
     if link.kind == "wan":
         return _link_item(link, [], [])   # the cloud regenerates its data: no traffic
     requests = {e.payload.get("seq"): e.payload.get("kind") for ident, peer in ((child, parent), (parent, child))
                 for e in run.connections(ident, peer) if e.payload.get("kind") in (PULL, PUSH, DONE)}
     return _link_item(link, _direction(run, child, parent, requests), _direction(run, parent, child, requests))
+
+
+def _centralized_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
+    """A tree or WAN link of a centralized run: the raw samples on their way up to the root's
+    switch, then down the WAN link to the cloud; as the sensors below it logged them sending
+    (the WAN link: as the cloud logged them arriving)."""
+    if link.kind == "wan":
+        return _link_item(link, [], [(SENSOR_DATA, e.payload.get("sensor_bytes", 0))
+                                     for e in run.events(link.ends[0], STATISTIC)])
+    below = _sensors_below(run, link.ends[0])
+    return _link_item(link, [(SENSOR_DATA, e.payload.get("bytes", 0)) for ident in below
+                             for e in run.events(ident, STATISTIC)], [])
+
+
+def _sensors_below(run: RunLogs, ident: str) -> List[str]:
+    """The sensors of the workers in ``ident``'s subtree."""
+    children = [node.id for node in run.spec.nodes if node.parent == ident]
+    own = [sensor_id(index) for index in run.spec.node(ident).sensors]
+    return own + [sensor for child in children for sensor in _sensors_below(run, child)]
 
 
 def _direction(run: RunLogs, sender: str, receiver: str, requests: Mapping[Any, str]) -> List[Tuple[str, int]]:
@@ -76,13 +97,15 @@ def link_params(link: Optional[LinkSpec]) -> Dict[str, Any]:
 
 
 def link_totals(run: RunLogs, items: Sequence[Mapping[str, Any]]) -> Dict[str, int]:
-    """Bytes on all links, on tree links, on sensor links, and on the tree links into the root."""
+    """Bytes on all links, on tree links, on sensor links, on the tree links into the root,
+    and on the cloud's WAN link."""
     root = run.spec.root.id
     def total(keep) -> int:
         return int(sum(item.get("bytes") or 0 for item in items if keep(item)))
     return {"total_bytes": total(lambda item: True), "tree_bytes": total(lambda item: item["kind"] == "tree"),
             "sensor_bytes": total(lambda item: item["kind"] == "sensor"),
-            "top_level_bytes": total(lambda item: item["kind"] == "tree" and item["ends"][1] == root)}
+            "top_level_bytes": total(lambda item: item["kind"] == "tree" and item["ends"][1] == root),
+            "cloud_link_bytes": total(lambda item: item["kind"] == "wan")}
 
 
 def links_section(run: RunLogs) -> Dict[str, Any]:

@@ -34,7 +34,7 @@ from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_R
 from edgetestbed.process.sampling import stream_definition
 from edgetestbed.spec.plan import CLOUD_ID, plan_network
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE
@@ -110,10 +110,11 @@ def process_usage(run: RunLogs, ident: str) -> Dict[str, Any]:
 
 
 def ending(run: RunLogs, ident: str) -> str:
-    """How the process's (last) life ended: DONE, STOP, ERROR, ``cut short`` or ``no log``."""
+    """How the process's (last) life ended: DONE, STOP, ERROR, ``cut short``, ``no log``, or
+    ``not run`` (a tree node of a centralized run)."""
     lives = run.lives(ident)
     if not lives:
-        return "no log"
+        return "no log" if ident in run.processes else "not run"
     last = lives[-1][-1].type
     return last if last in (DONE, STOP, ERROR) else "cut short"
 
@@ -132,6 +133,7 @@ def run_section(run: RunLogs, metric: Optional[str]) -> Dict[str, Any]:
                         "epochs": spec.windows.epochs},
             "metric": metric, "root": spec.root.id, "parameter_servers": [n.id for n in spec.parameter_servers],
             "workers": [n.id for n in spec.workers], "cloud": spec.cloud is not None,
+            "cloud_mode": spec.cloud.mode if spec.cloud is not None else None,
             "policies": {n.id: {"type": n.policy.type, **thaw(n.policy.params)} for n in spec.nodes},
             "codecs": {n.id: [{"type": c.type, **thaw(c.params)} for c in n.codec] for n in spec.nodes if n.codec},
             "aggregations": {n.id: {"type": n.aggregation.type, **thaw(n.aggregation.params)}
@@ -142,9 +144,11 @@ def run_section(run: RunLogs, metric: Optional[str]) -> Dict[str, Any]:
 
 
 def nodes_section(run: RunLogs, curves: Mapping[str, Curve]) -> Dict[str, Dict[str, Any]]:
-    """Per process: role, how it ended, run time, windows or merges, samples, CPU, memory."""
+    """Per process: role, how it ended, run time, windows or merges, samples, CPU, memory; and
+    every tree node, also those a centralized run did not start (the tree is still drawn)."""
     parents = {link.ends[0]: link.ends[1] for link in plan_network(run.spec).shaped_links}
-    return {ident: _node_summary(run, ident, parents.get(ident), curves.get(ident)) for ident in run.processes}
+    idents = dict.fromkeys([node.id for node in run.spec.nodes] + run.processes)
+    return {ident: _node_summary(run, ident, parents.get(ident), curves.get(ident)) for ident in idents}
 
 
 def _node_summary(run: RunLogs, ident: str, parent: Optional[str], curve: Optional[Curve]) -> Dict[str, Any]:
@@ -291,19 +295,32 @@ def completeness_section(run: RunLogs) -> Dict[str, Any]:
     return {"complete": not missing, "missing": missing}
 
 
+def centralized_section(run: RunLogs) -> Optional[Dict[str, int]]:
+    """A centralized run's samples: sent by the sensors in the run's windows (``expected``),
+    trained on by the cloud, of those late for their window, and never arrived; None otherwise."""
+    if not run.spec.centralized:
+        return None
+    stats = [e.payload for e in run.events(CLOUD_ID, STATISTIC)]
+    sent, trained = (int(sum(s.get(key, 0) for s in stats)) for key in ("expected", "samples"))
+    return {"sent": sent, "trained": trained, "late": int(sum(s.get("late", 0) for s in stats)),
+            "lost": sent - trained}
+
+
 def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
     """The answer in a few numbers: what compare tables and the report's answer block show."""
     run, nodes, links = metrics["run"], metrics["nodes"], metrics["links"]
     root_lag = metrics["lag"]["nodes"].get(run["root"], {})
     tree = [run["root"], *run["parameter_servers"], *run["workers"]]
-    return {"metric": run["metric"], "final_root": nodes[run["root"]]["final"],
+    return {"metric": run["metric"], "final_root": nodes.get(run["root"], {}).get("final"),   # none if centralized
             "final_cloud": nodes[CLOUD_ID]["final"] if CLOUD_ID in nodes else None,
             "root_lag_final": root_lag.get("final"), "root_lag_mean": root_lag.get("mean"),
-            "latency_s": metrics["latency"]["seconds"], "latency_complete": metrics["latency"]["complete"],
+            "latency_s": metrics["latency"]["seconds"],
+            "latency_complete": None if metrics["centralized"] else metrics["latency"]["complete"],   # no tree
             "convergence_s": metrics["convergence"]["time_s"],
             "total_bytes": links["total_bytes"], "tree_bytes": links["tree_bytes"],
-            "top_level_bytes": links["top_level_bytes"], "bytes_source": links["source"],
-            "cpu_seconds_nodes": sum(nodes[ident]["cpu_seconds"] or 0.0 for ident in tree),
+            "top_level_bytes": links["top_level_bytes"], "cloud_link_bytes": links["cloud_link_bytes"],
+            "bytes_source": links["source"], "cloud_mode": run["cloud_mode"],
+            "cpu_seconds_nodes": sum(nodes.get(ident, {}).get("cpu_seconds") or 0.0 for ident in tree),
             "staleness_mean": metrics["staleness"]["all"]["mean"],
             "staleness_max": metrics["staleness"]["all"]["max"],
             **{key: metrics["savings"][key] for key in SAVINGS_SUMMARY},
@@ -334,6 +351,7 @@ def metrics_of(run: RunLogs) -> Dict[str, Any]:
     metrics["network_events"] = network_events_section(run, curves.get(run.spec.root.id, {}), metric,
                                                        window_latencies(run, metrics["latency"]))
     metrics["compression"] = compression_section(run, metrics["links"])
+    metrics["centralized"] = centralized_section(run)
     metrics["summary"] = summary_section(metrics)
     return metrics
 

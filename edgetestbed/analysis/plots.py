@@ -278,21 +278,22 @@ def _draw_node(axes: plt.Axes, ident: str, node: Mapping[str, Any], x: float, y:
 # ---------------------------------------------------------------- across runs
 
 def plot_cost_vs_accuracy(rows: Sequence[Mapping[str, Any]], path: Path) -> Optional[Path]:
-    """One point per run: total bytes against final root accuracy (and top-level bytes)."""
-    rows = [row for row in rows if row.get("final_root") is not None and row.get("total_bytes") is not None]
+    """One point per run: total bytes against the final accuracy of the model it serves (the
+    root's; a centralized run's cloud's), and top-level bytes."""
+    rows = [row for row in rows if row.get("final_model") is not None and row.get("total_bytes") is not None]
     if not rows:
         return None
     label, scale = score_axis(rows[0].get("metric"))
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
     for row in rows:   # a run's two points, joined
-        axes.plot([row["top_level_bytes"] / 1e6, row["total_bytes"] / 1e6], [row["final_root"] * scale] * 2,
+        axes.plot([row["top_level_bytes"] / 1e6, row["total_bytes"] / 1e6], [row["final_model"] * scale] * 2,
                   color="lightgray", linewidth=1, zorder=1)
-        axes.annotate(row["run"], (row["total_bytes"] / 1e6, row["final_root"] * scale), fontsize=7,
+        axes.annotate(row["run"], (row["total_bytes"] / 1e6, row["final_model"] * scale), fontsize=7,
                       xytext=(4, 4), textcoords="offset points")
     for key, marker, name in (("total_bytes", "o", "all links"), ("top_level_bytes", "^", "links into the root")):
-        axes.scatter([row[key] / 1e6 for row in rows], [row["final_root"] * scale for row in rows],
+        axes.scatter([row[key] / 1e6 for row in rows], [row["final_model"] * scale for row in rows],
                      marker=marker, s=50, label=name, zorder=2)
-    axes.set(xlabel="bytes per run (MB)", ylabel=f"final root {label}", title="Cost vs accuracy across runs")
+    axes.set(xlabel="bytes per run (MB)", ylabel=f"final {label} (root; cloud if centralized)", title="Cost vs accuracy across runs")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     return _save(figure, path)

@@ -39,11 +39,36 @@ LINKCHECK_NAME = "linkcheck.json"
 
 def answer_lines(metrics: Mapping[str, Any]) -> List[str]:
     """The answer block; also what ``report`` prints on the terminal."""
-    summary, latency, metric = metrics["summary"], metrics["latency"], metrics["run"]["metric"]
-    where = f" (worker {latency['worker']}, window {latency['window']})" if latency["worker"] else ""
     lines = [] if metrics["run"].get("emulated", True) else [f"NOT EMULATED ({metrics['run']['network']}): "
                                                              f"{NOT_EMULATED}; hosts unlimited"]
-    lines += [f"final root {metric or 'score'}: {score(summary['final_root'], metric)}"
+    lines += _centralized_lines(metrics) if metrics.get("centralized") else _tree_lines(metrics)
+    if not metrics["summary"]["complete"]:
+        lines.append(f"INCOMPLETE RUN: {len(metrics['completeness']['missing'])} gaps, listed below")
+    pace = metrics["pace"]
+    if pace["kept"] is False:
+        lines.append(pace_warning(pace["sensor"], pace["sensor_window"], pace["sensor_behind_max_s"],
+                                  metrics["run"]["windows"]["interval_s"]))
+    return lines
+
+
+def _centralized_lines(metrics: Mapping[str, Any]) -> List[str]:
+    summary, samples, metric = metrics["summary"], metrics["centralized"], metrics["run"]["metric"]
+    return ["CENTRALIZED RUN: every sensor sent its raw samples to the cloud across the network; the tree's "
+            "nodes ran no process",
+            f"final cloud {metric or 'score'}: {score(summary['final_cloud'], metric)}, trained on "
+            f"{samples['trained']} of the {samples['sent']} samples the sensors sent ({samples['late']} a window "
+            f"late, {samples['lost']} never arrived)",
+            f"bytes of raw data on the cloud's WAN link: {human_bytes(summary['cloud_link_bytes'])}; on the tree's "
+            f"links: {human_bytes(summary['tree_bytes'])}; into the root: {human_bytes(summary['top_level_bytes'])}; "
+            f"on all links: {human_bytes(summary['total_bytes'])} (from {summary['bytes_source']})",
+            f"CPU of the cloud: {seconds(metrics['nodes']['cloud']['cpu_seconds'])}; "
+            f"run time {seconds(summary['run_time_s'])}"]
+
+
+def _tree_lines(metrics: Mapping[str, Any]) -> List[str]:
+    summary, latency, metric = metrics["summary"], metrics["latency"], metrics["run"]["metric"]
+    where = f" (worker {latency['worker']}, window {latency['window']})" if latency["worker"] else ""
+    return [f"final root {metric or 'score'}: {score(summary['final_root'], metric)}"
              f" (cloud baseline: {score(summary['final_cloud'], metric)})",
              f"root's lag behind the cloud: {lag_text(summary['root_lag_final'], metric)} at the end, "
              f"{lag_text(summary['root_lag_mean'], metric)} on average",
@@ -54,13 +79,6 @@ def answer_lines(metrics: Mapping[str, Any]) -> List[str]:
              f"{human_bytes(summary['tree_bytes'])}; into the root: {human_bytes(summary['top_level_bytes'])} "
              f"(from {summary['bytes_source']})",
              f"CPU of the tree's nodes: {seconds(summary['cpu_seconds_nodes'])}; run time {seconds(summary['run_time_s'])}"]
-    if not summary["complete"]:
-        lines.append(f"INCOMPLETE RUN: {len(metrics['completeness']['missing'])} gaps, listed below")
-    pace = metrics["pace"]
-    if pace["kept"] is False:
-        lines.append(pace_warning(pace["sensor"], pace["sensor_window"], pace["sensor_behind_max_s"],
-                                  metrics["run"]["windows"]["interval_s"]))
-    return lines
 
 
 def _tolerance(metrics: Mapping[str, Any]) -> str:

@@ -23,7 +23,6 @@ from edgetestbed.errors import UserError
 from edgetestbed.process.eventlog import CONNECTION, READY, START
 from edgetestbed.spec.load import load_spec
 from edgetestbed.spec.model import Spec
-from edgetestbed.spec.plan import CLOUD_ID, sensor_id
 
 SPEC_NAME, MANIFEST_NAME, LOGS_DIR = "spec.yaml", "manifest.json", "logs"
 
@@ -86,9 +85,9 @@ class RunLogs:
 
     @property
     def processes(self) -> List[str]:
-        """Every process the spec implies: tree nodes in spec order, sensors, the cloud."""
-        idents = [node.id for node in self.spec.nodes] + [sensor_id(k) for k in self.spec.sensor_ids]
-        return idents + ([CLOUD_ID] if self.spec.cloud is not None else [])
+        """Every process the run started: tree nodes in spec order (none in a centralized run),
+        sensors, the cloud."""
+        return list(self.spec.process_ids)
 
     def events(self, ident: str, *types: str) -> List[Event]:
         """``ident``'s events in log order, only those of ``types`` if given."""

@@ -1,7 +1,8 @@
 """``python -m edgetestbed.nodes --run-dir R --node ID``: one node process.
 
 ``ID`` is a node id of ``R/spec.yaml`` (a worker if it is a leaf, else a parameter
-server; the root is one without a parent) or ``cloud`` for the cloud baseline. Window 0
+server; the root is one without a parent) or ``cloud`` for the cloud (its baseline, or the
+centralized cloud the sensors send to). Window 0
 starts when the run says so (:mod:`edgetestbed.process.start`). See
 :mod:`edgetestbed.process.runtime` for ``wiring.json``, the logs and the exit statuses.
 """
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from edgetestbed.nodes.central import CentralizedCloud
 from edgetestbed.nodes.cloud import CloudBaseline
 from edgetestbed.nodes.server import ParameterServer
 from edgetestbed.nodes.worker import Worker
@@ -23,7 +25,7 @@ from edgetestbed.spec.plan import CLOUD_ID
 def build(runtime: Runtime) -> Role:
     """The role ``runtime.ident`` (checked to be a node or the cloud) has, ready to run."""
     if runtime.ident == CLOUD_ID:
-        return CloudBaseline(runtime)
+        return CentralizedCloud(runtime) if runtime.spec.centralized else CloudBaseline(runtime)
     role = Worker if runtime.node.is_worker else ParameterServer
     return role(runtime)
 

@@ -19,7 +19,8 @@ Node faults: ``partition: X`` and ``heal: X`` are ``down`` and ``up`` of X's lin
 ``restart: X`` are :class:`~edgetestbed.spec.model.NodeEvent`. Refused besides: a fault of an
 unknown node or of the root; a crash of a node already crashed, a restart of one not crashed;
 a crash never followed by a restart (the run would wait for the node until its timeout); two
-events on one node (or its link) at the same instant.
+events on one node (or its link) at the same instant; any crash or restart in a centralized
+run (``cloud: {mode: centralized}``), whose tree nodes run no process.
 
 Background flows (:class:`~edgetestbed.spec.model.FlowEvent`) carry their own times (``start``,
 ``stop``): refused besides are a flow from or to an unknown node, from a node to itself, and one
@@ -39,10 +40,10 @@ from typing import Sequence
 from edgetestbed.params.fields import did_you_mean
 from edgetestbed.params.units import format_duration, quote
 from edgetestbed.spec.churn import Churned, Place
-from edgetestbed.spec.flows import BackgroundIn
+from edgetestbed.spec.eventsin import NODE_FAULTS, BackgroundIn, EventIn, LinkSetIn
 from edgetestbed.spec.model import FlowEvent, LinkChange, LinkEvent, NetworkSpec, NodeEvent, NodeSpec, WindowsSpec
 from edgetestbed.spec.problems import Problems
-from edgetestbed.spec.schema import NODE_FAULTS, EventIn, LinkSetIn, SpecIn
+from edgetestbed.spec.schema import SpecIn
 
 Event = LinkEvent | NodeEvent | FlowEvent
 
@@ -74,6 +75,8 @@ def resolve_events(model: SpecIn, nodes: Sequence[NodeSpec], windows: WindowsSpe
                                                     and _check_time(event, windows, report)))]
     _check_sequence(placed, windows.interval, report)
     _check_restarts(placed, windows, report)
+    if model.cloud is not None and model.cloud.mode == "centralized":
+        _check_centralized(events, report)
     return tuple(sorted(events, key=lambda event: (event.offset(windows.interval), event.index)))
 
 
@@ -152,6 +155,15 @@ def _check_node(event: Event, by_id: dict[str, tuple[int, NodeSpec]], model: Spe
                      f"expected a bw on it ({where}) to change it during a run, because the rate limiter "
                      "is only installed on links that have one")
     return True
+
+
+def _check_centralized(events: Sequence[Event], problems: _Report) -> None:
+    """A centralized run starts no process on the tree's nodes: none can crash or restart."""
+    for event in events:
+        if isinstance(event, NodeEvent):
+            problems.add(("events", event.index, event.action), f"{event.action}: {event.node} in a centralized "
+                         f"run, where the tree's nodes run no process; expected no {event.action} events (nor churn), "
+                         "or cloud: {mode: baseline}")
 
 
 def _check_flow(flow: FlowEvent, by_id: dict[str, tuple[int, NodeSpec]], windows: WindowsSpec,

@@ -128,11 +128,19 @@ class SensorsSpec:
 
 @dataclass(frozen=True)
 class CloudSpec:
-    """The centralized baseline host, attached to the root's switch by a WAN link."""
+    """The cloud host, attached to the root's switch by a WAN link. ``mode``: ``baseline``
+    (it regenerates the sensors' samples locally and adds no traffic, beside the tree) or
+    ``centralized`` (the sensors send it their raw samples across the network, and the tree's
+    nodes do not run: the cost of sending everything to the cloud, measured)."""
 
     cpu: float
     memory: int
     link: LinkSpec
+    mode: str = "baseline"
+
+    @property
+    def centralized(self) -> bool:
+        return self.mode == "centralized"
 
 
 @dataclass(frozen=True)
@@ -332,6 +340,19 @@ class Spec:
     @property
     def sensor_ids(self) -> tuple[int, ...]:
         return tuple(sorted(index for node in self.nodes for index in node.sensors))
+
+    @property
+    def centralized(self) -> bool:
+        """The sensors send their raw samples to the cloud; the tree's nodes run no process."""
+        return self.cloud is not None and self.cloud.centralized
+
+    @property
+    def process_ids(self) -> tuple[str, ...]:
+        """Every process a run starts: the tree's nodes in file order (unless centralized),
+        the sensors (``sensor<K>``), the cloud."""
+        from edgetestbed.spec.plan import CLOUD_ID, sensor_id   # plan builds on this module
+        nodes = () if self.centralized else tuple(node.id for node in self.nodes)
+        return nodes + tuple(sensor_id(k) for k in self.sensor_ids) + ((CLOUD_ID,) if self.cloud else ())
 
     def sensor_owner(self, index: int) -> str:
         """The id of the worker that sensor ``index`` streams to; KeyError if none."""

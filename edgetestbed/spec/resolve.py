@@ -73,8 +73,8 @@ def resolve(model: SpecIn, source: str, problems: Problems, base: Path = Path(".
         windows=windows,
         sensors=SensorsSpec(sensors.rate, _merge_link(LinkSpec(), sensors.link),
                             sensors.cpu, sensors.memory),
-        cloud=None if cloud is None else CloudSpec(cloud.cpu, cloud.memory,
-                                                   _merge_link(LinkSpec(), cloud.link)),
+        cloud=None if cloud is None else CloudSpec(cloud.cpu, cloud.memory, _merge_link(LinkSpec(), cloud.link),
+                                                   cloud.mode),
         network=network_spec, timeout=timeout,
         events=resolve_events(model, nodes, windows, network_spec, problems, churned), churn=churn)
 
@@ -202,8 +202,9 @@ def input_of(spec: Spec) -> SpecIn:
     if spec.churn is not None:
         fields["churn"] = churn_input(spec.churn)
     if spec.cloud is not None:
+        mode = {"mode": spec.cloud.mode} if spec.cloud.centralized else {}   # a baseline's spec reads as before
         fields["cloud"] = CloudIn.model_construct(cpu=spec.cloud.cpu, memory=spec.cloud.memory,
-                                                  link=_link_input(spec.cloud.link))
+                                                  link=_link_input(spec.cloud.link), **mode)
     return SpecIn.model_construct(**fields)
 
 

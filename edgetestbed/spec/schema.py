@@ -7,7 +7,7 @@ The input, top level (``name``, ``application``, ``data`` and ``nodes`` are requ
     defaults{cpu, memory, link, policy, codec, pull_codec, aggregation},
     sensors{rate, link, cpu, memory},
     nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec, aggregation}],
-    cloud{cpu, memory, link}, network{backend, switch, shaping, congestion_control, cpu_idle}, timeout,
+    cloud{cpu, memory, link, mode}, network{backend, switch, shaping, congestion_control, cpu_idle}, timeout,
     events[{at | window, link, set{delay, jitter, loss, bw} | down: true | up: true
             | crash | restart | partition | heal}], churn{trace | mtbf, mttr, nodes}
 
@@ -24,7 +24,9 @@ Built-in defaults (used where the file is silent):
                       aggregation: {type: average}}``, no codec nor pull_codec (models
                       and updates travel as float32 tensors)
 ``sensors``           ``{rate: 40/s, link: {} (unshaped), cpu: 0.1, memory: 128M}``
-``cloud``             absent: no cloud baseline; when given, ``{cpu: 1.0, memory: 512M, link: {}}``
+``cloud``             absent: no cloud; when given, ``{cpu: 1.0, memory: 512M, link: {}, mode: baseline}``
+                      (``centralized``: the sensors send their raw samples to the cloud across the
+                      network and the tree's nodes do not run; see ``nodes/central.py``)
 ``network``           ``{backend: mininet, switch: auto, shaping: auto, congestion_control: cubic,
                       cpu_idle: poll}`` (``halt``: let idle CPUs halt; see ``topo/idlepoll.py``)
 ``timeout``           interval × limit × 3 + 120 s
@@ -104,7 +106,6 @@ from ``mtbf``/``mttr``) is :mod:`edgetestbed.spec.churn`'s.
 from __future__ import annotations
 
 import re
-from functools import partial
 from typing import Annotated, ClassVar, Optional
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
@@ -115,12 +116,12 @@ from edgetestbed.data.datasets import DATASETS
 from edgetestbed.data.partitions import PARTITIONS
 from edgetestbed.params.fields import Bandwidth, Interval, bounded, choice, count, did_you_mean, matching, number, unit
 from edgetestbed.params.plugins import CLASS_PATTERN, Registry
-from edgetestbed.params.units import (format_duration, format_percent, format_rate, format_size,
-                                    parse_duration, parse_percent, parse_rate, parse_size, quote)
+from edgetestbed.params.units import (format_duration, format_rate, format_size, parse_duration, parse_rate,
+                                    parse_size, quote)
 from edgetestbed.policies import POLICIES
 from edgetestbed.spec.churn import ChurnIn
-from edgetestbed.spec.flows import BackgroundIn
-from edgetestbed.spec.inputbase import EventTime, InputModel, NodeId
+from edgetestbed.spec.eventsin import EventIn
+from edgetestbed.spec.inputbase import InputModel, LinkDelay, Loss, NodeId
 
 MiB = 2**20
 APPLICATIONS = ("mnist_mlp", "aqi", "svm")
@@ -134,9 +135,6 @@ def _application_name(value: object) -> str:
                      f"expected one of {', '.join(APPLICATIONS)}, or module.path:ClassName")
 
 
-LinkDelay = unit(float, partial(parse_duration, unit="ms"), partial(format_duration, unit="ms"),
-                  0, 10_000)
-Loss = unit(float, parse_percent, format_percent, 0, 100, high_open=True)
 Memory = unit(int, parse_size, format_size, 32 * MiB, 2**40)
 Rate = unit(float, parse_rate, format_rate, 0, 10_000, low_open=True)
 Timeout = unit(float, parse_duration, format_duration, 1, 7 * 86400)
@@ -145,13 +143,13 @@ Queue = count(1, 1_000_000, "a queue length in packets like 100")
 Seed = count(0, 2**32 - 1, "a seed like 1")
 SensorIndex = count(0, 9999, "a sensor index like 3")
 WindowLimit = count(1, 100_000, "a number of windows like 10")
-WindowIndex = count(0, 99_999, "a window index like 5 (the first is 0)")
 Epochs = count(1, 1000, "a number of epochs like 1")
 Dataset = choice("a dataset", *DATASETS.names())
 Switch = choice("a switch backend", "auto", "ovs", "ovs-user", "lxbr")
 Shaping = choice("a shaping backend", "auto", "netem", "userspace")
 NetworkBackend = choice("a network backend", "mininet", "loopback")
 CpuIdle = choice("what idle CPUs do", "poll", "halt")
+CloudMode = choice("a cloud mode", "baseline", "centralized")
 RunName = matching(NAME_PATTERN, "a valid name",
                     "a letter or digit, then up to 63 letters, digits, '.', '_' or '-', "
                     "like mnist-3level")
@@ -276,10 +274,11 @@ class SensorsIn(InputModel):
 
 
 class CloudIn(InputModel):
-    EXPECTED: ClassVar[str] = "a cloud like {cpu: 1.0, link: {bw: 100Mbit, delay: 40ms}}"
+    EXPECTED: ClassVar[str] = "a cloud like {cpu: 1.0, link: {bw: 100Mbit, delay: 40ms}, mode: baseline}"
     cpu: Cores = 1.0
     memory: Memory = 512 * MiB
     link: LinkIn = Field(default_factory=LinkIn)
+    mode: CloudMode = "baseline"
 
 
 class NetworkIn(InputModel):
@@ -305,75 +304,6 @@ class NodeIn(InputModel):
     codec: Optional[Codecs] = Field(None, description=CODECS_TEXT)
     pull_codec: Optional[Codecs] = Field(None, description=CODECS_TEXT)
     aggregation: Optional[AggregationIn] = None
-
-
-def _true(value: object) -> bool:
-    if value is not True:
-        raise ValueError(f"got {quote(value)}; expected true (an event is its one action)")
-    return True
-
-
-class LinkSetIn(InputModel):
-    """The link fields an event may change; at least one. ``queue`` is fixed for the run."""
-
-    EXPECTED: ClassVar[str] = "a change like {delay: 200ms, jitter: 10ms, loss: 5%, bw: 1Mbit}"
-    delay: LinkDelay = None   # None: unchanged; null is refused, as every field's parser refuses it
-    jitter: LinkDelay = None
-    loss: Loss = None
-    bw: Bandwidth = None
-
-    @model_validator(mode="after")
-    def _some(self) -> "LinkSetIn":
-        if not self.model_fields_set:
-            raise ValueError(f"no change; expected at least one of {', '.join(LinkSetIn.model_fields)}")
-        return self
-
-
-EVENT_TIMES, EVENT_ACTIONS = ("at", "window"), ("set", "down", "up")
-NODE_FAULTS = ("crash", "restart", "partition", "heal")
-EVENT_SUBJECTS = ("link",) + NODE_FAULTS
-COMBINATIONS = ("link: w4 with one of set: {...}, down: true or up: true; "
-                "or one of crash, restart, partition or heal (a node id like ps2) alone; "
-                "or background: {from, to, rate, start, stop} without at or window")
-
-
-class EventIn(InputModel):
-    """One event of ``events``: a time (``at`` or ``window``), then a ``link`` and one action,
-    or one node fault (``crash``, ``restart``, ``partition`` or ``heal``); or, with its own
-    times, a ``background`` flow."""
-
-    EXPECTED: ClassVar[str] = "an event like {at: 20s, link: w4, set: {delay: 200ms}} or {at: 20s, crash: ps2}"
-    at: EventTime = Field(None, description="a time from window 0's start like 20s or 1500ms")
-    window: WindowIndex = None
-    link: NodeId = None
-    set: LinkSetIn = None
-    down: Annotated[bool, BeforeValidator(_true)] = None
-    up: Annotated[bool, BeforeValidator(_true)] = None
-    crash: NodeId = None
-    restart: NodeId = None
-    partition: NodeId = None
-    heal: NodeId = None
-    background: BackgroundIn = None
-
-    @model_validator(mode="after")
-    def _one_each(self) -> "EventIn":
-        if self.background is not None:
-            if others := sorted(self.model_fields_set - {"background"}):
-                raise ValueError(f"background with {' and '.join(others)}; expected background: "
-                                 "{from, to, rate, start, stop} alone (start and stop are its times)")
-            return self
-        times, subjects, actions = ([key for key in keys if key in self.model_fields_set]
-                                    for keys in (EVENT_TIMES, EVENT_SUBJECTS, EVENT_ACTIONS))
-        for keys, given, expected in ((EVENT_TIMES, times, "at: 20s (from window 0's start) or window: 5"),
-                                      (EVENT_SUBJECTS, subjects, COMBINATIONS),
-                                      (EVENT_ACTIONS, actions if subjects == ["link"] else [None],
-                                       "set: {...}, down: true or up: true")):
-            if len(given) != 1:
-                found = f"{' and '.join(given)} together" if given else f"none of {', '.join(keys)}"
-                raise ValueError(f"{found}; expected exactly one of {expected}")
-        if subjects != ["link"] and actions:
-            raise ValueError(f"{subjects[0]} with {' and '.join(actions)}; expected {COMBINATIONS}")
-        return self
 
 
 class SpecIn(InputModel):
