@@ -47,8 +47,8 @@ def test_tables_and_the_plot_are_written(runs, tmp_path):
     paths = write_comparison(rows, tmp_path / "out")
     assert {path.name for path in paths.values()} == {"comparison.md", "comparison.csv", "cost_vs_accuracy.png"}
     table = format_comparison(rows)
-    assert ("| light | 2 | 2 | simple | none | 60.5 % | 70.0 % | +9.5 points | 2.50 s | 1.20 s | 129 kB | 8.82 kB | – "
-            "| 8.50 s | 0 / 0 / 0 | 0 B | – | yes |") in table
+    assert ("| light | 2 | 2 | simple | none | tree | 60.5 % | 70.0 % | +9.5 points | 2.50 s | 1.20 s | 129 kB "
+            "| 8.82 kB | 0 B | – | 8.50 s | 0 / 0 / 0 | 0 B | – | yes |") in table
     assert "(incomplete)" in table.splitlines()[-1] and table.splitlines()[-1].endswith("| NO |")
     with open(paths["csv"], newline="") as stream:
         written = list(csv.DictReader(stream))
