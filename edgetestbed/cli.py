@@ -54,8 +54,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _event_text(event) -> str:
     """``10s: crash ps2``, ``window 2: w1's link set delay 200ms``."""
-    from edgetestbed.spec.model import FlowEvent, NodeEvent
+    from edgetestbed.spec.model import FlowEvent, NodeEvent, SensorEvent
     when = f"{event.at_s:g}s" if event.at_s is not None else f"window {event.window}"
+    if isinstance(event, SensorEvent):
+        return f"{when}: {event.action} sensor {event.sensor}"
     if isinstance(event, FlowEvent):
         return f"{when}: background {event.rate_mbit:g} Mbit/s from {event.sender} to {event.receiver} until {event.stop_s:g}s"
     if isinstance(event, NodeEvent):

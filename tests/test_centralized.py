@@ -2,9 +2,11 @@
 samples across the network to the cloud, which trains on what arrives; the tree's nodes run
 nothing, and the report and ``compare`` put its bytes beside the hierarchy's.
 
-On loopback (no root): the centralized cloud trains on exactly the samples the baseline
-regenerates, so their curves agree point by point. On the emulated network (root): the
-default example's raw data on the WAN link and on the tree's links, from the captures.
+On loopback (no root), with sensor 0 stopped for a window and a half (``stop_sensor``,
+``start_sensor``): the centralized cloud trains on exactly the samples the baseline
+regenerates (the withheld ones left out of both), so their curves agree point by point. On
+the emulated network (root): the default example's raw data on the WAN link and on the
+tree's links, from the captures.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from test_loopback import tiny
 
 REPO = Path(__file__).resolve().parent.parent
 CENTRALIZED = "cloud: {mode: centralized}\n"
+# sensor 0 (of 2, 100 samples/s, windows of 1 s) sends windows 0 and the second half of 2
+SENSOR_STOPPED = "events:\n  - {window: 1, stop_sensor: 0}\n  - {at: 2500ms, start_sensor: 0}\n"
+SENT = {"sensor0": [100, 0, 50], "sensor1": [100, 100, 100]}
 
 
 def centralized(spec_text: str) -> str:
@@ -64,8 +69,9 @@ def test_a_centralized_run_refuses_crashes_and_unknown_modes():
 def loopback_pair(tmp_path_factory):
     """The same tiny spec run twice on loopback: the cloud as a baseline, then centralized."""
     runs = tmp_path_factory.mktemp("centralized")
-    baseline = run_experiment(load_spec_text(tiny(limit=3)), runs / "baseline", say=lambda _: None)
-    central = run_experiment(load_spec_text(centralized(tiny(limit=3))), runs / "central", say=lambda _: None)
+    baseline = run_experiment(load_spec_text(tiny(limit=3) + SENSOR_STOPPED), runs / "baseline", say=lambda _: None)
+    central = run_experiment(load_spec_text(centralized(tiny(limit=3)) + SENSOR_STOPPED), runs / "central",
+                             say=lambda _: None)
     return Path(baseline["run_dir"]), Path(central["run_dir"]), central
 
 
@@ -81,7 +87,7 @@ def test_the_centralized_cloud_trains_on_every_sample_the_sensors_sent(loopback_
     _, run_dir, _ = loopback_pair
     sent = sum(done["samples"] for sensor in ("sensor0", "sensor1") for done in events(run_dir, sensor, "DONE"))
     (done,) = events(run_dir, "cloud", "DONE")
-    assert done["samples"] == done["expected"] == sent == 3 * 2 * 100 and done["lost"] == 0
+    assert done["samples"] == done["expected"] == sent == 450 and done["lost"] == 0
     assert done["sensor_bytes"] == sum(stat["bytes"] for sensor in ("sensor0", "sensor1")
                                        for stat in events(run_dir, sensor, "STATISTIC"))
 
@@ -95,6 +101,22 @@ def test_on_loopback_the_centralized_cloud_learns_exactly_what_the_baseline_lear
     assert len(accuracy[0]) == 3 and accuracy[0] == accuracy[1]
 
 
+def test_a_stopped_sensor_withholds_its_samples_and_its_worker_trains_on_what_came(loopback_pair):
+    baseline_dir, central_dir, _ = loopback_pair
+    for run_dir in (baseline_dir, central_dir):
+        for sensor, counts in SENT.items():
+            stats = events(run_dir, sensor, "STATISTIC")
+            assert [stat["samples"] for stat in stats] == counts
+            assert [stat["withheld"] for stat in stats] == [100 - count for count in counts]
+    assert [stat["samples"] for stat in events(baseline_dir, "w1", "STATISTIC")] == SENT["sensor0"]
+    assert [stat["samples"] for stat in events(baseline_dir, "cloud", "STATISTIC")] == [200, 100, 150]
+    records = [json.loads(line) for line in (baseline_dir / "network_events.jsonl").read_text().splitlines()]
+    assert [(r["node"], r["action"], r["due"]) for r in records] == [("sensor0", "stop_sensor", 1.0),
+                                                                      ("sensor0", "start_sensor", 2.5)]
+    print("applied - due (s):", [round(r["applied"] - r["due"], 4) for r in records])
+    assert all(r["applied"] >= r["due"] for r in records)
+
+
 def test_metrics_and_compare_put_the_raw_data_beside_the_hierarchy(loopback_pair):
     baseline_dir, central_dir, _ = loopback_pair
     metrics = compute_metrics(central_dir)
@@ -103,7 +125,7 @@ def test_metrics_and_compare_put_the_raw_data_beside_the_hierarchy(loopback_pair
     assert links["cloud-root"]["down_bytes"] == metrics["summary"]["cloud_link_bytes"] == sent
     assert links["ps1-root"]["up_bytes"] == metrics["summary"]["top_level_bytes"] == sent
     assert links["w1-ps1"]["up_bytes"] == links["sensor0-w1"]["bytes"] > 0
-    assert metrics["centralized"] == {"sent": 600, "trained": 600, "late": 0, "lost": 0}
+    assert metrics["centralized"] == {"sent": 450, "trained": 450, "late": 0, "lost": 0}
     assert metrics["nodes"]["root"]["end"] == "not run" and metrics["completeness"]["complete"]
     hierarchy, central = compare_runs([baseline_dir, central_dir])
     assert hierarchy["cloud_link_bytes"] == 0 and hierarchy["final_model"] == hierarchy["final_root"]
@@ -117,7 +139,7 @@ def test_the_report_of_a_centralized_run_answers_with_the_cloud_and_its_bytes(lo
     _, run_dir, _ = loopback_pair
     markdown = (write_report(run_dir).parent / "report.md").read_text()
     assert "- CENTRALIZED RUN: every sensor sent its raw samples to the cloud across the network" in markdown
-    assert "trained on 600 of the 600 samples the sensors sent (0 a window late, 0 never arrived)" in markdown
+    assert "trained on 450 of the 450 samples the sensors sent (0 a window late, 0 never arrived)" in markdown
     assert "bytes of raw data on the cloud's WAN link: " in markdown
 
 

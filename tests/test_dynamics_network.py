@@ -2,8 +2,8 @@
 captures and the nodes' logs: w1's link goes from 5 ms to 40 ms at 2 s; w2's link goes down at
 3 s and comes back up at 5 s; ps1 (over w3 and w4) is cut off from the root at 2.5 s and healed
 at 5.5 s; w4 is killed at 3 s and restarted at 3.5 s; a churn trace takes w1 down at 6 s and up
-at 6.5 s; a 2 Mbit/s UDP flow runs from w2 to the root from 6 s to 8 s. One run of 12 windows of
-1 s (about 45 s), shared by the module.
+at 6.5 s; a 2 Mbit/s UDP flow runs from w2 to the root from 6 s to 8 s; sensor 2 (w3's) is
+stopped from 7 s to 9 s. One run of 12 windows of 1 s (about 45 s), shared by the module.
 
 Measured over 15 runs (the last 10 with the node events, the last 6 with churn, the last 3 with
 the flow): every event applied 1-80 ms after it was due (a restart, which starts a process, the
@@ -35,6 +35,7 @@ LIMIT = 12
 # A down or up takes two `ip link` commands, and its record's time is taken after both: frames
 # crossed up to 6.4 ms before an up's recorded time (1 of 15 runs); 50 ms either side is margin.
 MARGIN = 0.05
+IPV4 = b"\x08\x00"   # the Ethernet type of an IPv4 frame
 NODES = """\
   - {id: root, cpu: 0.3}
   - {id: w1, parent: root, sensors: [0]}
@@ -51,6 +52,8 @@ events:
   - {at: 3s, crash: w4}
   - {at: 3.5s, restart: w4}
   - {background: {from: w2, to: root, rate: 2Mbit, start: 6s, stop: 8s}}
+  - {at: 7s, stop_sensor: 2}
+  - {at: 9s, start_sensor: 2}
 churn: {trace: availability.csv}
 """
 TRACE = "node,down_at,up_at\nw1,6s,6500ms\n"
@@ -72,9 +75,11 @@ def applied(run_dir: Path, *actions: str) -> List[dict]:
     return [r for r in records if not actions or r["action"] in actions]
 
 
-def frame_times(run_dir: Path, link: str, start_at: float) -> List[float]:
-    """When each frame the link's capture holds crossed it, in seconds since window 0 began."""
-    return [meta.sec + meta.usec / 1e6 - start_at for _data, meta in RawPcapReader(str(run_dir / "net" / f"{link}.pcap"))]
+def frame_times(run_dir: Path, link: str, start_at: float, ipv4_only: bool = False) -> List[float]:
+    """When each frame the link's capture holds crossed it, in seconds since window 0 began;
+    only IPv4 frames if ``ipv4_only`` (not the IPv6 multicast a switch floods to every port)."""
+    return [meta.sec + meta.usec / 1e6 - start_at for data, meta in RawPcapReader(str(run_dir / "net" / f"{link}.pcap"))
+            if not ipv4_only or data[12:14] == IPV4]
 
 
 def test_every_event_is_applied_when_due(run):
@@ -82,7 +87,8 @@ def test_every_event_is_applied_when_due(run):
     print("due, applied:", [(r["action"], r["due"], r["applied"]) for r in records])
     assert [(r.get("link") or r.get("node") or f"{r['from']} → {r['to']}", r["action"]) for r in records] == [
         ("w1", "set"), ("ps1", "partition"), ("w2", "down"), ("w4", "crash"), ("w4", "restart"), ("w2", "up"),
-        ("ps1", "heal"), ("w2 → root", "background"), ("w1", "crash"), ("w1", "restart")]
+        ("ps1", "heal"), ("w2 → root", "background"), ("w1", "crash"), ("w1", "restart"),
+        ("sensor2", "stop_sensor"), ("sensor2", "start_sensor")]
     assert all(0 <= r["applied"] - r["due"] < 0.5 for r in records)
 
 
@@ -115,6 +121,21 @@ def test_a_link_down_carries_nothing_and_up_restores_it(run):
     assert down["after"] is None or down["after"]["received"] == 0
     assert not during and len(after) > 100
     assert up["after"]["received"] > 0
+
+
+def test_a_stopped_sensor_sends_nothing_until_it_is_started(run):
+    """Sensor 2 is stopped for windows 7 and 8: its link carries no IPv4 frame then (a sample
+    due just before the stop may leave up to the window grace, 0.1 s, late and still keep pace;
+    the switch floods IPv6 multicast to every port, the sensor's link too), and its worker trains
+    on nothing those windows; after the start, its samples flow again."""
+    stop, start = applied(run, "stop_sensor", "start_sensor")
+    times = frame_times(run, "sensor2-w3", read_start(run), ipv4_only=True)
+    during = [t for t in times if stop["due"] + 0.1 + MARGIN < t < start["due"] - MARGIN]
+    after = [t for t in times if t > start["due"]]
+    print(f"sensor2-w3 frames: {len(times)}, while stopped: {len(during)}, after the start: {len(after)}")
+    assert not during and len(after) > 100
+    samples = [e["payload"]["samples"] for e in events(run, "w3", "STATISTIC")]
+    assert samples[7:9] == [0, 0] and all(count > 0 for count in samples[9:]), samples
 
 
 def test_the_worker_behind_the_downed_link_trains_every_window_and_its_exchanges_resume(run):

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from edgetestbed.spec.load import load_spec_text
-from edgetestbed.spec.model import LinkChange, LinkEvent, NodeEvent
+from edgetestbed.spec.model import LinkChange, LinkEvent, NodeEvent, SensorEvent
 from edgetestbed.spec.plan import plan_network
 from tests.test_spec import HEAD, assert_problem
 
@@ -108,9 +108,10 @@ def test_links_named_by_events_are_dynamic():
     ("{at: 1s, link: w1, down: true, up: true}", "", ["down and up together"]),
     ("{at: 1s, link: w1, kill: true}", ".kill", ["unknown key 'kill'", "expected one of at, window, link, set, "
                                                  "down, up, crash, restart, partition, heal"]),
-    ("{at: 1s, down: true}", "", ["none of link, crash, restart, partition, heal; expected exactly one of "
-                                  "link: w4 with one of set: {...}, down: true or up: true; or one of crash, "
-                                  "restart, partition or heal (a node id like ps2) alone"]),
+    ("{at: 1s, down: true}", "", ["none of link, crash, restart, partition, heal, stop_sensor, start_sensor; "
+                                  "expected exactly one of link: w4 with one of set: {...}, down: true or up: true; "
+                                  "or one of crash, restart, partition or heal (a node id like ps2) alone; or one of "
+                                  "stop_sensor or start_sensor (a sensor index like 3) alone"]),
     ("{at: 1s, link: w1, crash: w1}", "", ["link and crash together"]),
     ("{at: 1s, crash: w1, down: true}", "", ["crash with down; expected link: w4 with one of set"]),
     ("{at: 1s, crash: w1, restart: w1}", "", ["crash and restart together"]),
@@ -160,7 +161,8 @@ def test_events_at_the_same_time_on_different_links_are_fine():
 
 
 @pytest.mark.parametrize("network, words", [
-    ("{backend: loopback}", ["events need an emulated network; the loopback backend emulates no link"]),
+    ("{backend: loopback}", ["events on links and nodes need an emulated network; the loopback backend emulates "
+                             "no link", "or only stop_sensor and start_sensor events"]),
     ("{shaping: netem}", ["changing links during a run needs the userspace shaping backend for now",
                           "expected network: {shaping: userspace}"]),
 ])
@@ -245,3 +247,42 @@ def test_validate_lists_node_faults(tmp_path, capsys):
     out = capsys.readouterr().out
     assert ("  event at 1s: partition w2 (its link down)\n  event at 2s: heal w2 (its link up)\n"
             "  event at 10s: crash ps1\n  event at window 4: restart ps1\n") in out
+
+
+def test_sensor_events_resolve_read_back_and_need_no_emulated_network(tmp_path, capsys):
+    from edgetestbed.cli import main
+    from edgetestbed.process.sampling import stopped_spans, withheld
+    events = ("{window: 1, stop_sensor: 0}", "{at: 4500ms, start_sensor: 0}", "{at: 9s, stop_sensor: 1}")
+    for network in ("{shaping: userspace}", "{shaping: netem}", "{backend: loopback}"):
+        spec = load_spec_text(with_events(*events).replace("network: {shaping: userspace}", f"network: {network}"))
+        assert spec.events == (SensorEvent(0, 0, None, 1, "stop"), SensorEvent(1, 0, 4.5, None, "start"),
+                               SensorEvent(2, 1, 9.0, None, "stop"))
+    assert spec.events[0].describe() == {"index": 0, "node": "sensor0", "window": 1, "action": "stop_sensor"}
+    data = spec.to_dict()
+    assert data["events"][:2] == [{"window": 1, "stop_sensor": 0}, {"at": "4.5s", "start_sensor": 0}]
+    assert load_spec_text(yaml.safe_dump(data)) == spec
+    assert stopped_spans(spec, 0) == [(3.0, 4.5)] and stopped_spans(spec, 1) == [(9.0, float("inf"))]
+    rate, is_withheld = spec.sensors.rate, withheld(spec, 0)
+    assert [is_withheld(round(t * rate) + step) for t in (3, 4.5) for step in (-1, 0)] == [False, True, True, False]
+    topo = tmp_path / "topo.yaml"
+    topo.write_text(with_events(*events))
+    assert main(["validate", str(topo)]) == 0
+    assert "  event at window 1: stop sensor 0\n  event at 4.5s: start sensor 0\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("events, line, field, words", [
+    (["{at: 1s, stop_sensor: 7}"], FIRST, "events[0].stop_sensor",
+     ["no sensor 7 in the spec; expected the index of a sensor that a worker lists: 0, 1"]),
+    (["{at: 1s, start_sensor: 0}"], FIRST, "events[0].start_sensor",
+     ["sensor 0 is not stopped at 1s; expected a stop_sensor: 0 event before"]),
+    (["{at: 1s, stop_sensor: 0}", "{window: 1, stop_sensor: 0}"], FIRST + 1, "events[1].stop_sensor",
+     ["sensor 0 is already stopped at window 1 (3s) (since events[0], line 19)",
+      "expected start_sensor: 0 before stopping it again"]),
+    (["{at: 3s, stop_sensor: 0}", "{window: 1, start_sensor: 0}"], FIRST + 1, "events[1].window",
+     ["sensor0 has another event at window 1 (3s)"]),
+    (["{at: 1s, stop_sensor: 0, crash: w1}"], FIRST, "events[0]", ["crash and stop_sensor together"]),
+    (["{at: 31s, stop_sensor: 0}"], FIRST, "events[0].at", ["31s is past the run's end"]),
+])
+def test_contradictory_sensor_events_are_refused(tmp_path, events, line, field, words):
+    assert_problem(tmp_path, with_events(*events), line, field, *words)
+

@@ -7,7 +7,9 @@ the link is now down), and append its record to ``RUN/network_events.jsonl``. A 
 by PID, or a new process that joins the running clock) and recorded without probes; so is a
 ``background`` flow, a UDP flow between two hosts (iperf3, outside their limits) whose
 processes are recorded in the run's ledger and stopped with the timeline if still running.
-A record is the event as the spec gives it (its ``describe()``) plus, in seconds from window
+A sensor's ``stop_sensor`` or ``start_sensor`` is kept by the sensor itself, from the spec by
+the shared schedule (:func:`~edgetestbed.process.sampling.withheld`): it is only recorded
+here, when due. A record is the event as the spec gives it (its ``describe()``) plus, in seconds from window
 0's start, when it was ``due`` and when it was ``applied``, and the ``before`` and ``after``
 probes (:class:`~edgetestbed.dynamics.probe.Probe`; ``null`` when not taken).
 
@@ -28,11 +30,12 @@ from edgetestbed import ledger as resources
 from edgetestbed.dynamics.probe import Probe, probe_link
 from edgetestbed.errors import CapabilityError
 from edgetestbed.measure.hosttools import MeasurementError, udp_flow
-from edgetestbed.spec.model import FlowEvent, LinkEvent, NodeEvent, Spec
+from edgetestbed.spec.model import FlowEvent, LinkEvent, NodeEvent, SensorEvent, Spec
 
 if TYPE_CHECKING:
     from edgetestbed.topo.network import EmulatedNetwork
 
+Event = Union[LinkEvent, NodeEvent, SensorEvent, FlowEvent]
 RECORDS = "network_events.jsonl"
 PROBE_LEAD_S = 0.5    # the probe before an event starts this long before it is due
 
@@ -93,10 +96,12 @@ class Timeline:
                 return
             self._record(event, due, applied, before, self._probe(link))
 
-    def _apply(self, event: Union[LinkEvent, NodeEvent, FlowEvent]) -> float:
+    def _apply(self, event: Event) -> float:
         """Apply ``event``; the unix time it took effect."""
         if isinstance(event, FlowEvent):
             return self._start_flow(event)
+        if isinstance(event, SensorEvent):   # the sensor keeps it by the shared schedule: due is when
+            return time.time()
         if isinstance(event, NodeEvent):
             return (self.processes.crash if event.action == "crash" else self.processes.restart)(event.node)
         if event.state is not None:
@@ -125,7 +130,7 @@ class Timeline:
             self.say(f"events: the probe of {link}'s link failed: {error}")
             return None
 
-    def _record(self, event: Union[LinkEvent, NodeEvent, FlowEvent], due: float, applied: Optional[float], before: Optional[Probe],
+    def _record(self, event: Event, due: float, applied: Optional[float], before: Optional[Probe],
                 after: Optional[Probe], **extra: str) -> None:
         record = {**event.describe(), "due": round(due - self.start_at, 4),
                   "applied": None if applied is None else round(applied - self.start_at, 4),
@@ -133,9 +138,7 @@ class Timeline:
         with open(self.path, "a") as stream:
             stream.write(json.dumps(record) + "\n")
         measured = record["after"] and record["after"]["delay_ms"]
-        what = (f"{event.action} {event.node}" if isinstance(event, NodeEvent) else f"{event.name} {event.link}"
-                if isinstance(event, LinkEvent) else f"background {event.sender} → {event.receiver}")
-        self.say(f"event {event.index} at {record['due']:.1f} s: {what}"
+        self.say(f"event {event.index} at {record['due']:.1f} s: {_what(event)}"
                  + (f"; measured delay {measured:.1f} ms" if measured else ""))
 
     def _relative(self, probe: Optional[Probe]) -> Optional[dict]:
@@ -144,3 +147,12 @@ class Timeline:
     def _sleep_until(self, moment: float) -> bool:
         """Wait until ``moment``; False if the timeline was stopped first."""
         return not self._stopping.wait(max(0.0, moment - time.time()))
+
+
+def _what(event: Event) -> str:
+    """The event in a few words: ``crash ps2``, ``down w1``, ``stop_sensor 3``, ``background w1 → root``."""
+    if isinstance(event, SensorEvent):
+        return f"{event.action}_sensor {event.sensor}"
+    if isinstance(event, NodeEvent):
+        return f"{event.action} {event.node}"
+    return f"{event.name} {event.link}" if isinstance(event, LinkEvent) else f"background {event.sender} → {event.receiver}"

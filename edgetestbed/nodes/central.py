@@ -15,7 +15,7 @@ joins the next one (``late``); one that never arrives is counted in ``lost`` at 
 Log events: ``STATISTIC`` per window ``{window, samples, expected, late, sensor_messages,
 sensor_bytes, train_time, trained_at, train_loss, <evaluation>, wall_time, cpu_time,
 cpu_total, memory_peak}`` (``expected``: the samples the sensors sent in the window, by the
-shared :class:`~edgetestbed.data.schedule.Schedule`); ``DONE`` ``{windows, samples,
+shared :class:`~edgetestbed.data.schedule.Schedule`, less those a stopped sensor withheld); ``DONE`` ``{windows, samples,
 expected, lost, sensor_bytes, <evaluation>, cpu_total, memory_peak}``.
 """
 
@@ -27,7 +27,7 @@ from typing import Any, Dict
 from edgetestbed.nodes.inbox import Inbox
 from edgetestbed.process.eventlog import Stopwatch
 from edgetestbed.process.runtime import Runtime
-from edgetestbed.process.sampling import schedule_of
+from edgetestbed.process.sampling import schedule_of, withheld
 
 
 class CentralizedCloud:
@@ -37,6 +37,7 @@ class CentralizedCloud:
         self.runtime = runtime
         spec = runtime.spec
         self.inbox = Inbox(runtime, spec.sensor_ids)
+        self.withheld = [withheld(spec, index) for index in spec.sensor_ids]
         self.app = runtime.new_application(len(spec.nodes))
         self.totals = {"samples": 0, "expected": 0, "sensor_bytes": 0}
 
@@ -51,10 +52,10 @@ class CentralizedCloud:
     def _train(self, window: int) -> None:
         watch = Stopwatch()
         x, y, traffic = self.inbox.take(window)
-        expected = len(schedule_of(self.runtime.spec, self.runtime.start_at).samples_in(window)) * len(
-            self.runtime.spec.sensor_ids)
+        due = schedule_of(self.runtime.spec, self.runtime.start_at).samples_in(window)
+        expected = sum(not is_withheld(n) for is_withheld in self.withheld for n in due)
         started = time.time()
-        loss = self.app.train(x, y, self.runtime.spec.windows.epochs)["loss"] if len(x) else None
+        loss = self.app.train(x, y, self.runtime.spec.windows.epochs)["loss"]   # None for no samples
         trained_at = time.time()
         self.totals["samples"] += len(x)
         self.totals["expected"] += expected

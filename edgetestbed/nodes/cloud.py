@@ -3,7 +3,7 @@
 It regenerates each sensor's stream locally (the streams are deterministic, see
 :mod:`edgetestbed.data.streams`) and, at the end of each window, trains ``epochs``
 on exactly the samples every sensor sent in that window
-(:class:`~edgetestbed.data.schedule.Schedule`), then evaluates on the test set. It opens no socket: it adds no traffic to measured links.
+(:class:`~edgetestbed.data.schedule.Schedule`; none of those a stopped sensor withheld), then evaluates on the test set. It opens no socket: it adds no traffic to measured links.
 Its accuracy against a node's at the same time is the accuracy lag.
 
 Log events: ``STATISTIC`` per window ``{window, samples, train_time, trained_at,
@@ -21,7 +21,7 @@ import numpy as np
 from edgetestbed.data.streams import take_each
 from edgetestbed.process.eventlog import Stopwatch
 from edgetestbed.process.runtime import Runtime
-from edgetestbed.process.sampling import schedule_of, sensor_stream
+from edgetestbed.process.sampling import schedule_of, sensor_stream, withheld
 
 
 class CloudBaseline:
@@ -32,6 +32,7 @@ class CloudBaseline:
         spec = runtime.spec
         self.app = runtime.new_application(len(spec.nodes))
         self.streams = [sensor_stream(spec, index) for index in spec.sensor_ids]
+        self.withheld = [withheld(spec, index) for index in spec.sensor_ids]
         self.samples = 0
 
     def run(self) -> Dict[str, Any]:
@@ -42,8 +43,12 @@ class CloudBaseline:
         return {"windows": limit, "samples": self.samples, **self.runtime.evaluate(self.app)}
 
     def _window_samples(self, window: int) -> Tuple[np.ndarray, np.ndarray]:
-        schedule = schedule_of(self.runtime.spec, self.runtime.start_at)
-        return take_each(self.streams, len(schedule.samples_in(window)))
+        """The samples every sensor sent in ``window``: all it was due to send, less those a
+        stopped sensor withheld."""
+        due = schedule_of(self.runtime.spec, self.runtime.start_at).samples_in(window)
+        x, y = take_each(self.streams, len(due))
+        sent = np.array([not is_withheld(n) for is_withheld in self.withheld for n in due], dtype=bool)
+        return (x[sent], y[sent]) if len(x) else (x, y)
 
     def _train(self, window: int) -> None:
         watch = Stopwatch()

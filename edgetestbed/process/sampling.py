@@ -1,4 +1,5 @@
-"""What a spec's sensors send, and when: its stream definition and its schedule.
+"""What a spec's sensors send, and when: its stream definition, its schedule, and the samples
+a stopped sensor withholds.
 
 The stream and the clock themselves know no spec (:mod:`edgetestbed.data.streams`,
 :mod:`edgetestbed.data.schedule`); these read them off the spec's ``data:``,
@@ -9,11 +10,12 @@ analysis to know the test set.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import math
+from typing import Any, Callable, Iterator
 
 from edgetestbed.data.schedule import Schedule
 from edgetestbed.data.streams import StreamDefinition
-from edgetestbed.spec.model import Spec
+from edgetestbed.spec.model import SensorEvent, Spec
 
 
 def stream_definition(spec: Spec) -> StreamDefinition:
@@ -31,3 +33,26 @@ def schedule_of(spec: Spec, start_at: float) -> Schedule:
     """The spec's sensors' :class:`~edgetestbed.data.schedule.Schedule` from window 0's
     start ``start_at``."""
     return Schedule(start_at, spec.sensors.rate, spec.windows.interval, spec.windows.limit)
+
+
+def stopped_spans(spec: Spec, index: int) -> list[tuple[float, float]]:
+    """When sensor ``index`` is stopped, as ``[start, end)`` offsets in seconds from window 0's
+    start (``end`` infinite for a stop never followed by a start); the spec's ``stop_sensor``
+    and ``start_sensor`` events, checked to alternate."""
+    spans: list[tuple[float, float]] = []
+    interval = spec.windows.interval
+    for event in spec.events:
+        if isinstance(event, SensorEvent) and event.sensor == index:
+            if event.action == "stop":
+                spans.append((event.offset(interval), math.inf))
+            else:
+                spans[-1] = (spans[-1][0], event.offset(interval))
+    return spans
+
+
+def withheld(spec: Spec, index: int) -> Callable[[int], bool]:
+    """Whether sensor ``index`` withholds sample ``n`` (stopped when it was due): the sensor
+    does not send it, the cloud baseline does not train on it, and a centralized cloud does not
+    expect it. Its stream still moves past it, as a device's time passes while it is off."""
+    spans, rate = stopped_spans(spec, index), spec.sensors.rate
+    return lambda n: any(start <= round(n / rate, 9) < end for start, end in spans)

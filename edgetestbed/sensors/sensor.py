@@ -3,12 +3,14 @@
 Sensor ``K`` binds a PUB socket on its endpoint and, from the run's start time ``T``,
 sends sample ``n`` of its stream at ``T + n / rate`` as one ``SAMPLE`` message (see
 :mod:`edgetestbed.process.protocol`) whose ``window`` is the worker window that send time
-falls in and whose ``seq`` is ``n``. It stops after the last window. Which samples fall
+falls in and whose ``seq`` is ``n``. It stops after the last window. While the spec's events
+have it stopped (``stop_sensor``), it withholds the samples due
+(:func:`~edgetestbed.process.sampling.withheld`). Which samples fall
 in which window is :class:`~edgetestbed.data.schedule.Schedule`, shared with the cloud
 baseline, which regenerates the same samples locally.
 
 Log events (``logs/sensor<K>.jsonl``): ``STATISTIC`` per window ``{window, samples,
-bytes, behind}`` (``bytes`` on the wire incl. ZMTP framing; ``behind``: the most any of
+withheld, bytes, behind}`` (``bytes`` on the wire incl. ZMTP framing; ``behind``: the most any of
 the window's samples left after its send time, in seconds), ``BEHIND`` ``{window, behind}``
 the moment a sample leaves a whole window late
 (:func:`~edgetestbed.data.schedule.lost_a_window`: the run is stopped then, and a sensor
@@ -24,7 +26,7 @@ could not run every process as fast as the spec asks
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
 import numpy as np
 import zmq
@@ -32,7 +34,7 @@ import zmq
 from edgetestbed.data.schedule import Schedule, lost_a_window
 from edgetestbed.process import protocol
 from edgetestbed.process.eventlog import BEHIND, STATISTIC
-from edgetestbed.process.sampling import schedule_of, sensor_stream, stream_definition
+from edgetestbed.process.sampling import schedule_of, sensor_stream, stream_definition, withheld
 
 if TYPE_CHECKING:
     from edgetestbed.process.runtime import Runtime
@@ -47,6 +49,7 @@ class Sensor:
         self.runtime = runtime
         self.index = index
         self.stream = sensor_stream(runtime.spec, index)
+        self.is_withheld = withheld(runtime.spec, index)
         self.definition = stream_definition(runtime.spec)
         self.publisher = runtime.sockets.open(zmq.PUB, sndhwm=0)
         self.publisher.bind(runtime.wiring.bind_address(runtime.ident))
@@ -61,21 +64,25 @@ class Sensor:
         return dict(self.sent)
 
     def _publish_window(self, schedule: Schedule, window: int) -> None:
-        samples = schedule.samples_in(window)
-        sent_bytes, behind, said = 0, 0.0, False
-        for n in samples:
+        sent, withheld, sent_bytes, behind, said = 0, 0, 0, 0.0, False
+        for n in schedule.samples_in(window):
+            sample = next(self.stream)   # drawn even when withheld: the stream's time passes
+            if self.is_withheld(n):
+                withheld += 1
+                continue
             behind = max(behind, time.time() - schedule.send_time(n))
             if not said and lost_a_window(behind, schedule.interval):
                 self.runtime.log.write(BEHIND, window=window, behind=behind)
                 said = True
             self.runtime.sleep_until(schedule.send_time(n))
-            sent_bytes += self._send(n, window)
-        self.sent["samples"] += len(samples)
+            sent_bytes += self._send(n, window, *sample)
+            sent += 1
+        self.sent["samples"] += sent
         self.sent["bytes"] += sent_bytes
-        self.runtime.log.write(STATISTIC, window=window, samples=len(samples), bytes=sent_bytes, behind=behind)
+        self.runtime.log.write(STATISTIC, window=window, samples=sent, withheld=withheld, bytes=sent_bytes,
+                               behind=behind)
 
-    def _send(self, n: int, window: int) -> int:
-        x, y = next(self.stream)
+    def _send(self, n: int, window: int, x: np.ndarray, y: Any) -> int:
         x = self.definition.to_wire(x)
         self.label_dtype = self.label_dtype or protocol.label_dtype(np.asarray(y))
         frames = protocol.encode(protocol.sample_message(self.runtime.ident, n, window, x, y, self.label_dtype))

@@ -22,6 +22,11 @@ a crash never followed by a restart (the run would wait for the node until its t
 events on one node (or its link) at the same instant; any crash or restart in a centralized
 run (``cloud: {mode: centralized}``), whose tree nodes run no process.
 
+Sensors: ``stop_sensor: K`` and ``start_sensor: K`` (:class:`~edgetestbed.spec.model.SensorEvent`)
+name a sensor index of the spec; a stop of a sensor already stopped, a start of one not
+stopped, and two events on one sensor at once are refused. They change no link, so a spec
+whose only events they are may run on the loopback backend or with netem.
+
 Background flows (:class:`~edgetestbed.spec.model.FlowEvent`) carry their own times (``start``,
 ``stop``): refused besides are a flow from or to an unknown node, from a node to itself, and one
 that does not stop after it starts, within the run.
@@ -40,12 +45,13 @@ from typing import Sequence
 from edgetestbed.params.fields import did_you_mean
 from edgetestbed.params.units import format_duration, quote
 from edgetestbed.spec.churn import Churned, Place
-from edgetestbed.spec.eventsin import NODE_FAULTS, BackgroundIn, EventIn, LinkSetIn
-from edgetestbed.spec.model import FlowEvent, LinkChange, LinkEvent, NetworkSpec, NodeEvent, NodeSpec, WindowsSpec
+from edgetestbed.spec.eventsin import NODE_FAULTS, SENSOR_ACTIONS, BackgroundIn, EventIn, LinkSetIn
+from edgetestbed.spec.model import (FlowEvent, LinkChange, LinkEvent, NetworkSpec, NodeEvent, NodeSpec, SensorEvent,
+                                    WindowsSpec)
 from edgetestbed.spec.problems import Problems
 from edgetestbed.spec.schema import SpecIn
 
-Event = LinkEvent | NodeEvent | FlowEvent
+Event = LinkEvent | NodeEvent | SensorEvent | FlowEvent
 
 # input key -> LinkChange field
 CHANGE_FIELDS = {"delay": "delay_ms", "jitter": "jitter_ms", "loss": "loss_pct", "bw": "bw_mbit"}
@@ -58,10 +64,13 @@ def resolve_events(model: SpecIn, nodes: Sequence[NodeSpec], windows: WindowsSpe
     ordered by offset then index, after adding every problem to ``problems``."""
     if not model.events and not churned:
         return ()
-    if model.events and not network.emulated:
-        problems.add(("events",), "events need an emulated network; the loopback backend emulates no link; "
-                     "expected network: {backend: mininet}, or no events")
-    elif model.events and network.shaping == "netem":
+    # a sensor stopped or started changes no link: it needs no emulated network
+    on_the_network = [given for given in model.events if all(getattr(given, key) is None for key in SENSOR_ACTIONS)]
+    if on_the_network and not network.emulated:
+        problems.add(("events",), "events on links and nodes need an emulated network; the loopback backend "
+                     "emulates no link; expected network: {backend: mininet}, or only stop_sensor and "
+                     "start_sensor events")
+    elif on_the_network and network.shaping == "netem":
         problems.add(("events",), "changing links during a run needs the userspace shaping backend for "
                      "now; expected network: {shaping: userspace} (or auto), or no events")
     report = _Report(problems, {event.index: place for event, place in churned})
@@ -104,6 +113,8 @@ class _Report:
 def _event(index: int, given: EventIn) -> Event:
     if (flow := given.background) is not None:
         return FlowEvent(index, flow.sender, flow.to, flow.rate, flow.start, flow.stop)
+    if (sensor := next((key for key in SENSOR_ACTIONS if getattr(given, key) is not None), None)) is not None:
+        return SensorEvent(index, getattr(given, sensor), given.at, given.window, sensor.removesuffix("_sensor"))
     fault = next((key for key in NODE_FAULTS if getattr(given, key) is not None), None)
     if fault in ("crash", "restart"):
         return NodeEvent(index, getattr(given, fault), given.at, given.window, fault)
@@ -118,11 +129,16 @@ def _event(index: int, given: EventIn) -> Event:
 
 
 def _subject(event: Event) -> str:
+    if isinstance(event, SensorEvent):
+        return event.ident
     return event.node if isinstance(event, NodeEvent) else event.link
 
 
 def _key(event: Event) -> str:
-    """The event's field naming its node: ``link``, ``crash``, ``restart``, ``partition`` or ``heal``."""
+    """The event's field naming its node or sensor: ``link``, ``crash``, ``restart``, ``partition``,
+    ``heal``, ``stop_sensor`` or ``start_sensor``."""
+    if isinstance(event, SensorEvent):
+        return f"{event.action}_sensor"
     if isinstance(event, NodeEvent):
         return event.action
     return event.name if event.name in NODE_FAULTS else "link"
@@ -135,8 +151,21 @@ ROOT_REASONS = {"link": "the root has no link to a parent",
                 "restart": "the root cannot crash, so it cannot restart: the run ends with it"}
 
 
+def _check_sensor(event: SensorEvent, by_id: dict[str, tuple[int, NodeSpec]], problems: _Report) -> bool:
+    """True when the event names a sensor of the spec."""
+    sensors = sorted(index for _, node in by_id.values() for index in node.sensors)
+    if event.sensor in sensors:
+        return True
+    problems.add(("events", event.index, _key(event)), f"no sensor {event.sensor} in the spec; expected the index "
+                 f"of a sensor that a worker lists: {', '.join(map(str, sensors))}")
+    return False
+
+
 def _check_node(event: Event, by_id: dict[str, tuple[int, NodeSpec]], model: SpecIn, problems: _Report) -> bool:
-    """True when the event names a node other than the root (with a bw if it sets one)."""
+    """True when the event names a node other than the root (with a bw if it sets one); for a
+    sensor's event, a sensor of the spec."""
+    if isinstance(event, SensorEvent):
+        return _check_sensor(event, by_id, problems)
     others = [node.id for _, node in by_id.values() if not node.is_root]
     expected = f"expected the id of a node other than the root: {', '.join(others)}"
     subject, key = _subject(event), _key(event)
@@ -207,6 +236,7 @@ def _check_sequence(events: list[Event], interval: float, problems: _Report) -> 
     last: dict[str, Event] = {}       # node -> its previous event
     downed: dict[str, LinkEvent] = {}   # link -> the event that downed it, while down
     crashed: dict[str, NodeEvent] = {}  # node -> the event that crashed it, while crashed
+    stopped: dict[str, SensorEvent] = {}  # sensor -> the event that stopped it, while stopped
     for event in sorted(events, key=lambda event: (round(event.offset(interval), SAME_TIME), event.index)):
         subject = _subject(event)
         previous, when = last.get(subject), _when(event, interval)
@@ -218,7 +248,9 @@ def _check_sequence(events: list[Event], interval: float, problems: _Report) -> 
             problems.add(_time_key(event), f"{what} has another event at {when} ({_cite(previous, problems)}); "
                          f"expected one event per {per} at a time")
             continue
-        if isinstance(event, NodeEvent):
+        if isinstance(event, SensorEvent):
+            _check_stop(event, when, stopped, problems)
+        elif isinstance(event, NodeEvent):
             _check_crash(event, when, crashed, problems)
         elif event.state == "down":
             if event.link in downed:
@@ -248,6 +280,22 @@ def _check_crash(event: NodeEvent, when: str, crashed: dict[str, NodeEvent], pro
             problems.add(("events", event.index, "restart"), f"{event.node} is not crashed at {when}; "
                          f"expected a crash: {event.node} event before")
         crashed.pop(event.node, None)
+
+
+def _check_stop(event: SensorEvent, when: str, stopped: dict[str, SensorEvent], problems: _Report) -> None:
+    """``stop_sensor`` only of a sensor sending, ``start_sensor`` of one stopped (a stop needs no
+    start: the sensor may stay off to the run's end)."""
+    key, sensor = _key(event), event.sensor
+    if event.action == "stop" and event.ident in stopped:
+        problems.add(("events", event.index, key), f"sensor {sensor} is already stopped at {when} (since "
+                     f"{_cite(stopped[event.ident], problems)}); expected start_sensor: {sensor} before stopping it again")
+    elif event.action == "start" and event.ident not in stopped:
+        problems.add(("events", event.index, key), f"sensor {sensor} is not stopped at {when}; expected a "
+                     f"stop_sensor: {sensor} event before")
+    if event.action == "stop":
+        stopped.setdefault(event.ident, event)
+    else:
+        stopped.pop(event.ident, None)
 
 
 def _check_restarts(events: list[Event], windows: WindowsSpec, problems: _Report) -> None:
@@ -287,7 +335,9 @@ def event_input(event: Event) -> EventIn:
         return EventIn.model_construct(background=BackgroundIn.model_construct(
             sender=event.sender, to=event.receiver, rate=event.rate_mbit, start=event.at_s, stop=event.stop_s))
     fields: dict = {"at": event.at_s} if event.at_s is not None else {"window": event.window}
-    if isinstance(event, NodeEvent):
+    if isinstance(event, SensorEvent):
+        fields[_key(event)] = event.sensor
+    elif isinstance(event, NodeEvent):
         fields[event.action] = event.node
     elif event.name in NODE_FAULTS:
         fields[event.name] = event.link

@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from edgetestbed.params.fields import Bandwidth
 from edgetestbed.params.units import quote
-from edgetestbed.spec.inputbase import EventTime, InputModel, LinkDelay, Loss, NodeId, WindowIndex
+from edgetestbed.spec.inputbase import EventTime, InputModel, LinkDelay, Loss, NodeId, SensorIndex, WindowIndex
 
 
 class BackgroundIn(InputModel):
@@ -49,16 +49,18 @@ class LinkSetIn(InputModel):
 
 EVENT_TIMES, EVENT_ACTIONS = ("at", "window"), ("set", "down", "up")
 NODE_FAULTS = ("crash", "restart", "partition", "heal")
-EVENT_SUBJECTS = ("link",) + NODE_FAULTS
+SENSOR_ACTIONS = ("stop_sensor", "start_sensor")
+EVENT_SUBJECTS = ("link",) + NODE_FAULTS + SENSOR_ACTIONS
 COMBINATIONS = ("link: w4 with one of set: {...}, down: true or up: true; "
                 "or one of crash, restart, partition or heal (a node id like ps2) alone; "
+                "or one of stop_sensor or start_sensor (a sensor index like 3) alone; "
                 "or background: {from, to, rate, start, stop} without at or window")
 
 
 class EventIn(InputModel):
     """One event of ``events``: a time (``at`` or ``window``), then a ``link`` and one action,
-    or one node fault (``crash``, ``restart``, ``partition`` or ``heal``); or, with its own
-    times, a ``background`` flow."""
+    or one node fault (``crash``, ``restart``, ``partition`` or ``heal``), or a sensor stopped or
+    started (``stop_sensor``, ``start_sensor``); or, with its own times, a ``background`` flow."""
 
     EXPECTED: ClassVar[str] = "an event like {at: 20s, link: w4, set: {delay: 200ms}} or {at: 20s, crash: ps2}"
     at: EventTime = Field(None, description="a time from window 0's start like 20s or 1500ms")
@@ -71,6 +73,8 @@ class EventIn(InputModel):
     restart: NodeId = None
     partition: NodeId = None
     heal: NodeId = None
+    stop_sensor: SensorIndex = None
+    start_sensor: SensorIndex = None
     background: BackgroundIn = None
 
     @model_validator(mode="after")

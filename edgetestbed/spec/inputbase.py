@@ -18,6 +18,7 @@ ID_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 NodeId = matching(ID_PATTERN, "a valid id", "a letter, then up to 31 letters, digits, _ or -, like w1")
 EventTime = unit(float, parse_duration, format_duration, 0, 7 * 86400)
 WindowIndex = count(0, 99_999, "a window index like 5 (the first is 0)")
+SensorIndex = count(0, 9999, "a sensor index like 3")
 LinkDelay = unit(float, partial(parse_duration, unit="ms"), partial(format_duration, unit="ms"), 0, 10_000)
 Loss = unit(float, parse_percent, format_percent, 0, 100, high_open=True)
 

@@ -268,6 +268,30 @@ class NodeEvent(_Timed):
 
 
 @dataclass(frozen=True)
+class SensorEvent(_Timed):
+    """Sensor ``sensor`` stopped (``action`` ``stop``: it sends nothing from then on, as a device
+    switched off, its stream's time passing) or started again (``start``), at ``at_s`` seconds
+    from window 0's start or at the start of ``window``. Known from the spec, so the sensor and
+    the cloud baseline both apply it by the shared schedule
+    (:func:`~edgetestbed.process.sampling.withheld`). ``index``: its position in ``events``."""
+
+    index: int
+    sensor: int
+    at_s: float | None
+    window: int | None
+    action: str                      # 'stop' | 'start'
+
+    @property
+    def ident(self) -> str:
+        return f"sensor{self.sensor}"
+
+    def describe(self) -> dict:
+        """A JSON-able record: index, node (``sensorK``), at_s or window, action (``stop_sensor``
+        or ``start_sensor``, as the file writes it)."""
+        return {"index": self.index, "node": self.ident, **self._time(), "action": f"{self.action}_sensor"}
+
+
+@dataclass(frozen=True)
 class FlowEvent(_Timed):
     """Background traffic (``background``): a UDP flow of ``rate_mbit`` Mbit/s from tree node
     ``sender``'s host to ``receiver``'s, from ``at_s`` (its ``start``) to ``stop_s`` seconds from
@@ -314,7 +338,7 @@ class Spec:
     cloud: CloudSpec | None
     network: NetworkSpec
     timeout: float                   # seconds for the whole run
-    events: tuple[LinkEvent | NodeEvent | FlowEvent, ...] = ()   # by offset, then position in the file; churn's too
+    events: tuple[LinkEvent | NodeEvent | SensorEvent | FlowEvent, ...] = ()   # by offset, then position in the file; churn's too
     churn: ChurnSpec | None = None
 
     def node(self, node_id: str) -> NodeSpec:

@@ -9,7 +9,7 @@ The input, top level (``name``, ``application``, ``data`` and ``nodes`` are requ
     nodes[{id, parent, cpu, memory, link, sensors, policy, codec, pull_codec, aggregation}],
     cloud{cpu, memory, link, mode}, network{backend, switch, shaping, congestion_control, cpu_idle}, timeout,
     events[{at | window, link, set{delay, jitter, loss, bw} | down: true | up: true
-            | crash | restart | partition | heal}], churn{trace | mtbf, mttr, nodes}
+            | crash | restart | partition | heal | stop_sensor | start_sensor}], churn{trace | mtbf, mttr, nodes}
 
 Quantities carry units (see :mod:`edgetestbed.params.units`). A link is
 ``{bw: 10Mbit, delay: 20ms, jitter: 2ms, loss: 1%, queue: 100}``; ``bw: null`` means
@@ -96,7 +96,7 @@ is refused (:mod:`edgetestbed.spec.tree`) and ``defaults.aggregation`` does not 
 parent), doing exactly one of ``set`` (some of ``delay``, ``jitter``, ``loss``, ``bw``, as a
 node's ``link`` writes them; ``queue`` cannot change), ``down: true`` or ``up: true``; or,
 instead of ``link`` and its action, one node fault: ``crash``, ``restart``, ``partition`` or
-``heal``, each naming a node. Checks against the tree and the run (known link or node, within
+``heal``, each naming a node, or ``stop_sensor`` / ``start_sensor``, naming a sensor index. Checks against the tree and the run (known link or node, within
 the run, no contradictory events, a
 ``bw`` to change, an emulated network shaped in user space) are
 :mod:`edgetestbed.spec.events`'s. ``churn`` (crashes and restarts from a trace file or drawn
@@ -121,7 +121,7 @@ from edgetestbed.params.units import (format_duration, format_rate, format_size,
 from edgetestbed.policies import POLICIES
 from edgetestbed.spec.churn import ChurnIn
 from edgetestbed.spec.eventsin import EventIn
-from edgetestbed.spec.inputbase import InputModel, LinkDelay, Loss, NodeId
+from edgetestbed.spec.inputbase import InputModel, LinkDelay, Loss, NodeId, SensorIndex
 
 MiB = 2**20
 APPLICATIONS = ("mnist_mlp", "aqi", "svm")
@@ -141,7 +141,6 @@ Timeout = unit(float, parse_duration, format_duration, 1, 7 * 86400)
 Cores = Annotated[float, BeforeValidator(bounded(number("a number of cores like 0.5"), 0.01, 256))]
 Queue = count(1, 1_000_000, "a queue length in packets like 100")
 Seed = count(0, 2**32 - 1, "a seed like 1")
-SensorIndex = count(0, 9999, "a sensor index like 3")
 WindowLimit = count(1, 100_000, "a number of windows like 10")
 Epochs = count(1, 1000, "a number of epochs like 1")
 Dataset = choice("a dataset", *DATASETS.names())
