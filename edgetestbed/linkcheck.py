@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from edgetestbed.errors import UserError
-from edgetestbed.measure.cpushare import measure_cpu_share
+from edgetestbed.measure.cpushare import measure_cpu_share, window_for
 from edgetestbed.measure.fidelity import STEAL_WORTH_SAYING, Configured, LinkResult, format_table
 from edgetestbed.measure.hosttools import MeasurementError
 from edgetestbed.measure.linkmeasure import cpu_steal, measure_link, steal_share
@@ -123,8 +123,8 @@ def measure_cpu(network: EmulatedNetwork, say=print) -> list[dict]:
     results = []
     for host in network.plan.hosts:
         say(f"measuring the CPU limit of {host.ident} ...")
-        share = measure_cpu_share(network.host(host.ident))
         expected = min(host.cpu, 1.0)  # one busy loop uses one core at most
+        share = measure_cpu_share(network.host(host.ident), window_for(expected))
         results.append({"host": host.ident, "configured_cores": host.cpu,
                         "expected_share": expected, "measured_share": round(share, 4),
                         "ok": abs(share - expected) <= CPU_TOLERANCE * expected})

@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from mininet.node import Host
 
 BUSY_WARMUP_S = 0.3           # the busy loop settles into CFS throttling first
+# A window's ends cost up to about a scheduler tick of CPU either way, whatever its length, so
+# the window holds at least this much of the loop's CPU time. A 0.05-core host measured over 2 s
+# (0.1 s of CPU) read 0.980-1.033 of its limit in 12 runs and once 1.068 in CI; over 4 s,
+# 0.984-1.013 in 12 runs (2026-12-07).
+MIN_CPU_S = 0.2
+
+
+def window_for(cores: float) -> float:
+    """Seconds to measure a host of ``cores`` over: 2, or longer for a small limit (:data:`MIN_CPU_S`)."""
+    return max(2.0, MIN_CPU_S / cores)
 
 
 def measure_cpu_share(host: Host, seconds: float = 2.0) -> float:
@@ -30,8 +40,8 @@ def measure_cpu_share(host: Host, seconds: float = 2.0) -> float:
     host /sys is remounted for the new network namespace, so a process there cannot
     move itself into a cgroup). Its CPU time is read from the root namespace
     (``/proc/PID/schedstat``, nanoseconds) over ``seconds`` after a warm-up: with CFS
-    bandwidth control the loop then gets whole quotas per 100 ms period, so a window
-    of several periods measures its share to well under 1 %.
+    bandwidth control the loop then gets a quota per 100 ms period, give or take what a
+    window's ends cut (see :data:`MIN_CPU_S` and :func:`window_for`).
     """
     lifetime = math.ceil(BUSY_WARMUP_S + seconds) + 5  # ends by itself if we cannot kill it
     host.cmd(f"bash -c 'while (( SECONDS < {lifetime} )); do :; done' >/dev/null 2>&1 &")
