@@ -83,9 +83,9 @@ class Experiment:
         self.logs = run.path / "logs"
         self.processes: dict[str, tuple] = {}   # ident -> (Popen, ledger entry)
         self.progress = Progress()
-        sensors = [sensor_id(k) for k in spec.sensor_ids]
+        sensors = {sensor_id(k): str(k) for k in spec.sensor_ids}   # ident -> its index, its command's argument
         self.nodes = [ident for ident in spec.process_ids if ident not in sensors]   # the run ends when all are done
-        self.commands = {ident: ("edgetestbed.sensors", "--sensor", ident.removeprefix("sensor")) for ident in sensors}
+        self.commands = {ident: ("edgetestbed.sensors", "--sensor", index) for ident, index in sensors.items()}
         self.commands.update({ident: ("edgetestbed.nodes", "--node", ident) for ident in self.nodes})
         # whose windows show how far the run got: the workers, or a centralized cloud
         self.learners = [CLOUD_ID] if spec.centralized else [w.id for w in spec.workers]

@@ -86,9 +86,9 @@ def summarize(spec: Spec, run: RunDir, progress: Progress, seconds: float, compl
         levels["cloud"] = [CLOUD_ID]
     accuracy = {level: _mean([progress.accuracy[i] for i in ids if i in progress.accuracy])
                 for level, ids in levels.items() if ids}
-    sent = _bytes_sent(run.path / "logs")
+    tree_bytes, sensor_bytes = _bytes_sent(run.path / "logs")
     return {"run_dir": str(run.path), "completed": completed, "seconds": round(seconds, 1),
-            "final_score": accuracy, "tree_bytes_sent": sent, "sensor_bytes_sent": _sensor_bytes(run.path / "logs"),
+            "final_score": accuracy, "tree_bytes_sent": tree_bytes, "sensor_bytes_sent": sensor_bytes,
             "finished": progress.finished, "errors": progress.errors,
             "late_starters": sorted(i for i, ts in progress.started.items() if ts > start_at),
             "pace": _pace(spec, progress)}
@@ -106,22 +106,21 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def _bytes_sent(logs: Path) -> int:
-    """Bytes of every tree message nodes sent, from their CONNECTION logs (wire size incl. framing)."""
-    total = 0
+def _bytes_sent(logs: Path) -> tuple[int, int]:
+    """Bytes of every tree message nodes sent (their CONNECTION logs) and of the samples every
+    sensor sent (their STATISTIC logs), both wire size incl. framing; one pass, as the logs of a
+    long run are large."""
+    tree = sensors = 0
     for path in logs.glob("*.jsonl"):
+        is_sensor = path.name.startswith("sensor")
         for line in path.read_text(encoding="utf-8").splitlines():
             if '"CONNECTION"' in line:
-                event = json.loads(line)
-                if event["payload"].get("direction") == "sent":
-                    total += event["payload"].get("bytes", 0)
-    return total
-
-
-def _sensor_bytes(logs: Path) -> int:
-    """Bytes of the samples every sensor sent, from their STATISTIC logs (wire size incl. framing)."""
-    return sum(json.loads(line)["payload"].get("bytes", 0) for path in logs.glob("sensor*.jsonl")
-               for line in path.read_text(encoding="utf-8").splitlines() if '"STATISTIC"' in line)
+                payload = json.loads(line)["payload"]
+                if payload.get("direction") == "sent":
+                    tree += payload.get("bytes", 0)
+            if is_sensor and '"STATISTIC"' in line:
+                sensors += json.loads(line)["payload"].get("bytes", 0)
+    return tree, sensors
 
 
 def format_summary(summary: dict, spec: Spec) -> str:

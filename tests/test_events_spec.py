@@ -270,6 +270,16 @@ def test_sensor_events_resolve_read_back_and_need_no_emulated_network(tmp_path, 
     assert "  event at window 1: stop sensor 0\n  event at 4.5s: start sensor 0\n" in capsys.readouterr().out
 
 
+def test_sent_mask_leaves_out_what_a_stopped_sensor_withheld_sensor_by_sensor():
+    from edgetestbed.process.sampling import schedule_of, sent_mask, withheld
+    spec = load_spec_text(with_events("{at: 4500ms, stop_sensor: 1}"))
+    due = schedule_of(spec, 0.0).samples_in(1)   # window 1, [3s, 6s): sensor 1 stops half-way
+    mask = sent_mask([withheld(spec, index) for index in spec.sensor_ids], due)
+    stopped_at = round(4.5 * spec.sensors.rate) - due.start
+    assert mask == [True] * len(due) + [True] * stopped_at + [False] * (len(due) - stopped_at)
+    assert sent_mask([withheld(spec, 0)], due) == [True] * len(due) and sent_mask([], due) == []
+
+
 @pytest.mark.parametrize("events, line, field, words", [
     (["{at: 1s, stop_sensor: 7}"], FIRST, "events[0].stop_sensor",
      ["no sensor 7 in the spec; expected the index of a sensor that a worker lists: 0, 1"]),

@@ -27,7 +27,7 @@ from typing import Any, Dict
 from edgetestbed.nodes.inbox import Inbox
 from edgetestbed.process.eventlog import Stopwatch
 from edgetestbed.process.runtime import Runtime
-from edgetestbed.process.sampling import schedule_of, withheld
+from edgetestbed.process.sampling import schedule_of, sent_mask, withheld
 
 
 class CentralizedCloud:
@@ -53,7 +53,7 @@ class CentralizedCloud:
         watch = Stopwatch()
         x, y, traffic = self.inbox.take(window)
         due = schedule_of(self.runtime.spec, self.runtime.start_at).samples_in(window)
-        expected = sum(not is_withheld(n) for is_withheld in self.withheld for n in due)
+        expected = sum(sent_mask(self.withheld, due))
         started = time.time()
         loss = self.app.train(x, y, self.runtime.spec.windows.epochs)["loss"]   # None for no samples
         trained_at = time.time()

@@ -21,7 +21,7 @@ import numpy as np
 from edgetestbed.data.streams import take_each
 from edgetestbed.process.eventlog import Stopwatch
 from edgetestbed.process.runtime import Runtime
-from edgetestbed.process.sampling import schedule_of, sensor_stream, withheld
+from edgetestbed.process.sampling import schedule_of, sensor_stream, sent_mask, withheld
 
 
 class CloudBaseline:
@@ -47,7 +47,7 @@ class CloudBaseline:
         stopped sensor withheld."""
         due = schedule_of(self.runtime.spec, self.runtime.start_at).samples_in(window)
         x, y = take_each(self.streams, len(due))
-        sent = np.array([not is_withheld(n) for is_withheld in self.withheld for n in due], dtype=bool)
+        sent = np.array(sent_mask(self.withheld, due), dtype=bool)
         return (x[sent], y[sent]) if len(x) else (x, y)
 
     def _train(self, window: int) -> None:

@@ -11,7 +11,7 @@ analysis to know the test set.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from edgetestbed.data.schedule import Schedule
 from edgetestbed.data.streams import StreamDefinition
@@ -56,3 +56,11 @@ def withheld(spec: Spec, index: int) -> Callable[[int], bool]:
     expect it. Its stream still moves past it, as a device's time passes while it is off."""
     spans, rate = stopped_spans(spec, index), spec.sensors.rate
     return lambda n: any(start <= round(n / rate, 9) < end for start, end in spans)
+
+
+def sent_mask(withheld_by_sensor: Sequence[Callable[[int], bool]], due: Sequence[int]) -> list[bool]:
+    """Whether each sensor in turn sent each of the samples ``due`` in a window (the
+    :func:`withheld` of every sensor, and a window's sample numbers): sensor by sensor, the order
+    :func:`~edgetestbed.data.streams.take_each` stacks their samples in. One definition, so that
+    the cloud baseline trains on exactly the samples a centralized cloud expects to arrive."""
+    return [not is_withheld(n) for is_withheld in withheld_by_sensor for n in due]
