@@ -60,15 +60,6 @@ def check_fits(spec: Spec, caps: Capabilities) -> None:
                               f"{caps.cores} cores")
 
 
-def check_events(spec: Spec, shaping: str) -> None:
-    """Refuse, before building, events the chosen link-shaping backend cannot apply (``auto``
-    may have chosen netem, which this testbed does not yet change during a run)."""
-    from edgetestbed.topo.shaping import SHAPINGS   # imports the backends, and with them Mininet
-    if spec.events and not SHAPINGS.get(shaping).live_changes:
-        raise CapabilityError(f"{spec.source}: events change links during the run, which the {shaping} "
-                              "link-shaping backend cannot do here; set network: {shaping: userspace}")
-
-
 @contextlib.contextmanager
 def open_testbed(spec: Spec, runs_dir: Path, purpose: str) -> Iterator[tuple[RunDir, Network]]:
     """Make ``spec``'s network in a new run directory; tear it down on every exit path."""
@@ -83,7 +74,6 @@ def _open_emulated(spec: Spec, runs_dir: Path, purpose: str) -> Iterator[tuple[R
     caps = probe()
     backends = choose_backends(spec.network.switch, spec.network.shaping, caps)
     check_fits(spec, caps)
-    check_events(spec, backends.shaping)
     refuse_if_busy()  # before creating a run directory that would stay empty
     run = _new_run(spec, runs_dir, purpose, {"capabilities": caps.as_dict(),
                                              "backends": dataclasses.asdict(backends)})

@@ -93,6 +93,20 @@ def test_metrics_set_each_measured_delay_beside_the_configured_one_and_the_repor
     assert network_events_section(elsewhere, root, "accuracy", windows) == {"events": []}
 
 
+def test_a_change_of_rate_sets_the_measured_rate_beside_the_configured_one(tmp_path):
+    spec = load_spec_text(small_spec(NODES + "  - {at: 2500ms, link: w2, set: {bw: 2Mbit}}\n"), "events.yaml")
+    (change,) = [event for event in spec.events if event.index == 3]
+    record = {**change.describe(), "due": 2.5, "applied": 2.51, "before": {**probe(1.5, 40.2), "rate_mbit": 9.93},
+              "after": {**probe(2.6, 40.2), "rate_mbit": 1.98}}
+    (tmp_path / RECORDS).write_text(json.dumps(record) + "\n")
+    run = RunLogs(tmp_path, spec, {}, {}, start_at=1000.0, origin=1000.0)
+    (event,) = network_events_section(run, {"t": [], "value": []}, "accuracy", [])["events"]
+    assert (event["configured_rate_before_mbit"], event["configured_rate_after_mbit"]) == (10, 2)
+    (row,) = network_events_report({"network_events": {"events": [event]}})[-1].content[1:]
+    assert row[2] == "rate 2 Mbit/s"
+    assert row[5:7] == ["20 ms / 20.1 ms; 10 / 9.93 Mbit/s", "20 ms / 20.1 ms; 2 / 1.98 Mbit/s"]
+
+
 def test_an_event_not_applied_or_without_windows_around_it_costs_nothing_known():
     assert event_traffic([(1.0, 5)], None, 2.0) == {"bytes_before": None, "bytes_after": None, "extra_bytes": None}
     assert event_latency([(1.5, 0.5)], 1.0, 1.0) == {"latency_before_s": None, "latency_after_s": 0.5,

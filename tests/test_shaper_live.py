@@ -26,7 +26,10 @@ from edgetestbed.topo.shaper import ShapedPort
 from edgetestbed.topo.shaper_control import Control
 from edgetestbed.topo.shaper_handler import Direction
 from edgetestbed.topo.shaping import SHAPINGS
-from edgetestbed.topo.shaping.userspace import UserspaceShaping, set_port_state
+from edgetestbed.spec.model import LinkSpec
+from edgetestbed.topo.shaping.base import set_port_state
+from edgetestbed.topo.shaping.netem import NetemLink, netem_command
+from edgetestbed.topo.shaping.userspace import UserspaceShaping
 
 pair = test_shaper.pair    # the fixture: the bridged pair, removed at the end
 shape = test_shaper.shape  # the fixture: start a shaper on both ports, stopped at the end
@@ -80,12 +83,27 @@ def test_a_delay_drop_never_releases_a_packet_before_the_previous_one() -> None:
     assert direction.limit == 1000 and direction.shaped.delay_ms == 5
 
 
-def test_backends_without_live_changes_say_so() -> None:
+def test_a_netem_change_names_every_parameter_so_none_resets() -> None:
+    kept = LinkSpec(bw_mbit=10, delay_ms=25, jitter_ms=2, loss_pct=1, queue=50)
+    assert netem_command("s1-eth2", kept, exists=True) == [
+        "qdisc", "change", "dev", "s1-eth2", "parent", "5:1", "handle", "10:",
+        "netem", "delay", "25ms", "2ms", "loss", "1%", "limit", "50"]
+    # a link built without impairment gets its netem where Mininet would have put it
+    assert netem_command("s1-eth2", LinkSpec(delay_ms=40), exists=False) == [
+        "qdisc", "add", "dev", "s1-eth2", "root", "handle", "10:", "netem", "delay", "40ms"]
+
+
+def test_backends_change_only_what_they_built() -> None:
     netem = SHAPINGS.get("netem")(SimpleNamespace())
-    with pytest.raises(CapabilityError, match="netem backend cannot change links during a run"):
-        netem.change_link("w1", delay_ms=5)
-    with pytest.raises(CapabilityError, match="use shaping: userspace"):
-        netem.set_link_state("w1", False)
+    with pytest.raises(CapabilityError, match="link w1-root is not a shaped link"):
+        netem.change_link("w1-root", delay_ms=5)
+    with pytest.raises(CapabilityError, match="link w1-root is not a shaped link"):
+        netem.set_link_state("w1-root", False)
+    netem.links["w1-root"] = NetemLink(("s1-eth2", "s0-eth1"), LinkSpec(delay_ms=5), has_netem=True)
+    with pytest.raises(CapabilityError, match="link w1-root has no rate in the spec"):
+        netem.change_link("w1-root", bw_mbit=5)
+    with pytest.raises(ValueError, match="nothing to change"):
+        netem.change_link("w1-root")
     userspace = UserspaceShaping(SimpleNamespace())
     with pytest.raises(CapabilityError, match="link w9 has no in-line bridge"):
         userspace.set_link_state("w9", False)

@@ -34,7 +34,7 @@ from edgetestbed.process.eventlog import BEHIND, DONE, ERROR, MALFORMED, MODEL_R
 from edgetestbed.process.sampling import stream_definition
 from edgetestbed.spec.plan import CLOUD_ID, plan_network
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 METRICS_NAME = "metrics.json"
 ACCURACY_TOLERANCE = 0.01        # convergence: within 1 point (0.01) of the final accuracy
 RMSE_TOLERANCE = 0.01            # ... or within 1 % of the final RMSE

@@ -89,17 +89,20 @@ def network_events_section(run: RunLogs, root_curve: Mapping[str, Sequence[float
     path = Path(run.run_dir) / RECORDS
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
     configured = {node.id: node.link.delay_ms for node in run.spec.nodes if node.link is not None}
+    rates = {node.id: node.link.bw_mbit for node in run.spec.nodes if node.link is not None}
     sent = tree_messages(run) if records else []
     events = []
     for record in records:
         link = record.get("link")   # None for a node event (crash, restart)
-        before = configured.get(link)
-        if record.get("delay_ms") is not None and record.get("applied") is not None:
-            configured[link] = record["delay_ms"]
+        before, rate_before = configured.get(link), rates.get(link)
+        if link is not None and record.get("applied") is not None:
+            configured[link] = record.get("delay_ms", configured.get(link))
+            rates[link] = record.get("bw_mbit", rates.get(link))
         applied = record.get("applied")
         cost = event_cost(root_curve, applied, metric == "rmse")
         traffic = event_traffic(sent, applied, run.spec.windows.interval)
         events.append({**record, "configured_before_ms": before, "configured_after_ms": configured.get(link),
+                       "configured_rate_before_mbit": rate_before, "configured_rate_after_mbit": rates.get(link),
                        **{f"root_{key}": value for key, value in cost.items()},
                        **{f"tree_{key}": value for key, value in traffic.items()},
                        **event_latency(windows, applied, run.spec.windows.interval)})
@@ -113,8 +116,8 @@ def network_events_report(metrics: Mapping[str, Any]) -> List[Block]:
         return []
     metric = (metrics.get("run") or {}).get("metric")
     rows = [[event["index"], _subject(event), _what(event), _time(event["due"]), _time(event.get("applied")),
-             _delays(event["configured_before_ms"], _measured(event["before"])),
-             _delays(event["configured_after_ms"], _measured(event["after"])),
+             _link_state(event["configured_before_ms"], event.get("configured_rate_before_mbit"), event["before"]),
+             _link_state(event["configured_after_ms"], event.get("configured_rate_after_mbit"), event["after"]),
              _dip(event.get("root_dip"), metric),
              _time(event.get("root_recovery_s"), "never" if event.get("root_score_before") is not None else "–"),
              _extra_bytes(event.get("tree_extra_bytes")),
@@ -125,14 +128,15 @@ def network_events_report(metrics: Mapping[str, Any]) -> List[Block]:
                  "and applied (seconds since window 0 "
                  "began), and the link's one-way delay configured against measured just before and just after "
                  "(half the minimum round trip of 8 pings from the child to its parent; 'no reply': the link "
-                 "carried nothing); what it cost the root's model: how much worse its score got before it was "
+                 "carried nothing) and, for a change of rate, the rate (one frame over the median spacing of a "
+                 "train of datagrams from the child to its parent); what it cost the root's model: how much worse its score got before it was "
                  "as good as when the event came, and how long that took; the tree's extra bytes: what its "
                  "nodes sent each other in one window interval after the event, less the interval before (as "
                  "they logged it); and the propagation latency of the last window back at the workers before "
                  "the event against the worst of those travelling at it or finished one interval after it. "
                  "Events that overlap share the cost."),
-            table(["event", "link or node", "change", "due", "applied", "delay before: set / measured",
-                   "delay after: set / measured", "root's dip", "root recovered after", "tree's extra bytes",
+            table(["event", "link or node", "change", "due", "applied", "before: set / measured",
+                   "after: set / measured", "root's dip", "root recovered after", "tree's extra bytes",
                    "latency before → after"], rows)]
 
 
@@ -169,11 +173,15 @@ def _latencies(before: Optional[float], after: Optional[float]) -> str:
     return " → ".join("–" if value is None else f"{value:.2f}" for value in (before, after)) + " s"
 
 
+def _link_state(delay_ms: Optional[float], rate_mbit: Optional[float], probe: Optional[Mapping[str, Any]]) -> str:
+    """The link's delay configured / measured, and its rate where the probe measured one."""
+    delays = f"{'–' if delay_ms is None else f'{delay_ms:g} ms'} / {_measured(probe)}"
+    if probe is None or probe.get("rate_mbit") is None:
+        return delays
+    return f"{delays}; {'–' if rate_mbit is None else f'{rate_mbit:g}'} / {probe['rate_mbit']:.2f} Mbit/s"
+
+
 def _measured(probe: Optional[Mapping[str, Any]]) -> str:
     if probe is None:
         return "not probed"
     return "no reply" if probe["delay_ms"] is None else f"{probe['delay_ms']:.1f} ms"
-
-
-def _delays(configured: Optional[float], measured: str) -> str:
-    return f"{'–' if configured is None else f'{configured:g} ms'} / {measured}"

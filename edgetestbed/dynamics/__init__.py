@@ -14,9 +14,10 @@ Concepts:
   goes on under a network other than the one its records describe).
 - The **probe** (:mod:`~edgetestbed.dynamics.probe`): a few pings across the changed link,
   just before and just after the change, from the child's host to the parent's; their
-  minimum round trip, halved, is the link's one-way delay as measured.
+  minimum round trip, halved, is the link's one-way delay as measured; for a change of rate,
+  a short train of datagrams (:mod:`~edgetestbed.dynamics.train`) measures the rate too.
 
-Only an emulated network has links to change: ``validate`` refuses events on the loopback
-backend, and the run refuses, before building, a shaping backend that cannot change links
-live (``LinkShaping.live_changes``).
+Only an emulated network has links to change: ``validate`` refuses link and node events on
+the loopback backend. Both link-shaping backends change links live (netem in the kernel, the
+user-space shaper in its own process).
 """

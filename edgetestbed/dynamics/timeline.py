@@ -1,8 +1,10 @@
 """The run's events, applied when due on a thread of the run, each recorded with its probes.
 
-For each link event in time order: probe the link half a second before it is due (unless
-the link is down), wait until it is due, apply it through the network, probe again (unless
-the link is now down), and append its record to ``RUN/network_events.jsonl``. A node event
+For each link event in time order: probe the link before it is due (unless the link is
+down), wait until it is due, apply it through the network, probe again (unless the link is
+now down), and append its record to ``RUN/network_events.jsonl``. A change of rate probes the
+rate too, at the rates configured before and after it (see :mod:`~edgetestbed.dynamics.probe`),
+and starts its first probe earlier for it. A node event
 (``crash``, ``restart``) is applied through the run's processes (:class:`Processes`: SIGKILL
 by PID, or a new process that joins the running clock) and recorded without probes; so is a
 ``background`` flow, a UDP flow between two hosts (iperf3, outside their limits) whose
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 Event = Union[LinkEvent, NodeEvent, SensorEvent, FlowEvent]
 RECORDS = "network_events.jsonl"
 PROBE_LEAD_S = 0.5    # the probe before an event starts this long before it is due
+RATE_PROBE_LEAD_S = 1.0   # ... and this long when it measures the rate too: pings, then a train
 
 
 class Processes(Protocol):
@@ -58,6 +61,7 @@ class Timeline:
         self.path = Path(run_dir) / RECORDS
         self.problem: Optional[str] = None
         self._down: set[str] = set()
+        self._rates = {node.id: node.link.bw_mbit for node in spec.nodes if node.link is not None}
         self._flows: list[tuple[subprocess.Popen, dict]] = []   # background flows' processes, ledger entries
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
@@ -83,9 +87,10 @@ class Timeline:
         for event in self.spec.events:
             due = self.start_at + event.offset(self.spec.windows.interval)
             link = event.link if isinstance(event, LinkEvent) else None
-            if not self._sleep_until(due - PROBE_LEAD_S):
+            new_rate = event.change.bw_mbit if link is not None and event.change is not None else None
+            if not self._sleep_until(due - (PROBE_LEAD_S if new_rate is None else RATE_PROBE_LEAD_S)):
                 return
-            before = self._probe(link)
+            before = self._probe(link, None if new_rate is None else self._rates[link])
             if not self._sleep_until(due):
                 return
             try:
@@ -94,7 +99,9 @@ class Timeline:
                 self.problem = f"event {event.index} ({event.describe()['action']}) could not be applied: {error}"
                 self._record(event, due, None, before, None, error=str(error))
                 return
-            self._record(event, due, applied, before, self._probe(link))
+            if new_rate is not None:
+                self._rates[link] = new_rate
+            self._record(event, due, applied, before, self._probe(link, new_rate))
 
     def _apply(self, event: Event) -> float:
         """Apply ``event``; the unix time it took effect."""
@@ -118,14 +125,14 @@ class Timeline:
             self._flows.append((process, self.network.ledger.record_process(process.pid, process.args)))
         return time.time()
 
-    def _probe(self, link: Optional[str]) -> Optional[Probe]:
-        """The link's probe, or None for a node event, when the link is down (a probe of a
-        down link waits for nothing) or the probe failed (said, not fatal: the event itself
-        was applied)."""
+    def _probe(self, link: Optional[str], rate_mbit: Optional[float]) -> Optional[Probe]:
+        """The link's probe (its rate too, given the configured ``rate_mbit``), or None for a
+        node event, when the link is down (a probe of a down link waits for nothing) or the
+        probe failed (said, not fatal: the event itself was applied)."""
         if link is None or link in self._down:
             return None
         try:
-            return probe_link(self.network.host(link), self.network.host(self.network.parent_of(link)).IP())
+            return probe_link(self.network.host(link), self.network.host(self.network.parent_of(link)), rate_mbit)
         except MeasurementError as error:
             self.say(f"events: the probe of {link}'s link failed: {error}")
             return None
@@ -137,9 +144,7 @@ class Timeline:
                   "before": self._relative(before), "after": self._relative(after), **extra}
         with open(self.path, "a") as stream:
             stream.write(json.dumps(record) + "\n")
-        measured = record["after"] and record["after"]["delay_ms"]
-        self.say(f"event {event.index} at {record['due']:.1f} s: {_what(event)}"
-                 + (f"; measured delay {measured:.1f} ms" if measured else ""))
+        self.say(f"event {event.index} at {record['due']:.1f} s: {_what(event)}{_measured(after)}")
 
     def _relative(self, probe: Optional[Probe]) -> Optional[dict]:
         return None if probe is None else {**probe.as_dict(), "at": round(probe.at - self.start_at, 4)}
@@ -147,6 +152,14 @@ class Timeline:
     def _sleep_until(self, moment: float) -> bool:
         """Wait until ``moment``; False if the timeline was stopped first."""
         return not self._stopping.wait(max(0.0, moment - time.time()))
+
+
+def _measured(probe: Optional[Probe]) -> str:
+    """What the probe after an event measured, for the terminal."""
+    if probe is None or probe.delay_ms is None:
+        return ""
+    rate = "" if probe.rate_mbit is None else f", rate {probe.rate_mbit:.2f} Mbit/s"
+    return f"; measured delay {probe.delay_ms:.1f} ms{rate}"
 
 
 def _what(event: Event) -> str:

@@ -1,7 +1,7 @@
 """Measurement tools in a Mininet host: run one, or a one-off iperf3 server, and count UDP.
 
 The tools run in the hosts' network namespaces but outside their CPU and memory
-limits (see :func:`_popen`): a link's check measures the link, and the CPU limits
+limits (see :func:`popen`): a link's check measures the link, and the CPU limits
 have a check of their own.
 """
 
@@ -51,7 +51,7 @@ def udp_flow(client: Host, server: Host, rate_mbit: float, seconds: float) -> li
     outside the hosts' limits; the caller records them and stops what is still running."""
     server_process, port = _iperf3_server(server)
     total = max(1400, int(rate_mbit * 1e6 * seconds / 8))
-    client_process = _popen(client, ["iperf3", "-c", server.IP(), "-p", str(port), "-u", "-b", f"{rate_mbit:g}M",
+    client_process = popen(client, ["iperf3", "-c", server.IP(), "-p", str(port), "-u", "-b", f"{rate_mbit:g}M",
                                      "-n", str(total), "-l", "1400"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return [server_process, client_process]
@@ -73,7 +73,7 @@ def _iperf3_server(host: Host) -> tuple[subprocess.Popen, int]:
     """A one-off iperf3 server listening in ``host`` on a free port (retries on clashes)."""
     for _ in range(5):
         port = random.choice(IPERF_PORTS)
-        server = _popen(host, ["iperf3", "-s", "-1", "-p", str(port)],
+        server = popen(host, ["iperf3", "-s", "-1", "-p", str(port)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 3
         while server.poll() is None and time.monotonic() < deadline:
@@ -107,7 +107,7 @@ def _stop(process: subprocess.Popen, grace: float = 2.0) -> None:
         process.wait()
 
 
-def _popen(host: Host, argv: list[str], **kwargs) -> subprocess.Popen:
+def popen(host: Host, argv: list[str], **kwargs) -> subprocess.Popen:
     """``argv`` in ``host``'s network namespace, outside the host's CPU and memory limits.
 
     A tool held to the host's CPU share measures that share, not the link: the kernel's
@@ -123,7 +123,7 @@ def _popen(host: Host, argv: list[str], **kwargs) -> subprocess.Popen:
 
 def run(host: Host, argv: list[str], timeout: float) -> str:
     """Run ``argv`` in ``host``; its stdout. Killed (by PID) and an error on timeout."""
-    process = _popen(host, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = popen(host, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         return process.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:

@@ -11,8 +11,7 @@ What is refused: a link that is no node's, or the root's; a time at or past the 
 (``windows.interval`` × ``windows.limit``); two events on one link at the same time;
 ``down`` on a link already down, ``up`` on one that is not; ``set: {bw: ...}`` on a link
 without a ``bw`` (its rate limiter is only installed on links that have one); and any event
-on the loopback backend (no link is emulated) or with ``shaping: netem`` (only the user-space
-shaper is changed during a run, for now). ``shaping: auto`` is left to the run.
+on the loopback backend (no link is emulated).
 
 Node faults: ``partition: X`` and ``heal: X`` are ``down`` and ``up`` of X's link (a
 :class:`~edgetestbed.spec.model.LinkEvent` named so), checked as those; ``crash: X`` and
@@ -25,7 +24,7 @@ run (``cloud: {mode: centralized}``), whose tree nodes run no process.
 Sensors: ``stop_sensor: K`` and ``start_sensor: K`` (:class:`~edgetestbed.spec.model.SensorEvent`)
 name a sensor index of the spec; a stop of a sensor already stopped, a start of one not
 stopped, and two events on one sensor at once are refused. They change no link, so a spec
-whose only events they are may run on the loopback backend or with netem.
+whose only events they are may run on the loopback backend.
 
 Background flows (:class:`~edgetestbed.spec.model.FlowEvent`) carry their own times (``start``,
 ``stop``): refused besides are a flow from or to an unknown node, from a node to itself, and one
@@ -70,9 +69,6 @@ def resolve_events(model: SpecIn, nodes: Sequence[NodeSpec], windows: WindowsSpe
         problems.add(("events",), "events on links and nodes need an emulated network; the loopback backend "
                      "emulates no link; expected network: {backend: mininet}, or only stop_sensor and "
                      "start_sensor events")
-    elif on_the_network and network.shaping == "netem":
-        problems.add(("events",), "changing links during a run needs the userspace shaping backend for "
-                     "now; expected network: {shaping: userspace} (or auto), or no events")
     report = _Report(problems, {event.index: place for event, place in churned})
     events = [_event(index, given) for index, given in enumerate(model.events)] + [event for event, _ in churned]
     by_id = {node.id: (position, node) for position, node in enumerate(nodes)}

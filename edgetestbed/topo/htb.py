@@ -59,14 +59,15 @@ def change_rate(interface: str, bw_mbit: float) -> None:
                          f"not {bw_mbit!r}")
     rate = f"{float(bw_mbit):f}Mbit"
     htb = ["htb", "rate", rate, "ceil", rate, "burst", HTB_BURST]
-    if "qdisc htb 5: root" not in _tc("qdisc", "show", "dev", interface):
-        _tc("qdisc", "add", "dev", interface, "root", "handle", "5:0", "htb", "default", "1")
-        _tc("class", "add", "dev", interface, "parent", "5:0", "classid", "5:1", *htb)
+    if "qdisc htb 5: root" not in run_tc("qdisc", "show", "dev", interface):
+        run_tc("qdisc", "add", "dev", interface, "root", "handle", "5:0", "htb", "default", "1")
+        run_tc("class", "add", "dev", interface, "parent", "5:0", "classid", "5:1", *htb)
     else:
-        _tc("class", "change", "dev", interface, "parent", "5:0", "classid", "5:1", *htb)
+        run_tc("class", "change", "dev", interface, "parent", "5:0", "classid", "5:1", *htb)
 
 
-def _tc(*args: str) -> str:
+def run_tc(*args: str) -> str:
+    """``tc ARGS`` in the root namespace; its output, or CapabilityError with tc's reason."""
     done = subprocess.run(["tc", *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise CapabilityError(f"tc {' '.join(args)} failed: {done.stderr.strip()}")

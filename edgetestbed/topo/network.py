@@ -231,14 +231,16 @@ class EmulatedNetwork:
         self._ports[node] = port
         return f"{node}-eth{port}"
 
-    def add_link(self, a: str, b: str, link_cls=Link, **params) -> None:
+    def add_link(self, a: str, b: str, link_cls=Link, **params) -> tuple[str, str]:
         """A veth pair; its root-namespace ends are recorded before it exists. The shaping
-        backend builds the shaped links with it (``params``: Mininet's ``addLink``'s)."""
+        backend builds the shaped links with it (``params``: Mininet's ``addLink``'s).
+        The names of its two interfaces, ``a``'s first."""
         names = (self._intf(a), self._intf(b))
         for name, node in zip(names, (a, b)):
             if node not in self.plan.host_names:  # host ends vanish with the host's namespace
                 self.ledger.record("link", name=name)
         self.net.addLink(a, b, intfName1=names[0], intfName2=names[1], cls=link_cls, **params)
+        return names
 
     def _static_arp(self) -> None:
         """Every host knows every neighbour: no ARP broadcasts in the measurements, no

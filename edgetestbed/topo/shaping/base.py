@@ -3,9 +3,10 @@
 Adding a backend is one file in this package: a :class:`LinkShaping` subclass with a
 ``name``, the ``feature`` of :class:`~edgetestbed.topo.probe.Capabilities` that says
 whether this machine can use it, a ``rank`` (``auto`` takes the first usable one), a
-docstring saying what it is, and :meth:`~LinkShaping.add_link`, registered with
-``@SHAPINGS.register``; the other methods have defaults for a backend that shapes in the
-kernel and runs nothing of its own. Add its name to the spec's ``Shaping`` list too
+docstring saying what it is, :meth:`~LinkShaping.add_link`, and
+:meth:`~LinkShaping.change_link` and :meth:`~LinkShaping.set_link_state` (the spec's events
+during a run), registered with ``@SHAPINGS.register``; the other methods have defaults for a
+backend that shapes in the kernel and runs nothing of its own. Add its name to the spec's ``Shaping`` list too
 (:mod:`edgetestbed.spec.schema`; see the package docstring for why it has its own list).
 
 This module imports no Mininet: :mod:`edgetestbed.topo.probe` imports the registry, and
@@ -17,6 +18,7 @@ Mininet is there.
 
 from __future__ import annotations
 
+import subprocess
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
@@ -39,7 +41,6 @@ class LinkShaping(Plugin, ABC):
 
     feature: ClassVar[str]                   # the Capabilities attribute saying it works here
     offloads: ClassVar[tuple[str, ...]] = ()  # ``ethtool -K`` arguments every host's interfaces get
-    live_changes: ClassVar[bool] = False     # can change links while the network runs (spec events)
 
     def __init__(self, network: EmulatedNetwork) -> None:
         self.network = network
@@ -76,19 +77,26 @@ class LinkShaping(Plugin, ABC):
         """What the manifest's network section adds for this backend."""
         return {}
 
+    @abstractmethod
     def change_link(self, label: str, delay_ms: float | None = None,
                     jitter_ms: float | None = None, loss_pct: float | None = None,
                     bw_mbit: float | None = None) -> float:
         """Change a link's delay, jitter, loss (each direction) and/or rate while the
-        network runs; the unix time it was applied."""
-        raise CapabilityError(f"the {self.name} backend cannot change links during a run; "
-                              "use shaping: userspace")
+        network runs (spec events); the unix time it was applied."""
 
+    @abstractmethod
     def set_link_state(self, label: str, up: bool) -> float:
         """Take a link down (it carries nothing) or back up while the network runs; the
         unix time it was applied."""
-        raise CapabilityError(f"the {self.name} backend cannot change links during a run; "
-                              "use shaping: userspace")
+
+
+def set_port_state(port: str, up: bool) -> None:
+    """``ip link set dev PORT up|down`` in the root namespace."""
+    state = "up" if up else "down"
+    done = subprocess.run(["ip", "link", "set", "dev", port, state], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise CapabilityError(f"ip link set dev {port} {state} failed: {done.stderr.strip()}")
 
 
 SHAPINGS: Registry[LinkShaping] = Registry("link-shaping backend", LinkShaping, "shaping",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from time import time
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ from edgetestbed.errors import CapabilityError
 from edgetestbed.spec.plan import LinkPlan
 from edgetestbed.topo.htb import HtbIntf, bw_params, change_rate
 from edgetestbed.topo.shaper import ShapedPort, UserspaceShaper
-from edgetestbed.topo.shaping.base import SHAPINGS, LinkShaping
+from edgetestbed.topo.shaping.base import SHAPINGS, LinkShaping, set_port_state
 
 if TYPE_CHECKING:
     from edgetestbed.topo.network import EmulatedNetwork
@@ -37,7 +36,6 @@ class UserspaceShaping(LinkShaping):
     feature = "userspace_shaping"
     rank = 1
     offloads = ("tso", "off", "gso", "off")
-    live_changes = True
 
     def __init__(self, network: EmulatedNetwork) -> None:
         super().__init__(network)
@@ -134,11 +132,3 @@ class UserspaceShaping(LinkShaping):
                                   "impairment in the spec), so it cannot change during the run")
         return f"{bridge}-eth0", f"{bridge}-eth1"
 
-
-def set_port_state(port: str, up: bool) -> None:
-    """``ip link set dev PORT up|down`` in the root namespace."""
-    state = "up" if up else "down"
-    done = subprocess.run(["ip", "link", "set", "dev", port, state], capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise CapabilityError(f"ip link set dev {port} {state} failed: {done.stderr.strip()}")
