@@ -18,6 +18,7 @@ import pytest
 
 from edgetestbed.analysis.compare import compare_runs, format_comparison
 from edgetestbed.analysis.metrics import compute_metrics
+from edgetestbed.analysis.netcost import network_cost
 from edgetestbed.errors import SpecError
 from edgetestbed.runner import run_experiment
 from edgetestbed.spec.load import load_spec_text
@@ -168,6 +169,12 @@ def test_the_default_examples_raw_data_on_the_wan_link_measured_beside_the_hiera
     assert sum(sent.values()) <= measured <= 1.15 * sum(sent.values())
     below_ps2 = sum(sent[sensor] for sensor in (4, 5, 6, 7))
     assert below_ps2 <= links["ps2-root"]["up_bytes"] <= 1.15 * below_ps2
+    # the report's "logged messages" of the raw data: the cloud's arrivals on the WAN link, the
+    # sensors' sends below a tree link, each within the same bound of what the capture holds
+    cost = {item["link"]: item for item in network_cost(run_dir)["items"]}
+    for link, captured in (("cloud-root", measured), ("ps2-root", links["ps2-root"]["up_bytes"])):
+        logged = sum(cost[link][direction]["payload"]["message_bytes"] for direction in ("up", "down"))
+        assert logged <= captured <= 1.15 * logged, (link, logged, captured)
     samples = metrics["centralized"]
     assert samples["sent"] == 10 * 8 * 180 and samples["trained"] >= 0.99 * samples["sent"], samples
     hierarchy, central = compare_runs([default_run.run_dir, run_dir])

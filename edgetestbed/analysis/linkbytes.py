@@ -55,16 +55,16 @@ def _centralized_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
     if link.kind == "wan":
         return _link_item(link, [], [(SENSOR_DATA, e.payload.get("sensor_bytes", 0))
                                      for e in run.events(link.ends[0], STATISTIC)])
-    below = _sensors_below(run, link.ends[0])
+    below = sensors_below(run, link.ends[0])
     return _link_item(link, [(SENSOR_DATA, e.payload.get("bytes", 0)) for ident in below
                              for e in run.events(ident, STATISTIC)], [])
 
 
-def _sensors_below(run: RunLogs, ident: str) -> List[str]:
+def sensors_below(run: RunLogs, ident: str) -> List[str]:
     """The sensors of the workers in ``ident``'s subtree."""
     children = [node.id for node in run.spec.nodes if node.parent == ident]
     own = [sensor_id(index) for index in run.spec.node(ident).sensors]
-    return own + [sensor for child in children for sensor in _sensors_below(run, child)]
+    return own + [sensor for child in children for sensor in sensors_below(run, child)]
 
 
 def _direction(run: RunLogs, sender: str, receiver: str, requests: Mapping[Any, str]) -> List[Tuple[str, int]]:

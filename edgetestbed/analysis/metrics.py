@@ -310,7 +310,8 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
     """The answer in a few numbers: what compare tables and the report's answer block show."""
     run, nodes, links = metrics["run"], metrics["nodes"], metrics["links"]
     root_lag = metrics["lag"]["nodes"].get(run["root"], {})
-    tree = [run["root"], *run["parameter_servers"], *run["workers"]]
+    # the nodes that learned: the tree's, or a centralized run's cloud (its tree hosts sit idle)
+    learners = [CLOUD_ID] if metrics["centralized"] else [run["root"], *run["parameter_servers"], *run["workers"]]
     return {"metric": run["metric"], "final_root": nodes.get(run["root"], {}).get("final"),   # none if centralized
             "final_cloud": nodes[CLOUD_ID]["final"] if CLOUD_ID in nodes else None,
             "root_lag_final": root_lag.get("final"), "root_lag_mean": root_lag.get("mean"),
@@ -320,7 +321,7 @@ def summary_section(metrics: Mapping[str, Any]) -> Dict[str, Any]:
             "total_bytes": links["total_bytes"], "tree_bytes": links["tree_bytes"],
             "top_level_bytes": links["top_level_bytes"], "cloud_link_bytes": links["cloud_link_bytes"],
             "bytes_source": links["source"], "cloud_mode": run["cloud_mode"],
-            "cpu_seconds_nodes": sum(nodes.get(ident, {}).get("cpu_seconds") or 0.0 for ident in tree),
+            "cpu_seconds_nodes": sum(nodes.get(ident, {}).get("cpu_seconds") or 0.0 for ident in learners),
             "staleness_mean": metrics["staleness"]["all"]["mean"],
             "staleness_max": metrics["staleness"]["all"]["max"],
             **{key: metrics["savings"][key] for key in SAVINGS_SUMMARY},

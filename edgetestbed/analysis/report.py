@@ -61,7 +61,7 @@ def _centralized_lines(metrics: Mapping[str, Any]) -> List[str]:
             f"bytes of raw data on the cloud's WAN link: {human_bytes(summary['cloud_link_bytes'])}; on the tree's "
             f"links: {human_bytes(summary['tree_bytes'])}; into the root: {human_bytes(summary['top_level_bytes'])}; "
             f"on all links: {human_bytes(summary['total_bytes'])} (from {summary['bytes_source']})",
-            f"CPU of the cloud: {seconds(metrics['nodes']['cloud']['cpu_seconds'])}; "
+            f"CPU of the cloud: {seconds(summary['cpu_seconds_nodes'])}; "
             f"run time {seconds(summary['run_time_s'])}"]
 
 
