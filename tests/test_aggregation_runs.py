@@ -136,3 +136,51 @@ def test_workers_wait_for_each_round_to_open(sync_run):
     assert len(rounds) == LIMIT - 1, "before every window but the first"
     assert all(r["opened"] and r["version"] > r["pushed_from"] for r in rounds), rounds
     assert max(r["waited"] for r in rounds) > 0.5, "rounds without w3 wait for the root's timeout"
+
+
+# --- sync down a deep tree: the root's rounds reach every worker ------------------------------
+
+DEEP_NODES = """\
+  - {id: root, aggregation: {type: sync}}
+  - {id: ps1, parent: root, aggregation: {type: sync}}
+  - {id: ps2, parent: root, aggregation: {type: sync}}
+  - {id: w1, parent: ps1, sensors: [0]}
+  - {id: w2, parent: ps1, sensors: [1]}
+  - {id: w3, parent: ps2, sensors: [2]}
+  - {id: w4, parent: ps2, sensors: [3]}
+"""
+DEEP_WORKERS = ("w1", "w2", "w3", "w4")
+
+
+@pytest.fixture(scope="module")
+def deep_run(tmp_path_factory):
+    return finished_run(tmp_path_factory.mktemp("deep-sync"), DEEP_NODES, LIMIT, 40)
+
+
+def test_deep_sync_completes_with_every_window_at_the_root(deep_run):
+    assert_all_done(deep_run, deep_run.codes)
+    assert done(deep_run, "root")["coverage"] == {w: LIMIT - 1 for w in DEEP_WORKERS}
+
+
+def test_deep_sync_root_merges_one_update_of_each_server_per_round(deep_run):
+    stats = merges(deep_run, "root")
+    assert len(stats) >= LIMIT
+    for merge in stats:
+        assert merge["children"] == ["ps1", "ps2"] and not merge["missing"], merge
+        assert all(pushed == [0] for pushed in merge["staleness"].values()), merge["staleness"]
+    for server in ("ps1", "ps2"):
+        assert len(merges(deep_run, server)) == pushes(deep_run, server), "one push a merge"
+
+
+def test_deep_sync_every_worker_starts_a_window_from_every_workers_last_one(deep_run):
+    """Without rounds passed down, w1's window j model lacks w3's and w4's window j - 1: a
+    parameter server released its own merge before the root had merged the other's."""
+    for worker in DEEP_WORKERS:
+        windows = [e["payload"] for e in deep_run.events(worker, "STATISTIC")]
+        assert len(windows) == LIMIT
+        for stat in windows[1:]:
+            behind = {w: stat["coverage"].get(w, -1) for w in DEEP_WORKERS
+                      if stat["coverage"].get(w, -1) < stat["window"] - 1}
+            assert not behind, f"{worker}'s window {stat['window']} began without {behind}"
+    held = [e["payload"] for server in ("ps1", "ps2") for e in deep_run.events(server, "ROUND")]
+    assert held and all(r["opened"] for r in held), held

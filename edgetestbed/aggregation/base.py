@@ -63,7 +63,8 @@ class Aggregation(Plugin, ABC):
         return queue.arrivals
 
     def patience(self, interval: float) -> float:
-        """For ``rounds``: how long a child waits for a round to open."""
+        """For ``rounds``: how long the server waits for a child's update (a child waits for
+        the round to close this and a window more)."""
         return interval
 
     def describe(self, queue: Queue, live: FrozenSet[str]) -> Dict[str, Any]:

@@ -7,13 +7,18 @@ update queued, however long that takes, up to ``timeout`` (default: two windows)
 that is dead or cut off; a merge that gave up on some logs them as ``missing`` in its
 ``STATISTIC``. A worker whose parent runs rounds does not start a window before the round
 its last update belongs to has closed: it pulls until its parent's version has passed it (or
-the same ``timeout`` has passed; :mod:`edgetestbed.nodes.upstream`). So the root's pace
+``timeout`` and a window more have passed, so that the server gives up on a dead sibling
+first; :mod:`edgetestbed.nodes.upstream`). So the root's pace
 paces the tree, as in synchronous training, and what that costs shows as late windows.
 
 Only children whose policy pulls before and pushes after the same steps (``simple``,
 ``window``) fit rounds: ``validate`` refuses a ``sync`` server with a child of another policy.
-A parameter server under a ``sync`` parent does not wait for its rounds (it would stop
-serving its own children meanwhile); its merges follow its own children.
+A parameter server under a ``sync`` parent takes part in its rounds as a worker does, and
+passes them down: after pushing a merge it merges nothing more, and shows its children the
+model they had, until the parent's round has closed (:mod:`edgetestbed.nodes.server`). So in
+a tree of ``sync`` servers the root opens each round down the tree, every server waits for
+all its live children, merges and reports up, and each worker starts its next window from a
+model holding every worker's last one.
 """
 
 from __future__ import annotations

@@ -17,6 +17,15 @@ arrived. Policy events ``STEP_START`` before a merge, ``STEP_END`` after, so ``s
 from the parent before and pushes to it after each merge; ``TICK`` events are reported
 between requests.
 
+Under a parent whose aggregation runs rounds (``sync``) a server is one of that parent's
+children in its rounds, and passes them down: after a merge whose update its parent
+acknowledged it merges nothing more, and keeps serving its children the model they had
+(:class:`Shown`: the version, weights and coverage from before the merge), until the
+parent's round has closed (it pulls every ``ROUND_POLL`` seconds, for at most the parent's
+patience, logging ``ROUND`` like a worker). Only then do its children see a new version, the
+parent's merged model: the root opens each round down the tree, and every worker begins its
+next window from a model that holds every worker's last one.
+
 On start a server with a parent pulls the parent's current model (a server restarted
 from scratch thus resumes from its parent). Once its model holds the last window of
 every worker below it, it pushes what is left and pulls until its model is complete,
@@ -43,7 +52,10 @@ has one (stateless codecs only: the reply is never acknowledged), built once per
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, FrozenSet, Set
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Set, Tuple
+
+import numpy as np
 
 import zmq
 
@@ -60,6 +72,19 @@ from edgetestbed.process.runtime import Runtime
 from edgetestbed.spec.model import Spec
 
 TICK_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The model a server answers pulls with: its version, weights and coverage."""
+
+    version: int
+    weights: Tuple[np.ndarray, ...]
+    coverage: Mapping[str, int]
+
+    @classmethod
+    def of(cls, model: ModelState) -> "Shown":
+        return cls(model.version, tuple(model.app.get_weights()), dict(model.coverage))
 
 
 def workers_below(spec: Spec, node_id: str) -> list:
@@ -94,6 +119,8 @@ class ParameterServer:
         self.last_seq: Dict[str, int] = {}
         self.merges = self.samples = 0
         self.syncing = False  # every worker below has delivered its last window
+        self.held: Optional[Shown] = None   # shown while the parent's round of our last push is open
+        self.held_since = 0.0
         self.last_heard = time.time()
         self.patience = max(10.0, 5 * runtime.interval)
 
@@ -108,7 +135,10 @@ class ParameterServer:
         self.exchange.pull()
         while not self._finished():
             self._serve(time.time() + TICK_SECONDS)
-            while self.aggregation.due(self.pending.queue(), self._live(), self.runtime.interval):
+            if self.held is not None and self.exchange.poll_round(self.held_since):
+                self.held = None
+            while self.held is None and self.aggregation.due(self.pending.queue(), self._live(),
+                                                             self.runtime.interval):
                 self._merge()
             self.exchange.at(Moment.TICK, self.merges)
             # Latched: the final sync's first pull may bring a parent model that has not
@@ -158,14 +188,14 @@ class ParameterServer:
     def _model(self, request: Message) -> Message:
         """The reply to a pull: the model, or ``NOT_MODIFIED`` if the child's policy lets it go
         without (:mod:`edgetestbed.nodes.notmodified`)."""
-        not_modified = self.pull_gate.not_modified_for(request.sender, request.version)
+        not_modified = self.held is None and self.pull_gate.not_modified_for(request.sender, request.version)
         self.pull_gate.answered(request.sender, not_modified)
         if not_modified:
             return request.reply(NOT_MODIFIED, self.runtime.ident, version=self.model.version,
                                  coverage=dict(self.model.coverage))
-        return request.reply(MODEL, self.runtime.ident, version=self.model.version,
-                             coverage=dict(self.model.coverage), arrays=tuple(self.model.app.get_weights()),
-                             codec=self.pull_codecs[request.sender])
+        shown = self.held or Shown.of(self.model)
+        return request.reply(MODEL, self.runtime.ident, version=shown.version, coverage=dict(shown.coverage),
+                             arrays=shown.weights, codec=self.pull_codecs[request.sender])
 
     def _queue(self, request: Message) -> Message:
         """Queue a child's update, once: a resent PUSH (same seq) is acknowledged again only."""
@@ -183,6 +213,7 @@ class ParameterServer:
     def _merge(self) -> None:
         watch = Stopwatch()
         self.exchange.at(Moment.STEP_START, self.merges)
+        before_merge = Shown.of(self.model) if self.exchange.round_patience is not None else None
         queue = self.pending.queue()
         described = self.aggregation.describe(queue, self._live())
         batch = self.pending.take(self.model.version, self.aggregation.taking(queue))
@@ -199,3 +230,5 @@ class ParameterServer:
                                **weighed, **described, **watch.fields())
         self.exchange.at(Moment.STEP_END, self.merges)
         self.merges += 1
+        if not self.exchange.round_open():   # our update is in the parent's open round
+            self.held, self.held_since = before_merge, self.exchange.wait_round()

@@ -20,10 +20,13 @@ so that state such as top-k's error feedback carries from push to push, and adva
 ``pull_codec`` chain gets the models it pulls coded by it (its parent encodes them,
 :func:`pull_chain`), decodes them with the codecs its own spec names and adopts them as any.
 
-A worker whose parent's aggregation runs rounds (``sync``) waits, after each pull its policy
-asks for, until the parent's version has passed the one its last acknowledged push was
-computed from (that round has closed), pulling every ``ROUND_POLL`` seconds, for at most the
-aggregation's patience; ``ROUND`` ``{version, pushed_from, waited, opened}`` logs each wait.
+A node whose parent's aggregation runs rounds (``sync``) waits until the parent's version has
+passed the one its last acknowledged push was computed from (that round has closed),
+pulling every ``ROUND_POLL`` seconds, for at most the aggregation's patience; ``ROUND``
+``{version, pushed_from, waited, opened}`` logs each wait. A worker waits after each pull its
+policy asks for (:meth:`Exchange.await_round`); a parameter server, which must go on serving
+its children, waits a poll at a time (:meth:`Exchange.poll_round`, see
+:mod:`edgetestbed.nodes.server`).
 
 Log events: ``CONNECTION`` per message, ``RETRY`` ``{peer, kind, seq, attempt, waited}``,
 ``UNREACHABLE`` ``{peer, kind, seq, attempts}``, ``MALFORMED`` ``{peer, reason, bytes}``
@@ -64,7 +67,7 @@ ATTEMPTS = 2
 CODEC_SEED_WORD = 11  # keeps nodes' codec seeds (stochastic rounding) apart from other seeds
 PULL_CODEC_SEED_WORD = 12  # and the chains a parent codes a child's pulled models by apart from the child's own
 REPLY_TO = {PULL: (MODEL, NOT_MODIFIED), PUSH: (ACK,), DONE: (ACK,)}
-ROUND_POLL = 0.1   # seconds between a waiting worker's pulls
+ROUND_POLL = 0.1   # seconds between a waiting node's pulls
 
 
 def build_chain(spec: Spec, node: NodeSpec, chain: Sequence[CodecSpec], seed_word: int) -> Tuple[Codec, ...]:
@@ -86,13 +89,16 @@ def pull_chain(spec: Spec, child: NodeSpec) -> Tuple[Codec, ...]:
 
 
 def round_patience(spec: Spec, node: NodeSpec, interval: float) -> Optional[float]:
-    """How long worker ``node`` waits for a round to open: its parent aggregation's patience if
-    it runs rounds, else None (no waiting; never for a parameter server, which must serve)."""
-    if node.parent is None or not node.is_worker:
+    """How long ``node`` waits for a round to open: its parent aggregation's patience and a
+    window more if it runs rounds, else None (no waiting). The window more lets the parent
+    give up on a dead sibling first: a child late by a window starts waiting as soon as its
+    push arrives, when the parent's clock for the round starts too (with equal patience the
+    two raced, and a child that lost ran a window ahead of the round)."""
+    if node.parent is None:
         return None
     parent = spec.node(node.parent).aggregation
     aggregation = create_aggregation(parent.type, parent.params)
-    return aggregation.patience(interval) if aggregation.rounds else None
+    return aggregation.patience(interval) + interval if aggregation.rounds else None
 
 
 def accepting(*chains: Sequence[CodecSpec]) -> Dict[str, Type[Codec]]:
@@ -184,6 +190,7 @@ class Exchange:
         policy.attach(NodeModelView(runtime, model))
         self.round_patience = round_patience(spec, node, runtime.interval)
         self.pushed_from: Optional[int] = None   # the parent version the last acknowledged push came from
+        self.next_round_poll = 0.0
         self.names_version = gets_not_modified(node.policy.type)   # in its pulls, for NOT_MODIFIED
         self.not_modified = 0   # NOT_MODIFIED replies received
 
@@ -204,18 +211,41 @@ class Exchange:
         if self.policy.wants_pull(event):
             self.policy.pulled(event.now)
             self.pull()
-            self.await_round()
+            if self.runtime.node.is_worker:
+                self.await_round()
 
     def await_round(self) -> None:
         """Under a parent that runs rounds: pull until the round of the last push has closed."""
         if self.round_patience is None or self.pushed_from is None:
             return
+        started = self.wait_round()
+        while not self.poll_round(started):
+            self.runtime.sleep_until(self.next_round_poll)
+
+    def wait_round(self) -> float:
+        """A wait for the parent's round begins now (after a pull); when, for :meth:`poll_round`."""
         started = time.time()
-        while self.model.base_version <= self.pushed_from and time.time() < started + self.round_patience:
-            self.runtime.sleep_until(time.time() + ROUND_POLL)
+        self.next_round_poll = started + ROUND_POLL
+        return started
+
+    def round_open(self) -> bool:
+        """Whether the parent's round of this node's last acknowledged push has closed (always,
+        under a parent without rounds)."""
+        return self.round_patience is None or self.pushed_from is None or self.model.base_version > self.pushed_from
+
+    def poll_round(self, started: float) -> bool:
+        """One step of a wait for a round begun at ``started``, never blocking longer than a
+        request: pull if a poll is due; True (and ``ROUND`` logged) once the round has closed
+        or the wait has lasted the aggregation's patience."""
+        if not self.round_open() and time.time() >= self.next_round_poll:
+            self.next_round_poll = time.time() + ROUND_POLL
             self.pull()
+        waited = time.time() - started
+        if not self.round_open() and waited < self.round_patience:
+            return False
         self.runtime.log.write(ROUND, version=self.model.base_version, pushed_from=self.pushed_from,
-                               waited=time.time() - started, opened=self.model.base_version > self.pushed_from)
+                               waited=waited, opened=self.round_open())
+        return True
 
     def pull(self) -> bool:
         """Adopt the parent's current model; False if the parent did not answer."""
