@@ -40,7 +40,8 @@ def _logged_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
         sent = [(SENSOR_DATA, e.payload.get("bytes", 0)) for e in run.events(child, STATISTIC)]
         return _link_item(link, sent, [])
     if run.spec.centralized:
-        return _centralized_link(run, link)
+        up, down = centralized_messages(run, link.kind, child)
+        return _link_item(link, [(SENSOR_DATA, size) for size in up], [(SENSOR_DATA, size) for size in down])
     if link.kind == "wan":
         return _link_item(link, [], [])   # the cloud regenerates its data: no traffic
     requests = {e.payload.get("seq"): e.payload.get("kind") for ident, peer in ((child, parent), (parent, child))
@@ -48,16 +49,15 @@ def _logged_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
     return _link_item(link, _direction(run, child, parent, requests), _direction(run, parent, child, requests))
 
 
-def _centralized_link(run: RunLogs, link: LinkPlan) -> Dict[str, Any]:
-    """A tree or WAN link of a centralized run: the raw samples on their way up to the root's
-    switch, then down the WAN link to the cloud; as the sensors below it logged them sending
-    (the WAN link: as the cloud logged them arriving)."""
-    if link.kind == "wan":
-        return _link_item(link, [], [(SENSOR_DATA, e.payload.get("sensor_bytes", 0))
-                                     for e in run.events(link.ends[0], STATISTIC)])
-    below = sensors_below(run, link.ends[0])
-    return _link_item(link, [(SENSOR_DATA, e.payload.get("bytes", 0)) for ident in below
-                             for e in run.events(ident, STATISTIC)], [])
+def centralized_messages(run: RunLogs, kind: str, child: str) -> Tuple[List[int], List[int]]:
+    """Bytes of each message ``(up, down)`` on a tree or WAN link of a centralized run, whose
+    ``ends[0]`` is ``child``: the raw samples on their way up to the root's switch, then down
+    the WAN link to the cloud; as the sensors below it logged them sending (the WAN link: as
+    the cloud logged them arriving). Both the logged and the measured link bytes count these."""
+    if kind == "wan":
+        return [], [e.payload.get("sensor_bytes", 0) for e in run.events(child, STATISTIC)]
+    sent = [e.payload.get("bytes", 0) for sensor in sensors_below(run, child) for e in run.events(sensor, STATISTIC)]
+    return sent, []
 
 
 def sensors_below(run: RunLogs, ident: str) -> List[str]:

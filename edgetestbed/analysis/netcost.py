@@ -99,7 +99,7 @@ from edgetestbed.analysis.agreement import WIRE_SOURCES, disagreement  # noqa: F
 from edgetestbed.analysis.costmodel import MODEL_CARRIERS, TCP_OVERHEAD, cost_model
 from edgetestbed.analysis.costmodel import MSS, SEGMENT_HEADERS  # noqa: F401  (re-exported: tests use them from here)
 from edgetestbed.analysis.definitions import ratio
-from edgetestbed.analysis.linkbytes import sensors_below
+from edgetestbed.analysis.linkbytes import centralized_messages
 from edgetestbed.analysis.pcap import CLASSES, DOWN, UP, LinkTraffic, read_link
 from edgetestbed.analysis.runlogs import Event, RunLogs
 from edgetestbed.controller import UNAVAILABLE
@@ -222,11 +222,9 @@ def _link_messages(run: RunLogs, tap: dict) -> dict[str, list[dict]]:
         return {UP: [{"bytes": e.payload.get("bytes", 0), "payload_bytes": None}
                      for e in run.events(child, STATISTIC)], DOWN: []}
     if run.spec.centralized:   # raw samples only: as the sensors below logged them, and the cloud got them
-        if tap["kind"] == "wan":
-            return {UP: [], DOWN: [{"bytes": e.payload.get("sensor_bytes", 0), "payload_bytes": None}
-                                   for e in run.events(child, STATISTIC)]}
-        return {UP: [{"bytes": e.payload.get("bytes", 0), "payload_bytes": None}
-                     for ident in sensors_below(run, child) for e in run.events(ident, STATISTIC)], DOWN: []}
+        up, down = centralized_messages(run, tap["kind"], child)
+        return {UP: [{"bytes": size, "payload_bytes": None} for size in up],
+                DOWN: [{"bytes": size, "payload_bytes": None} for size in down]}
     if tap["kind"] == "wan":
         return {UP: [], DOWN: []}  # the cloud regenerates its samples: nothing is sent
     return {UP: [e.payload for e in run.sent(child, parent, or_received=True)],

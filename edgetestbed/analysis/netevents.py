@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from edgetestbed.analysis.document import Block, heading, table, text
 from edgetestbed.analysis.plots import human_bytes
 from edgetestbed.analysis.runlogs import RunLogs
 from edgetestbed.dynamics.timeline import RECORDS
 from edgetestbed.process.eventlog import CONNECTION
+
+
+class _Configured(NamedTuple):
+    """A link's one-way delay and rate as the spec set them, changed by each applied event so far."""
+    delay_ms: Optional[float]
+    bw_mbit: Optional[float]
+
+
+_UNCONFIGURED = _Configured(None, None)   # a node event's, or a link the spec left unshaped
 
 
 def event_cost(curve: Mapping[str, Sequence[float]], applied: Optional[float], lower_is_better: bool) -> Dict[str, Any]:
@@ -88,21 +97,21 @@ def network_events_section(run: RunLogs, root_curve: Mapping[str, Sequence[float
     (``tree_*``) and to the propagation latency (``windows``: see :func:`event_latency`)."""
     path = Path(run.run_dir) / RECORDS
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    configured = {node.id: node.link.delay_ms for node in run.spec.nodes if node.link is not None}
-    rates = {node.id: node.link.bw_mbit for node in run.spec.nodes if node.link is not None}
+    configured = {node.id: _Configured(node.link.delay_ms, node.link.bw_mbit)
+                  for node in run.spec.nodes if node.link is not None}
     sent = tree_messages(run) if records else []
     events = []
     for record in records:
         link = record.get("link")   # None for a node event (crash, restart)
-        before, rate_before = configured.get(link), rates.get(link)
+        before = configured.get(link, _UNCONFIGURED)
         if link is not None and record.get("applied") is not None:
-            configured[link] = record.get("delay_ms", configured.get(link))
-            rates[link] = record.get("bw_mbit", rates.get(link))
+            configured[link] = _Configured(record.get("delay_ms", before.delay_ms), record.get("bw_mbit", before.bw_mbit))
+        after = configured.get(link, _UNCONFIGURED)
         applied = record.get("applied")
         cost = event_cost(root_curve, applied, metric == "rmse")
         traffic = event_traffic(sent, applied, run.spec.windows.interval)
-        events.append({**record, "configured_before_ms": before, "configured_after_ms": configured.get(link),
-                       "configured_rate_before_mbit": rate_before, "configured_rate_after_mbit": rates.get(link),
+        events.append({**record, "configured_before_ms": before.delay_ms, "configured_after_ms": after.delay_ms,
+                       "configured_rate_before_mbit": before.bw_mbit, "configured_rate_after_mbit": after.bw_mbit,
                        **{f"root_{key}": value for key, value in cost.items()},
                        **{f"tree_{key}": value for key, value in traffic.items()},
                        **event_latency(windows, applied, run.spec.windows.interval)})

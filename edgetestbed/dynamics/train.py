@@ -89,9 +89,12 @@ def receive(port: int, train: int, packets: int, idle_s: float, out=sys.stdout) 
         wait = FIRST_WAIT_S
         while len(arrivals) < packets and select.select([sock], [], [], wait)[0]:
             data, ancillary, _, _ = sock.recvmsg(PAYLOAD, 64)
+            if len(data) != PAYLOAD:   # not the train's, and maybe too short to hold a header
+                continue
+            ident, index = HEADER.unpack_from(data)
             arrived = _kernel_time(ancillary)
-            if len(data) == PAYLOAD and HEADER.unpack_from(data)[0] == train and arrived is not None:
-                arrivals.append((HEADER.unpack_from(data)[1], arrived))
+            if ident == train and arrived is not None:
+                arrivals.append((index, arrived))
                 wait = idle_s
         print(json.dumps({"arrivals": arrivals}), file=out, flush=True)
 
