@@ -20,7 +20,7 @@ at ``None`` gets its parameters unchecked, as a plain dict (see :class:`Applicat
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, ValidationError
@@ -141,8 +141,10 @@ class Application(ABC):
 class SGDApplication(Application):
     """A model held as a list of float32 arrays in ``self.weights``, trained by minibatch SGD.
 
-    Subclasses set ``self.weights`` in ``__init__`` and implement :meth:`_step`, one
-    gradient step on a minibatch; each epoch visits the samples in a fresh random order.
+    Subclasses set ``self.weights`` in ``__init__`` and implement :meth:`gradient`, the loss
+    and its gradient on a minibatch; a step moves every array by the learning rate times its
+    gradient, and each epoch visits the samples in a fresh random order. (Adaptive τ also
+    reads the gradient and loss at a model without stepping: :mod:`edgetestbed.aggregation.tau`.)
     """
 
     Params: ClassVar[type] = SGDParams
@@ -164,5 +166,13 @@ class SGDApplication(Application):
         return {"samples": len(x), "epochs": epochs, "loss": float(np.mean(losses)) if losses else None}
 
     @abstractmethod
+    def gradient(self, x: np.ndarray, y: np.ndarray) -> Tuple[float, Weights]:
+        """The mean loss on a minibatch at the current weights, and its gradient for every array."""
+
     def _step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One SGD step on a minibatch; return its mean loss before the step."""
+        """One SGD step on a minibatch; its mean loss before the step."""
+        loss, gradients = self.gradient(x, y)
+        rate = np.float32(self.params.learning_rate)
+        for weights, gradient in zip(self.weights, gradients):
+            weights -= rate * gradient.astype(np.float32, copy=False)
+        return loss

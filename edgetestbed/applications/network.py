@@ -89,14 +89,12 @@ def squared_error(predicted: np.ndarray, targets: np.ndarray) -> Tuple[float, np
     return float(0.5 * np.mean(difference ** 2)), difference / len(targets)
 
 
-def sgd_step(weights: List[np.ndarray], x: np.ndarray, targets: np.ndarray, activation: str,
-             loss: Callable[[np.ndarray, np.ndarray], Tuple[float, np.ndarray]], learning_rate: float) -> float:
-    """One in-place gradient step on a minibatch; returns the loss before the step."""
+def loss_gradient(weights: List[np.ndarray], x: np.ndarray, targets: np.ndarray, activation: str,
+                  loss: Callable[[np.ndarray, np.ndarray], Tuple[float, np.ndarray]]) -> Tuple[float, List[np.ndarray]]:
+    """The loss on a minibatch and its gradient for every array in ``weights``."""
     outputs = forward(weights, x, activation)
     value, output_gradient = loss(outputs[-1], targets)
-    for w, g in zip(weights, backward(weights, outputs, output_gradient, activation)):
-        w -= np.float32(learning_rate) * g.astype(np.float32, copy=False)
-    return value
+    return value, backward(weights, outputs, output_gradient, activation)
 
 
 class DenseParams(SGDParams):
@@ -127,9 +125,9 @@ class DenseApplication(SGDApplication):
     def _targets(self, y: np.ndarray) -> np.ndarray:
         return y
 
-    def _step(self, x: np.ndarray, y: np.ndarray) -> float:
-        return sgd_step(self.weights, x, self._targets(y), self.params.activation,
-                        type(self).loss, self.params.learning_rate)
+    def gradient(self, x: np.ndarray, y: np.ndarray) -> Tuple[float, List[np.ndarray]]:
+        return loss_gradient(self.weights, np.asarray(x, dtype=np.float32), self._targets(y),
+                             self.params.activation, type(self).loss)
 
     def _output(self, x: np.ndarray) -> np.ndarray:
         return forward(self.weights, np.asarray(x, dtype=np.float32), self.params.activation)[-1]

@@ -7,7 +7,7 @@ Samples are ordinary MNIST samples (pixels, digit); the target is the digit's pa
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict
+from typing import Any, ClassVar, Dict, List, Tuple
 
 import numpy as np
 from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
@@ -46,16 +46,16 @@ class ParitySVM(SGDApplication):
         w, b = self.weights
         return np.asarray(x, dtype=np.float32) @ w + b[0]
 
-    def _step(self, x: np.ndarray, y: np.ndarray) -> float:
-        w, b = self.weights
+    def gradient(self, x: np.ndarray, y: np.ndarray) -> Tuple[float, List[np.ndarray]]:
+        """The regularised hinge loss and its (sub)gradient."""
+        x = np.asarray(x, dtype=np.float32)
+        w, _ = self.weights
         targets = parity_targets(y)
         margins = targets * self.decision_function(x)
         violating = margins < 1
         loss = 0.5 * self.params.reg * float(w @ w) + float(np.mean(np.maximum(0, 1 - margins)))
-        step = np.float32(self.params.learning_rate)
-        w -= step * (np.float32(self.params.reg) * w - (targets[violating] @ x[violating]) / len(x))
-        b -= step * -np.float32(targets[violating].sum() / len(x))
-        return loss
+        return loss, [np.float32(self.params.reg) * w - (targets[violating] @ x[violating]) / len(x),
+                      np.array([-targets[violating].sum() / len(x)], dtype=np.float32)]
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> Dict[str, Any]:
         """Parity accuracy; ``per_class`` is the parity accuracy on each digit 0–9."""
