@@ -12,7 +12,8 @@ from fractions import Fraction
 import pytest
 
 from edgetestbed.measure.fidelity import Configured, LinkResult, Measured, binomial_interval, format_table, verdict
-from edgetestbed.measure.linkmeasure import LOSS_DATAGRAMS, UDP_FRAME_HEADERS, _loss_probe_plan, setup_attempts
+from edgetestbed.measure.linkmeasure import (LOSS_DATAGRAMS, UDP_FRAME_HEADERS, _loss_probe_plan, received_mbit,
+                                           setup_attempts)
 
 GOOD = Measured(rtt_ms_median=40.3, rtt_ms_p95=41.0, rtt_ms_stdev=0.2,
                 bw_mbit_fwd=9.55, bw_mbit_rev=9.5, loss_pct_fwd=0.0, loss_pct_rev=0.0,
@@ -173,3 +174,22 @@ def test_format_table_shows_each_link_and_what_failed():
     assert lines[1].startswith("w1-ps1") and lines[1].endswith("ok")
     assert lines[2].startswith("ps1-root") and lines[2].endswith("FAIL: bw")
     assert lines[3].startswith("w2-ps1") and lines[3].endswith("FAIL: measured: iperf3 -u w2 -> ps1: hung; hung; hung")
+
+
+def _iperf3_result(protocol: str, whole_mbit: float, intervals: list) -> dict:
+    """An iperf3 --json result cut down to what ``received_mbit`` reads."""
+    return {"start": {"test_start": {"protocol": protocol}},
+            "end": {"sum_received": {"bits_per_second": whole_mbit * 1e6}},
+            "intervals": [{"sum": {"seconds": seconds, "omitted": omitted, "bits_per_second": mbit * 1e6}}
+                          for seconds, omitted, mbit in intervals]}
+
+
+def test_a_udp_rate_is_the_median_of_whole_intervals_so_one_distorted_one_cannot_move_it():
+    # the shape iperf3 3.12 gives with -O 1 -i 0.5 -t 2: an omitted interval, a double one
+    # where the omitted second ends, then whole ones; here the last shifted by a late control
+    # message
+    result = _iperf3_result("UDP", 8.6, [(0.5, True, 9.7), (1.0, False, 4.9), (0.5, False, 9.71),
+                                         (0.5, False, 9.72), (0.5, False, 6.1)])
+    assert received_mbit(result) == pytest.approx(9.71)
+    assert received_mbit(_iperf3_result("UDP", 9.7, [(0.5, True, 9.7)])) == 9.7, "no whole interval: the test's"
+    assert received_mbit(_iperf3_result("TCP", 9.5, [(0.5, False, 3.0)])) == 9.5, "TCP: the whole test's"
