@@ -138,6 +138,16 @@ def test_workers_wait_for_each_round_to_open(sync_run):
     assert max(r["waited"] for r in rounds) > 0.5, "rounds without w3 wait for the root's timeout"
 
 
+def test_a_waiting_worker_polls_without_pulling_the_same_model_again(sync_run):
+    """Polls say the version held; the root answers NOT_MODIFIED until it has a newer one, so a
+    worker receives at most its first model, one at each window's pull and one per round that
+    opened: 1 + 2 x windows (10 measured, against about 40 when every poll got the model)."""
+    events = sync_run.events("w1", "CONNECTION")
+    last_window = sync_run.events("w1", "STATISTIC")[-1]["ts"]
+    received = [e["payload"]["kind"] for e in events if e["payload"]["direction"] == "received" and e["ts"] < last_window]
+    assert received.count("NOT_MODIFIED") > 0 and received.count("MODEL") <= 1 + 2 * LIMIT, received
+
+
 # --- sync down a deep tree: the root's rounds reach every worker ------------------------------
 
 DEEP_NODES = """\

@@ -116,6 +116,7 @@ MALFORMED = [
     ("missing frame", _frames(frames=[np.zeros((4, 3), np.float32)])),
     ("extra frame", _frames(frames=[np.zeros((4, 3), np.float32), np.zeros(3, np.float32), b"x"])),
     ("short frame", _frames(frames=[np.zeros((4, 3), np.float32), np.zeros(2, np.float32)])),
+    ("waiting on a PUSH", _frames({"waiting": True})),
     ("oversized header", [b" " * (protocol.MAX_HEADER_BYTES + 1)]),
     ("oversized message", _frames(frames=[np.zeros(1_000_000, np.float32)])),
 ]
@@ -201,6 +202,18 @@ def test_an_uncoded_message_is_byte_for_byte_what_it_was_before_codecs():
                       b'"ts":1.5,"coverage":{"w1":5},"arrays":[{"dtype":"float32","shape":[4,3]},'
                       b'{"dtype":"float32","shape":[3]}]}')
     assert decode(encode(_push()), SCHEMA).codec == ()
+
+
+def test_a_waiting_pull_says_so_and_other_pulls_keep_their_bytes():
+    plain = encode(Message(PULL, "w1", seq=3, version=2, ts=1.5))[0]
+    waiting = encode(Message(PULL, "w1", seq=3, version=2, ts=1.5, waiting=True))[0]
+    assert b"waiting" not in plain and waiting == plain[:-1] + b',"waiting":true}'
+    assert decode([waiting], SCHEMA).waiting and not decode([plain], SCHEMA).waiting
+    for value in (False, 1, "true"):
+        header = json.loads(waiting)
+        header["waiting"] = value
+        with pytest.raises(MalformedMessage, match="waiting must be true and on a PULL only"):
+            decode([json.dumps(header).encode()], SCHEMA)
 
 
 @pytest.mark.parametrize("codec, wire", [

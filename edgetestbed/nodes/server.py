@@ -186,14 +186,17 @@ class ParameterServer:
         self.runtime.log_message("sent", request.sender, reply, reply_frames)
 
     def _model(self, request: Message) -> Message:
-        """The reply to a pull: the model, or ``NOT_MODIFIED`` if the child's policy lets it go
-        without (:mod:`edgetestbed.nodes.notmodified`)."""
+        """The reply to a pull: the model, or ``NOT_MODIFIED`` if the child waits for a newer
+        version than this one or its policy lets it go without (:mod:`edgetestbed.nodes.notmodified`)."""
+        shown = self.held or Shown.of(self.model)
+        if request.waiting and request.version == shown.version:   # nothing newer than the child holds
+            return request.reply(NOT_MODIFIED, self.runtime.ident, version=shown.version,
+                                 coverage=dict(shown.coverage))
         not_modified = self.held is None and self.pull_gate.not_modified_for(request.sender, request.version)
         self.pull_gate.answered(request.sender, not_modified)
         if not_modified:
             return request.reply(NOT_MODIFIED, self.runtime.ident, version=self.model.version,
                                  coverage=dict(self.model.coverage))
-        shown = self.held or Shown.of(self.model)
         return request.reply(MODEL, self.runtime.ident, version=shown.version, coverage=dict(shown.coverage),
                              arrays=shown.weights, codec=self.pull_codecs[request.sender])
 

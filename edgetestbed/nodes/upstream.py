@@ -22,7 +22,9 @@ so that state such as top-k's error feedback carries from push to push, and adva
 
 A node whose parent's aggregation runs rounds (``sync``) waits until the parent's version has
 passed the one its last acknowledged push was computed from (that round has closed),
-pulling every ``ROUND_POLL`` seconds, for at most the aggregation's patience; ``ROUND``
+pulling every ``ROUND_POLL`` seconds (each such PULL says it is ``waiting`` with the version it
+holds, and the parent answers ``NOT_MODIFIED``, no weights, until it has a newer one: a poll
+costs a header, not a model), for at most the aggregation's patience; ``ROUND``
 ``{version, pushed_from, waited, opened}`` logs each wait. A worker waits after each pull its
 policy asks for (:meth:`Exchange.await_round`); a parameter server, which must go on serving
 its children, waits a poll at a time (:meth:`Exchange.poll_round`, see
@@ -239,7 +241,7 @@ class Exchange:
         or the wait has lasted the aggregation's patience."""
         if not self.round_open() and time.time() >= self.next_round_poll:
             self.next_round_poll = time.time() + ROUND_POLL
-            self.pull()
+            self.pull(waiting=True)
         waited = time.time() - started
         if not self.round_open() and waited < self.round_patience:
             return False
@@ -247,13 +249,18 @@ class Exchange:
                                waited=waited, opened=self.round_open())
         return True
 
-    def pull(self) -> bool:
-        """Adopt the parent's current model; False if the parent did not answer."""
+    def pull(self, waiting: bool = False) -> bool:
+        """Adopt the parent's current model; False if the parent did not answer. ``waiting``: a
+        poll for a newer model than the one held, whose ``NOT_MODIFIED`` says only that there
+        is none yet (not logged: a round's wait logs ``ROUND``)."""
         if self.parent is None:
             return False
-        reply = self.parent.request(PULL, **({"version": self.model.base_version} if self.names_version else {}))
+        named = {"version": self.model.base_version} if self.names_version or waiting else {}
+        reply = self.parent.request(PULL, waiting=waiting, **named)
         if reply is None:
             return False
+        if reply.type == NOT_MODIFIED and waiting:
+            return True
         if reply.type == NOT_MODIFIED:
             self.not_modified += 1
             self.runtime.log.write(KEPT_MODEL, peer=self.parent.parent_id, version=reply.version,

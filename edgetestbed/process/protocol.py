@@ -46,6 +46,10 @@ wire arrays like any others, decodes them into its own model's shapes and checks
 result against the schema as for an uncoded message (:mod:`edgetestbed.process.coded`).
 A message without a codec has no ``"codec"`` key: its bytes are those of a message before
 codecs existed.
+
+A ``PULL`` may carry ``"waiting": true``: its sender holds the model of the ``version`` it
+names and waits for a newer one (a ``sync`` round to close), so the parent answers
+``NOT_MODIFIED`` while it has none. Any other PULL has no such key.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ MAX_INT = 2 ** 53  # every integer field must survive a round trip through any J
 
 _HEADER_KEYS = frozenset({"v", "type", "sender", "seq", "version", "window", "samples", "ts",
                           "coverage", "arrays"})
+_OPTIONAL_KEYS = frozenset({"codec", "waiting"})
 CODED = (PUSH, MODEL)   # the types a codec may encode: a model's tensors
 _INT_FIELDS = {"seq": 0, "version": 0, "window": -1, "samples": 0}  # field: smallest allowed value
 
@@ -128,6 +133,7 @@ class Message:
     arrays: Tuple[np.ndarray, ...] = ()
     ts: float = 0.0
     codec: Tuple[Codec, ...] = ()
+    waiting: bool = False   # a PULL of a child that holds ``version`` and waits for a newer one
 
     def reply(self, type_: str, sender: str, **fields: Any) -> "Message":
         """A reply to this request: same ``seq``."""
@@ -214,6 +220,8 @@ def encode(message: Message) -> List[Any]:
     }
     if message.codec:
         header["codec"] = [codec.describe() for codec in message.codec]
+    if message.waiting:
+        header["waiting"] = True
     return [json.dumps(header, separators=(",", ":")).encode(), *arrays]
 
 
@@ -260,7 +268,7 @@ def decode(frames: Sequence[Any], schema: Schema) -> Message:
         raise MalformedMessage(error.reason, sender) from None
     return Message(header["type"], header["sender"], seq=header["seq"], version=header["version"],
                    window=header["window"], samples=header["samples"], coverage=header["coverage"],
-                   arrays=arrays, ts=float(header["ts"]), codec=codecs)
+                   arrays=arrays, ts=float(header["ts"]), codec=codecs, waiting="waiting" in header)
 
 
 def _refuse_constant(name: str) -> None:
@@ -285,9 +293,12 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_fields(header: Mapping[str, Any]) -> None:
-    missing, unknown = sorted(_HEADER_KEYS - set(header)), sorted(set(header) - _HEADER_KEYS - {"codec"})
+    missing, unknown = sorted(_HEADER_KEYS - set(header)), sorted(set(header) - _HEADER_KEYS - _OPTIONAL_KEYS)
     if missing or unknown:
         raise MalformedMessage(f"header fields: missing {missing}, unknown {unknown}")
+    if "waiting" in header and (header["waiting"] is not True or header["type"] != PULL):
+        raise MalformedMessage(f"waiting must be true and on a PULL only, got {header['waiting']!r} "
+                               f"on a {header['type']!r}")
     if not _is_int(header["v"]) or header["v"] != PROTOCOL_VERSION:
         raise MalformedMessage(f"protocol version {header['v']!r} is not {PROTOCOL_VERSION}")
     if header["type"] not in MESSAGE_TYPES:
