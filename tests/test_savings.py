@@ -33,6 +33,18 @@ def trigger_logs() -> dict:
     return logs
 
 
+def test_a_reply_to_a_waiting_poll_saved_nothing(tmp_path):
+    """A sync child's polls for its round to close: NOT_MODIFIED says the round is still open."""
+    logs = trigger_logs()
+    for ident, direction in (("w2", "sent"), ("root", "received")):
+        logs[ident] = [(ts, kind, {**payload, "waiting": True}
+                        if kind == "CONNECTION" and payload["kind"] == "PULL" and payload["seq"] == 41
+                        and payload["direction"] == direction else payload) for ts, kind, payload in logs[ident]]
+    metrics = json.loads(write_metrics(write_handmade_run(tmp_path / "waiting", logs)).read_text())
+    w2 = next(item for item in metrics["savings"]["links"] if item["child"] == "w2")
+    assert w2["pulls_not_modified"] == 1 and w2["saved_bytes"] == (3 + 1) * 1000 + 1000 - NOT_MODIFIED_BYTES
+
+
 @pytest.fixture
 def runs(tmp_path):
     return [write_handmade_run(tmp_path / "simple"), write_handmade_run(tmp_path / "trigger", trigger_logs())]

@@ -7,7 +7,9 @@ lives) and their logged messages:
 * ``pushes_suppressed``, ``updates_discarded``: the child's (``accuracy``,
   ``significance``, ``relevance``; 0 for the other policies); either is a push not sent;
 * ``pulls_not_modified``: the parent's ``NOT_MODIFIED`` replies to the child, counted in the
-  parent's log (its DONE's ``pulls_not_modified`` totals them over its children);
+  parent's log (its DONE's ``pulls_not_modified`` totals them over its children), but not
+  those to a ``waiting`` PULL (a ``sync`` child polling for its round to close: the reply only
+  says the round is still open, and no model was left out);
 * ``saved_bytes``: an **estimate from the nodes' own messages**, since what was not sent
   cannot be measured: (suppressed + discarded) × the mean bytes of the child's logged
   PUSHes, plus ``NOT_MODIFIED`` replies × the mean bytes of the parent's logged MODEL replies
@@ -25,7 +27,7 @@ from typing import Any, Dict, List, Mapping
 
 from edgetestbed.analysis.compression import life_endings
 from edgetestbed.analysis.runlogs import RunLogs
-from edgetestbed.process.protocol import MODEL, NOT_MODIFIED, PUSH
+from edgetestbed.process.protocol import MODEL, NOT_MODIFIED, PULL, PUSH
 from edgetestbed.spec.plan import plan_network
 
 NOTE = "saved bytes are an estimate: exchanges left out × the mean bytes of the node's own logged messages"
@@ -44,7 +46,9 @@ def _link(run: RunLogs, label: str, child: str, parent: str) -> Dict[str, Any]:
     endings = life_endings(run, child)
     counts = {key: sum(int(ending.get(key, 0)) for ending in endings) for key in COUNTS}
     pushes, models = _sent(run, child, parent, PUSH), _sent(run, parent, child, MODEL)
-    not_modified = _sent(run, parent, child, NOT_MODIFIED)
+    waiting = {e.payload.get("seq") for e in run.connections(parent, child, "received", (PULL,))
+               if e.payload.get("waiting")}
+    not_modified = [size for seq, size in _replies(run, parent, child, NOT_MODIFIED) if seq not in waiting]
     saved_pushes = sum(counts.values()) * _mean(pushes)
     saved_pulls = len(not_modified) * _mean(models) - sum(not_modified) if models else 0
     return {"link": label, "child": child, "parent": parent, **counts, "pulls_not_modified": len(not_modified),
@@ -59,6 +63,11 @@ def _sent(run: RunLogs, sender: str, receiver: str, kind: str) -> List[int]:
     if kind == PUSH:
         return list({fields.get("seq"): int(fields.get("bytes", 0)) for fields in sent}.values())
     return [int(fields.get("bytes", 0)) for fields in sent]
+
+
+def _replies(run: RunLogs, sender: str, receiver: str, kind: str) -> List[tuple]:
+    """``(seq, bytes)`` of each ``kind`` reply ``sender`` logged sending ``receiver``."""
+    return [(e.payload.get("seq"), int(e.payload.get("bytes", 0))) for e in run.sent(sender, receiver, kind)]
 
 
 def _mean(sizes: List[int]) -> float:

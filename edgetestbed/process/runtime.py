@@ -174,7 +174,8 @@ class Runtime:
     # -- logging
     def log_message(self, direction: str, peer: str, message: protocol.Message, frames: Any) -> None:
         """A CONNECTION event for one message sent or received on a tree link; a coded one's
-        also has ``codec`` (the chain's types) and ``raw_bytes``, its tensors' bytes uncoded."""
+        also has ``codec`` (the chain's types) and ``raw_bytes``, its tensors' bytes uncoded, and
+        a ``waiting`` PULL says so."""
         payload_bytes = sum(protocol.frame_bytes(f) for f in list(frames)[1:])
         coded = {}
         if message.codec:
@@ -182,7 +183,8 @@ class Runtime:
                      "raw_bytes": sum(np.asarray(a).nbytes for a in message.arrays)}
         self.log.write(CONNECTION, direction=direction, peer=peer, kind=message.type,
                        bytes=protocol.wire_bytes(frames), payload_bytes=payload_bytes, seq=message.seq,
-                       version=message.version, window=message.window, samples=message.samples, **coded)
+                       version=message.version, window=message.window, samples=message.samples, **coded,
+                       **({"waiting": True} if message.waiting else {}))
 
     def log_malformed(self, reason: str, peer: Optional[str], frames: Any) -> None:
         """A MALFORMED event for a message that was dropped."""
