@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -73,9 +74,16 @@ class Lines(io.StringIO):
         return super().write(text)
 
 
+def free_udp_port() -> int:
+    """A UDP port no socket holds now (the kernel's pick, not one two runs could share)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("0.0.0.0", 0))
+        return probe.getsockname()[1]
+
+
 def test_a_train_over_loopback_arrives_whole_and_in_order():
     """Real sockets: the receiver keeps only its own train's datagrams, stamped by the kernel."""
-    out, port = Lines(), 47000 + int(time.time()) % 1000
+    out, port = Lines(), free_udp_port()
     receiver = threading.Thread(target=train.receive, args=(port, 7, 30, 0.5, out))
     receiver.start()
     assert out.ready.wait(5)
