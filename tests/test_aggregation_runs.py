@@ -150,10 +150,12 @@ def test_a_waiting_worker_polls_without_pulling_the_same_model_again(sync_run):
 
 # --- sync down a deep tree: the root's rounds reach every worker ------------------------------
 
+# Nothing dies here: the timeouts are long, so that a slow merge on a loaded machine cannot make
+# a server give up on a child that is only late.
 DEEP_NODES = """\
-  - {id: root, aggregation: {type: sync}}
-  - {id: ps1, parent: root, aggregation: {type: sync}}
-  - {id: ps2, parent: root, aggregation: {type: sync}}
+  - {id: root, aggregation: {type: sync, timeout: 10s}}
+  - {id: ps1, parent: root, aggregation: {type: sync, timeout: 10s}}
+  - {id: ps2, parent: root, aggregation: {type: sync, timeout: 10s}}
   - {id: w1, parent: ps1, sensors: [0]}
   - {id: w2, parent: ps1, sensors: [1]}
   - {id: w3, parent: ps2, sensors: [2]}
