@@ -56,7 +56,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Set, Tuple
 
 import numpy as np
-
 import zmq
 
 from edgetestbed.aggregation import create_aggregation
